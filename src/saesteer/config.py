@@ -1,0 +1,157 @@
+"""Run configuration: schema validation with defaults, then checks that need the model
+and SAE metadata, so a bad config fails before any job runs, naming the field."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the field."""
+
+
+def load_config(path: str | Path, schema: str | Path = DEFAULT_SCHEMA) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    with path.open() as f:
+        config = yaml.safe_load(f)
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return validate_config(config, schema)
+
+
+def validate_config(config: dict, schema: str | Path = DEFAULT_SCHEMA) -> dict:
+    """Validate `config` in place (filling defaults) and return it."""
+    _normalize_layers(config)
+    _validate_schema(config, schema)
+    _check_semantics(config)
+    return config
+
+
+def layer_settings(config: dict, layer: int | str) -> dict:
+    """This layer's effective settings, with `{layer}` templates filled in.
+
+    Only this slice feeds a layer's jobs, so editing one layer reruns only that layer.
+    """
+    key = str(layer)
+    if key not in config["layers"]:
+        raise ConfigError(f"layers.{key}: layer {key} is not configured")
+    own = config["layers"][key]
+    sae = {**config.get("sae", {}), **own.get("sae", {})}
+    for field in ("id", "path"):
+        if field in sae:
+            sae[field] = sae[field].format(layer=int(key))
+    features = copy.deepcopy(own.get("features", config.get("features")))
+    return {"layer": int(key), "sae": sae, "features": features}
+
+
+def configured_layers(config: dict) -> list[int]:
+    return sorted(int(k) for k in config["layers"])
+
+
+def _normalize_layers(config: dict) -> None:
+    layers = config.get("layers")
+    if isinstance(layers, dict):
+        config["layers"] = {str(k): ({} if v is None else v) for k, v in layers.items()}
+
+
+def _field(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _validate_schema(config: dict, schema_path: str | Path) -> None:
+    with open(schema_path) as f:
+        schema = yaml.safe_load(f)
+    validator = _with_defaults(jsonschema.Draft7Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        error = jsonschema.exceptions.best_match(errors)
+        raise ConfigError(f"config error at {_field(error.absolute_path)}: {error.message}")
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills `default:` values of object properties."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _check_semantics(config: dict) -> None:
+    from saesteer.models import model_source
+    from saesteer.saes import sae_source
+
+    source = model_source(config["model"]["source"])
+    n_layers = source.n_layers()
+    for layer in configured_layers(config):
+        if n_layers is not None and layer >= n_layers:
+            raise ConfigError(
+                f"layers.{layer}: layer out of range, {config['model']['source']} "
+                f"has {n_layers} layers (0..{n_layers - 1})"
+            )
+        settings = layer_settings(config, layer)
+        if "source" not in settings["sae"]:
+            raise ConfigError(f"sae.source: missing (needed by layer {layer})")
+        d_sae = sae_source(settings["sae"]["source"]).check(settings["sae"], layer)
+        if settings["features"] is None:
+            raise ConfigError(f"layers.{layer}.features: no feature list (and no global features)")
+        check_features(settings["features"], layer, d_sae)
+
+
+def check_features(spec: Any, layer: int, d_sae: int | None) -> None:
+    """Catch bad feature ids early; `d_sae` is None when unknown before the SAE loads."""
+    where = f"layers.{layer}.features"
+    if isinstance(spec, dict) and "file" in spec:
+        ids = read_feature_file(spec["file"], layer)
+        where += f" (file {spec['file']})"
+    elif isinstance(spec, dict):
+        if d_sae is not None and spec["random"] > d_sae:
+            raise ConfigError(f"{where}.random: {spec['random']} > d_sae={d_sae}")
+        return
+    else:
+        ids = spec
+    if d_sae is not None:
+        bad = [i for i in ids if i >= d_sae]
+        if bad:
+            raise ConfigError(f"{where}: feature ids {bad[:5]} out of range, d_sae={d_sae}")
+
+
+def read_feature_file(path: str | Path, layer: int) -> list[int]:
+    """Read the paper's feature-list JSON, `{"<layer>": [index, ...]}`, for one layer."""
+    path = Path(path)
+    where = f"features file {path}"
+    if not path.is_file():
+        raise ConfigError(f"{where}: file not found")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{where}: not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f'{where}: expected {{"<layer>": [ids]}}, got {type(data).__name__}')
+    if str(layer) not in data:
+        raise ConfigError(f"{where}: no entry for layer {layer} (has {sorted(data)[:10]})")
+    ids = data[str(layer)]
+    if (
+        not isinstance(ids, list)
+        or not ids
+        or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids)
+    ):
+        raise ConfigError(f'{where}: entry "{layer}" must be a non-empty list of ids >= 0')
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f'{where}: entry "{layer}" has duplicate ids')
+    return ids

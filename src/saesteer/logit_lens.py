@@ -1,0 +1,59 @@
+"""Logit lens of SAE features: P_i = softmax(lm_head(final_norm(W_dec[i])))."""
+
+from __future__ import annotations
+
+import polars as pl
+import torch
+from tqdm import tqdm
+
+from saesteer.models import final_norm
+
+LOGIT_LENS_SCHEMA = {
+    "layer": pl.Int32,
+    "feature": pl.Int64,
+    "rank": pl.Int32,
+    "token_id": pl.Int64,
+    "token": pl.Utf8,
+    "prob": pl.Float64,
+}
+
+
+@torch.no_grad()
+def logit_lens_topk(
+    model, w_dec: torch.Tensor, features: list[int], top_k: int = 20, batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k token ids and probabilities of each feature's decoder row, batched.
+
+    Returns (ids, probs), each [len(features), top_k], sorted by descending probability.
+    """
+    norm, unembed = final_norm(model), model.get_output_embeddings()
+    param = unembed.weight
+    index = torch.as_tensor(features, dtype=torch.long, device=w_dec.device)
+    all_ids, all_probs = [], []
+    for start in tqdm(range(0, len(features), batch_size), desc="logit lens", unit="batch"):
+        rows = w_dec[index[start : start + batch_size]].to(param.device, param.dtype)
+        # The decoder row is read as if it were a final hidden state (norm, then unembed).
+        probs = torch.softmax(unembed(norm(rows)).float(), dim=-1)
+        top = probs.topk(top_k, dim=-1)
+        all_ids.append(top.indices.cpu())
+        all_probs.append(top.values.cpu())
+    return torch.cat(all_ids), torch.cat(all_probs)
+
+
+def logit_lens_frame(
+    layer: int, features: list[int], ids: torch.Tensor, probs: torch.Tensor, tokenizer
+) -> pl.DataFrame:
+    n, k = ids.shape
+    flat_ids = ids.reshape(-1).tolist()
+    tokens = tokenizer.batch_decode([[t] for t in flat_ids])
+    return pl.DataFrame(
+        {
+            "layer": [layer] * (n * k),
+            "feature": [f for f in features for _ in range(k)],
+            "rank": list(range(k)) * n,
+            "token_id": flat_ids,
+            "token": tokens,
+            "prob": probs.reshape(-1).double().tolist(),
+        },
+        schema=LOGIT_LENS_SCHEMA,
+    )

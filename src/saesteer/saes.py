@@ -1,0 +1,105 @@
+"""SAE resolution per layer (a registry of sources) and loading."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from saesteer.config import ConfigError
+
+
+@functools.cache
+def saelens_directory() -> dict:
+    """SAE-Lens' table of pretrained releases, read as YAML so config checks stay fast."""
+    spec = importlib.util.find_spec("sae_lens")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("sae.source: saelens needs the sae-lens package installed")
+    table = Path(spec.submodule_search_locations[0]) / "pretrained_saes.yaml"
+    with table.open() as f:
+        return yaml.safe_load(f)
+
+
+def _describe_loaded(sae, **fields) -> dict:
+    cfg = sae.cfg
+    return {
+        **fields,
+        "hook_name": cfg.metadata.hook_name,
+        "d_in": int(cfg.d_in),
+        "d_sae": int(cfg.d_sae),
+        "architecture": sae.cfg.architecture(),
+    }
+
+
+@dataclass(frozen=True)
+class SaeLensRelease:
+    """A pretrained SAE from SAE-Lens' registry, e.g. GemmaScope (downloads on first use)."""
+
+    def check(self, sae: dict, layer: int) -> int | None:
+        for field in ("release", "id"):
+            if field not in sae:
+                raise ConfigError(f"sae.{field}: required for source saelens (layer {layer})")
+        directory = saelens_directory()
+        if sae["release"] not in directory:
+            raise ConfigError(f"sae.release: unknown SAE-Lens release {sae['release']!r}")
+        ids = {entry["id"] for entry in directory[sae["release"]]["saes"]}
+        if sae["id"] not in ids:
+            raise ConfigError(
+                f"sae.id: {sae['id']!r} (layer {layer}) is not in release {sae['release']!r}"
+            )
+        return sae.get("d_sae")
+
+    def describe(self, sae: dict, layer: int) -> dict:
+        loaded = self.load({"release": sae["release"], "sae_id": sae["id"]})
+        return _describe_loaded(
+            loaded, source="saelens", layer=layer, release=sae["release"], sae_id=sae["id"]
+        )
+
+    def load(self, descriptor: dict, device: str = "cpu"):
+        from sae_lens import SAE
+
+        return SAE.from_pretrained(descriptor["release"], descriptor["sae_id"], device=device)
+
+
+@dataclass(frozen=True)
+class LocalDirectory:
+    """An SAE saved by SAE-Lens (`cfg.json` + `sae_weights.safetensors`)."""
+
+    def check(self, sae: dict, layer: int) -> int:
+        if "path" not in sae:
+            raise ConfigError(f"sae.path: required for source local (layer {layer})")
+        cfg_file = Path(sae["path"]) / "cfg.json"
+        if not cfg_file.is_file():
+            raise ConfigError(f"sae.path: no SAE-Lens cfg.json in {sae['path']} (layer {layer})")
+        try:
+            return int(json.loads(cfg_file.read_text())["d_sae"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"sae.path: unreadable SAE-Lens config {cfg_file}: {e}") from e
+
+    def describe(self, sae: dict, layer: int) -> dict:
+        path = str(Path(sae["path"]).resolve())
+        return _describe_loaded(self.load({"path": path}), source="local", layer=layer, path=path)
+
+    def load(self, descriptor: dict, device: str = "cpu"):
+        from sae_lens import SAE
+
+        return SAE.load_from_disk(descriptor["path"], device=device)
+
+
+SAE_SOURCES = {"saelens": SaeLensRelease(), "local": LocalDirectory()}
+
+
+def sae_source(name: str):
+    if name not in SAE_SOURCES:
+        raise ConfigError(f"sae.source: {name!r} is not available (known: {sorted(SAE_SOURCES)})")
+    return SAE_SOURCES[name]
+
+
+def load_sae(descriptor: dict, device: str = "cpu"):
+    """Load the SAE a `sae.json` descriptor names, in eval mode, without gradients."""
+    sae = sae_source(descriptor["source"]).load(descriptor, device=device)
+    return sae.eval().requires_grad_(False)

@@ -1,0 +1,37 @@
+import json
+
+from saesteer.config import configured_layers, layer_settings, read_feature_file
+
+OUT = f"results/{config['run']}"
+LAYERS = configured_layers(config)
+MODEL = config["model"]
+
+
+wildcard_constraints:
+    layer=r"\d+",
+
+
+def sae_spec(wildcards):
+    """This layer's SAE settings only, so other layers' edits do not rerun it."""
+    return json.dumps(layer_settings(config, wildcards.layer)["sae"], sort_keys=True)
+
+
+def feature_spec(wildcards):
+    """This layer's feature setting; a feature file is read so only this layer's entry counts."""
+    spec = layer_settings(config, wildcards.layer)["features"]
+    if isinstance(spec, dict) and "file" in spec:
+        spec = read_feature_file(spec["file"], int(wildcards.layer))
+    return json.dumps(spec, sort_keys=True)
+
+
+def sae_files(wildcards):
+    """Local SAE weights are inputs, so replacing them reruns the layer."""
+    sae = layer_settings(config, wildcards.layer)["sae"]
+    if sae["source"] == "local":
+        return [f"{sae['path']}/cfg.json", f"{sae['path']}/sae_weights.safetensors"]
+    return []
+
+
+def embedded_model(wildcards):
+    kind, _, name = MODEL["source"].partition(":")
+    return [f"resources/models/{name}"] if kind == "embedded" else []

@@ -1,0 +1,24 @@
+rule logit_lens:
+    input:
+        model=f"{OUT}/model.json",
+        sae=f"{OUT}/layers/{{layer}}/sae.json",
+        features=f"{OUT}/layers/{{layer}}/features.parquet",
+    output:
+        f"{OUT}/layers/{{layer}}/logit_lens.parquet",
+    log:
+        f"{OUT}/logs/logit_lens/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/logit_lens/{{layer}}.tsv"
+    conda:
+        "../envs/saesteer.yaml"
+    resources:
+        gpu=1,
+        mem_mb=4000,
+    params:
+        top_k=config["logit_lens"]["top_k"],
+        batch_size=config["logit_lens"]["batch_size"],
+        device=MODEL["device"],
+    shell:
+        "saesteer logit-lens --model {input.model} --sae {input.sae} "
+        "--features {input.features} --top-k {params.top_k} "
+        "--batch-size {params.batch_size} --device {params.device} --out {output} 2> {log}"

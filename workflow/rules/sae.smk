@@ -1,0 +1,17 @@
+rule sae:
+    input:
+        sae_files,
+    output:
+        f"{OUT}/layers/{{layer}}/sae.json",
+    log:
+        f"{OUT}/logs/sae/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/sae/{{layer}}.tsv"
+    conda:
+        "../envs/saesteer.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        spec=sae_spec,
+    shell:
+        "saesteer sae --layer {wildcards.layer} --spec {params.spec:q} --out {output} 2> {log}"
