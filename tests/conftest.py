@@ -1,0 +1,118 @@
+"""Shared fixtures: a tiny random Llama with a word-level tokenizer, and SAE-Lens SAEs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_LAYERS, TINY_D_MODEL, TINY_VOCAB = 4, 64, 128
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = tmp_path_factory.mktemp("tiny_llama")
+    words = ["<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(TINY_VOCAB - 3)]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+    )
+    config = LlamaConfig(
+        vocab_size=TINY_VOCAB,
+        hidden_size=TINY_D_MODEL,
+        intermediate_size=128,
+        num_hidden_layers=TINY_LAYERS,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def save_sae(path: Path, layer: int, d_in: int = TINY_D_MODEL, d_sae: int = 256, seed: int = 0):
+    """A real SAE-Lens SAE with random weights, saved with SAE-Lens."""
+    from sae_lens import StandardSAE, StandardSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    torch.manual_seed(seed)
+    cfg = StandardSAEConfig(
+        d_in=d_in, d_sae=d_sae, metadata=SAEMetadata(hook_name=f"model.layers.{layer}")
+    )
+    sae = StandardSAE(cfg)
+    sae.save_model(path)
+    return sae
+
+
+@pytest.fixture(scope="session")
+def tiny_saes(tmp_path_factory) -> Path:
+    """SAE-Lens directories `layer_<L>` for every layer of the tiny model."""
+    root = tmp_path_factory.mktemp("tiny_saes")
+    for layer in range(TINY_LAYERS):
+        save_sae(root / f"layer_{layer}", layer, seed=layer)
+    return root
+
+
+@pytest.fixture
+def tiny_config(tiny_model_dir, tiny_saes) -> dict:
+    """A valid run config over the tiny model (a fresh dict per test, safe to mutate)."""
+    return {
+        "run": "tiny",
+        "model": {"source": f"local:{tiny_model_dir}", "device": "cpu"},
+        "sae": {"source": "local", "path": f"{tiny_saes}/layer_{{layer}}"},
+        "features": {"random": 8, "seed": 1},
+        "logit_lens": {"top_k": 5},
+        "layers": {1: {}, 2: {"features": [0, 3, 7, 255]}},
+    }
+
+
+def run_snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    """Run the real workflow in `workdir` on `config`, with this interpreter's tools on PATH."""
+    config_file = workdir / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [
+        "snakemake",
+        "--snakefile",
+        str(REPO / "workflow" / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config_file),
+        "--cores",
+        "2",
+        *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
+
+
+def reference_topk(model, direction: torch.Tensor, k: int):
+    """Independent path: make `direction` the last block's output and run the model itself."""
+    from saesteer.models import decoder_layers
+
+    last = decoder_layers(model)[-1]
+
+    def replace(module, inputs, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        hidden = direction.expand_as(hidden).clone()
+        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+    handle = last.register_forward_hook(replace)
+    try:
+        logits = model(torch.tensor([[1]])).logits[0, -1]
+    finally:
+        handle.remove()
+    return torch.softmax(logits, -1).topk(k)

@@ -1,0 +1,149 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from saesteer.config import ConfigError, layer_settings, load_config, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_valid_config_gets_defaults(tiny_config):
+    config = validate_config(tiny_config)
+    assert config["model"]["dtype"] == "float32"
+    assert config["logit_lens"] == {"top_k": 5, "batch_size": 256}
+    assert set(config["layers"]) == {"1", "2"}
+
+
+def test_layer_settings_is_the_layers_own_slice(tiny_config, tiny_saes):
+    config = validate_config(tiny_config)
+    one, two = layer_settings(config, 1), layer_settings(config, 2)
+    assert one["sae"]["path"] == f"{tiny_saes}/layer_1"
+    assert one["features"] == {"random": 8, "seed": 1}
+    assert two["features"] == [0, 3, 7, 255]
+
+
+def test_layer_sae_override_merges_over_global(tiny_config, tiny_saes):
+    tiny_config["layers"][2]["sae"] = {"path": f"{tiny_saes}/layer_3"}
+    config = validate_config(tiny_config)
+    assert layer_settings(config, 2)["sae"] == {"source": "local", "path": f"{tiny_saes}/layer_3"}
+    assert layer_settings(config, 1)["sae"]["path"] == f"{tiny_saes}/layer_1"
+
+
+def test_feature_file_in_the_papers_format(tiny_config, tmp_path):
+    path = tmp_path / "features.json"
+    path.write_text(json.dumps({"1": [5, 6], "2": [9]}))
+    tiny_config["features"] = {"file": str(path)}
+    validate_config(tiny_config)
+
+
+def _set(config, dotted, value):
+    *parents, last = dotted.split(".")
+    node = config
+    for key in parents:
+        node = node[int(key) if key.isdigit() and int(key) in node else key]
+    node[int(last) if last.isdigit() and int(last) in node else last] = value
+
+
+def _delete(config, dotted):
+    *parents, last = dotted.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    del node[last]
+
+
+BAD_VALUES = [
+    ("run", "my run!", "at run"),
+    ("model.source", "foo:bar", "at model.source"),
+    ("model.source", "embedded:gpt-17", "unknown embedded model 'gpt-17'"),
+    ("model.source", "local:/no/such/dir", "no config.json in local model directory"),
+    ("model.dtype", "float8", "at model.dtype"),
+    ("model.device", "gpu", "at model.device"),
+    ("sae.source", "magic", "at sae.source"),
+    ("sae.path", "/no/such/sae_{layer}", "sae.path: no SAE-Lens cfg.json in /no/such/sae_1"),
+    ("features", {"random": 1000}, "layers.1.features.random: 1000 > d_sae=256"),
+    ("features", {"random": 0}, "at features"),
+    ("features", [1, -2], "at features"),
+    ("features", {"file": "/no/such.json"}, "features file /no/such.json: file not found"),
+    ("layers.2.features", [0, 256], "layers.2.features: feature ids [256] out of range"),
+    ("layers", {}, "at layers"),
+    ("layers", {"first": {}}, "at layers"),
+    ("layers", {9: {}}, "layers.9: layer out of range"),
+    ("logit_lens.top_k", 0, "at logit_lens.top_k"),
+    ("typo_key", 1, "Additional properties are not allowed ('typo_key'"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), BAD_VALUES)
+def test_bad_value_is_rejected_naming_the_field(tiny_config, field, value, message):
+    _set(tiny_config, field, value)
+    with pytest.raises(ConfigError) as err:
+        validate_config(tiny_config)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("field", ["run", "model", "sae.source", "model.source"])
+def test_missing_required_field(tiny_config, field):
+    _delete(tiny_config, field)
+    with pytest.raises(ConfigError) as err:
+        validate_config(tiny_config)
+    assert field.split(".")[-1] in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected"),
+        ('{"2": [1]}', "no entry for layer 1"),
+        ('{"1": [], "2": [1]}', 'entry "1" must be a non-empty list'),
+        ('{"1": ["a"], "2": [1]}', 'entry "1" must be a non-empty list'),
+        ('{"1": [3, 3], "2": [1]}', "duplicate ids"),
+        ('{"1": [300], "2": [1]}', "feature ids [300] out of range"),
+    ],
+)
+def test_malformed_feature_file(tiny_config, tmp_path, content, message):
+    path = tmp_path / "features.json"
+    path.write_text(content)
+    tiny_config["features"] = {"file": str(path)}
+    with pytest.raises(ConfigError) as err:
+        validate_config(tiny_config)
+    assert str(path) in str(err.value)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("sae", "message"),
+    [
+        ({"source": "saelens", "id": "x"}, "sae.release: required"),
+        ({"source": "saelens", "release": "no-such-release", "id": "x"}, "unknown SAE-Lens"),
+        (
+            {"source": "saelens", "release": "gemma-scope-2b-pt-res-canonical", "id": "nope"},
+            "sae.id: 'nope' (layer 1) is not in release",
+        ),
+        ({"source": "local"}, "sae.path: required"),
+    ],
+)
+def test_bad_sae_settings(tiny_config, sae, message):
+    tiny_config["sae"] = sae
+    with pytest.raises(ConfigError) as err:
+        validate_config(tiny_config)
+    assert message in str(err.value)
+
+
+def test_saelens_release_config_passes_offline(tiny_config):
+    tiny_config["model"]["source"] = "hf:google/gemma-2-2b"
+    tiny_config["sae"] = {
+        "source": "saelens",
+        "release": "gemma-scope-2b-pt-res-canonical",
+        "id": "layer_{layer}/width_16k/canonical",
+        "d_sae": 16384,
+    }
+    config = validate_config(tiny_config)
+    assert layer_settings(config, 2)["sae"]["id"] == "layer_2/width_16k/canonical"
+
+
+def test_load_config_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")

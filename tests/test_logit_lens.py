@@ -1,0 +1,47 @@
+import polars as pl
+import pytest
+import torch
+
+from saesteer.logit_lens import LOGIT_LENS_SCHEMA, logit_lens_frame, logit_lens_topk
+from saesteer.models import load_model
+from tests.conftest import reference_topk, save_sae
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return load_model(tiny_model_dir, device="cpu")
+
+
+def test_batched_logit_lens_equals_a_model_forward_per_feature(tiny, tmp_path):
+    model, _ = tiny
+    sae = save_sae(tmp_path / "sae", layer=1)
+    features = [0, 5, 17, 200]
+    ids, probs = logit_lens_topk(model, sae.W_dec.detach(), features, top_k=7, batch_size=3)
+    for row, feature in enumerate(features):
+        ref = reference_topk(model, sae.W_dec[feature].detach(), 7)
+        assert ids[row].tolist() == ref.indices.tolist()
+        torch.testing.assert_close(probs[row], ref.values, atol=1e-6, rtol=1e-5)
+
+
+def test_planted_unembedding_direction_is_its_own_top_token(tiny):
+    model, _ = tiny
+    unembed = model.get_output_embeddings().weight.detach()
+    tokens = [5, 40, 77, 120]
+    w_dec = torch.randn(10, unembed.shape[1])
+    w_dec[[1, 2, 3, 4]] = 3.0 * unembed[tokens]
+    ids, probs = logit_lens_topk(model, w_dec, [1, 2, 3, 4], top_k=3)
+    assert ids[:, 0].tolist() == tokens
+    assert (probs[:, :-1] >= probs[:, 1:]).all()
+
+
+def test_frame_has_the_promised_schema(tiny):
+    model, tokenizer = tiny
+    w_dec = torch.randn(4, model.config.hidden_size)
+    ids, probs = logit_lens_topk(model, w_dec, [2, 0], top_k=4)
+    frame = logit_lens_frame(9, [2, 0], ids, probs, tokenizer)
+    assert dict(frame.schema) == LOGIT_LENS_SCHEMA
+    assert frame.height == 8
+    assert frame["rank"].to_list() == [0, 1, 2, 3] * 2
+    assert frame["feature"].to_list() == [2] * 4 + [0] * 4
+    assert frame["token"][0] == tokenizer.decode([ids[0, 0].item()])
+    assert frame.filter(pl.col("feature") == 2)["prob"].is_sorted(descending=True)

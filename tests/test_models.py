@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from saesteer.config import ConfigError
+from saesteer.models import (
+    EmbeddedSource,
+    HubSource,
+    LocalSource,
+    decoder_layers,
+    final_norm,
+    load_model,
+    model_info,
+    model_source,
+)
+from tests.conftest import REPO, TINY_D_MODEL, TINY_LAYERS, TINY_VOCAB
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind"),
+    [
+        ("embedded:smollm2-135m-instruct", EmbeddedSource),
+        ("hf:google/gemma-2-2b", HubSource),
+    ],
+)
+def test_model_source_registry(spec, kind):
+    assert isinstance(model_source(spec), kind)
+
+
+@pytest.mark.parametrize("spec", ["smollm2", "gguf:x", "hf:", "embedded:nope"])
+def test_bad_model_source(spec):
+    with pytest.raises(ConfigError, match="model.source"):
+        model_source(spec)
+
+
+def test_local_source_reads_layer_count(tiny_model_dir):
+    source = model_source(f"local:{tiny_model_dir}")
+    assert isinstance(source, LocalSource)
+    assert source.n_layers() == TINY_LAYERS
+    assert source.resolve() == tiny_model_dir
+
+
+def test_uncached_hub_model_has_unknown_layer_count():
+    assert HubSource("nobody/not-a-model").n_layers() is None
+
+
+def test_architecture_accessors(tiny_model_dir):
+    model, _ = load_model(tiny_model_dir, device="cpu")
+    assert len(decoder_layers(model)) == TINY_LAYERS
+    assert final_norm(model) is model.model.norm
+    assert model_info(model) == {
+        "architecture": "LlamaForCausalLM",
+        "n_layers": TINY_LAYERS,
+        "d_model": TINY_D_MODEL,
+        "vocab_size": TINY_VOCAB,
+    }
+    with pytest.raises(ValueError, match="unsupported architecture"):
+        decoder_layers(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.slow
+def test_embedded_model_converts_loads_and_generates():
+    path = EmbeddedSource("smollm2-135m-instruct").resolve(REPO / "resources")
+    model, tokenizer = load_model(path, device="cpu")
+    assert model_info(model) == {
+        "architecture": "LlamaForCausalLM",
+        "n_layers": 30,
+        "d_model": 576,
+        "vocab_size": 49152,
+    }
+    inputs = tokenizer("The capital of France is", return_tensors="pt")
+    out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    assert "Paris" in tokenizer.decode(out[0, inputs["input_ids"].shape[1] :])

@@ -1,0 +1,105 @@
+"""The real Snakemake workflow, end to end, on the tiny model and on the embedded model."""
+
+import json
+import re
+
+import polars as pl
+import pytest
+import torch
+
+from saesteer.models import EmbeddedSource, load_model
+from tests.conftest import REPO, reference_topk, run_snakemake, save_sae
+
+
+def _jobs(dry_run_output: str) -> list[tuple[str, str]]:
+    """(rule, layer) of every job a dry run schedules."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule )", dry_run_output):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if rule:
+            layer = re.search(r"wildcards: .*layer=(\d+)", block)
+            jobs.append((rule.group(1), layer.group(1) if layer else ""))
+    return jobs
+
+
+@pytest.fixture
+def finished_run(tmp_path, tiny_config):
+    result = run_snakemake(tmp_path, tiny_config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp_path, tiny_config
+
+
+def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
+    workdir, _ = finished_run
+    out = workdir / "results" / "tiny"
+    for layer, n_features in [(1, 8), (2, 4)]:
+        features = pl.read_parquet(out / f"layers/{layer}/features.parquet")
+        assert features.height == n_features and set(features["layer"]) == {layer}
+        lens = pl.read_parquet(out / f"layers/{layer}/logit_lens.parquet")
+        assert lens.columns == ["layer", "feature", "rank", "token_id", "token", "prob"]
+        assert lens.height == n_features * 5
+        assert (out / f"logs/logit_lens/{layer}.log").stat().st_size > 0
+        assert (out / f"benchmarks/logit_lens/{layer}.tsv").is_file()
+    assert pl.read_parquet(out / "layers/2/features.parquet")["feature"].to_list() == [0, 3, 7, 255]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["path"] == str(tiny_model_dir)
+    assert manifest["model"]["n_layers"] == 4
+    assert manifest["layers"]["2"]["hook_name"] == "model.layers.2"
+    assert manifest["layers"]["2"]["d_sae"] == 256
+    assert manifest["layers"]["1"]["path"].endswith("layer_1")
+
+
+def test_editing_one_layer_reruns_only_that_layer(finished_run):
+    workdir, config = finished_run
+    assert _jobs(run_snakemake(workdir, config, "-n").stdout) == []
+    config["layers"][2]["features"] = [1, 2]
+    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    assert sorted(jobs) == [("all", ""), ("features", "2"), ("logit_lens", "2")]
+
+
+def test_editing_a_global_setting_reruns_every_layer(finished_run):
+    workdir, config = finished_run
+    config["logit_lens"]["top_k"] = 3
+    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    assert sorted(jobs) == [("all", ""), ("logit_lens", "1"), ("logit_lens", "2")]
+
+
+def test_bad_config_fails_before_any_job(tmp_path, tiny_config):
+    tiny_config["layers"][2]["features"] = [0, 9999]
+    result = run_snakemake(tmp_path, tiny_config)
+    assert result.returncode != 0
+    assert "layers.2.features: feature ids [9999] out of range, d_sae=256" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_embedded_model_through_the_logit_lens_rule(tmp_path):
+    """The real SmolLM2 weights through the rule, checked against a model forward per feature."""
+    model_dir = EmbeddedSource("smollm2-135m-instruct").resolve(REPO / "resources")
+    (tmp_path / "resources").mkdir()
+    (tmp_path / "resources" / "models").symlink_to(model_dir.parent)
+    sae = save_sae(tmp_path / "sae_27", layer=27, d_in=576, d_sae=64)
+    config = {
+        "run": "embedded",
+        "model": {"source": "embedded:smollm2-135m-instruct", "device": "cpu"},
+        "sae": {"source": "local", "path": str(tmp_path / "sae_{layer}")},
+        "layers": {27: {"features": [3, 10, 63]}},
+    }
+    target = "results/embedded/layers/27/logit_lens.parquet"
+    result = run_snakemake(tmp_path, config, target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lens = pl.read_parquet(tmp_path / target)
+    assert lens.height == 3 * 20
+    model, tokenizer = load_model(model_dir, device="cpu")
+    for feature in (3, 10, 63):
+        ref = reference_topk(model, sae.W_dec[feature].detach(), 20)
+        rows = lens.filter(pl.col("feature") == feature).sort("rank")
+        assert rows["token_id"].to_list() == ref.indices.tolist()
+        assert rows["token"].to_list() == tokenizer.batch_decode([[t] for t in ref.indices])
+        torch.testing.assert_close(
+            torch.tensor(rows["prob"].to_list()),
+            ref.values.double(),
+            atol=1e-6,
+            rtol=1e-4,
+            check_dtype=False,
+        )
