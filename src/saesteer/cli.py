@@ -87,6 +87,73 @@ def cmd_logit_lens(args) -> None:
     log.info("layer %d: logit lens of %d features", descriptor["layer"], len(features))
 
 
+def cmd_corpus(args) -> None:
+    from saesteer.corpus import DOCUMENTS_SCHEMA, build_documents
+
+    documents = build_documents(args.sources, args.files, seed=args.seed)
+    write_parquet(documents, args.out, DOCUMENTS_SCHEMA)
+    mb = documents["text"].str.len_bytes().sum() / 1e6
+    log.info(
+        "corpus: %d documents, %.1f MB, by source %s",
+        documents.height,
+        mb,
+        dict(documents["source"].value_counts().iter_rows()),
+    )
+
+
+def cmd_tokenize(args) -> None:
+    import polars as pl
+    from transformers import AutoTokenizer
+
+    from saesteer.corpus import CHUNKS_SCHEMA, tokenize_documents
+
+    tokenizer = AutoTokenizer.from_pretrained(read_json(args.model)["path"])
+    chunks = tokenize_documents(
+        pl.read_parquet(args.documents),
+        tokenizer,
+        args.context_size,
+        args.heldout_fraction,
+        args.max_tokens,
+    )
+    write_parquet(chunks, args.out, CHUNKS_SCHEMA)
+    log.info(
+        "tokenized: %d chunks of %d tokens (%s)",
+        chunks.height,
+        args.context_size,
+        dict(chunks["split"].value_counts().iter_rows()),
+    )
+
+
+def cmd_train_sae(args) -> None:
+    from saesteer.corpus import read_chunks
+    from saesteer.models import resolve_device
+    from saesteer.train import TrainSettings, train_sae
+
+    settings = TrainSettings.from_config(json.loads(args.settings))
+    chunks = read_chunks(args.chunks, "train")
+    model_path = read_json(args.model)["path"]
+    train_sae(model_path, args.layer, chunks, settings, args.out, resolve_device(args.device))
+
+
+def cmd_sae_metrics(args) -> None:
+    import polars as pl
+    import torch
+
+    from saesteer.corpus import read_chunks
+    from saesteer.models import load_model
+    from saesteer.sae_metrics import SAE_METRICS_SCHEMA, sae_metrics
+    from saesteer.saes import load_sae
+
+    model_info, descriptor = read_json(args.model), read_json(args.sae)
+    model, _ = load_model(model_info["path"], model_info["dtype"], args.device)
+    sae = load_sae(descriptor, device=str(next(model.parameters()).device))
+    chunks = read_chunks(args.chunks, "heldout")
+    chunks = torch.from_numpy(chunks[: max(1, args.max_tokens // chunks.shape[1])])
+    metrics = sae_metrics(model, sae, descriptor["layer"], chunks, args.batch_size)
+    write_parquet(pl.DataFrame([metrics]), args.out, SAE_METRICS_SCHEMA)
+    log.info("layer %d: %s", descriptor["layer"], metrics)
+
+
 def cmd_manifest(args) -> None:
     saes = [read_json(p) for p in args.sae]
     manifest = {
@@ -139,6 +206,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", required=True)
     p.add_argument("--top-k", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+
+    p = step("corpus", cmd_corpus, "build the text corpus (documents)")
+    p.add_argument("--sources", nargs="*", default=[])
+    p.add_argument("--files", nargs="*", default=[])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+
+    p = step("tokenize", cmd_tokenize, "tokenize the corpus once into packed chunks")
+    p.add_argument("--model", required=True)
+    p.add_argument("--documents", required=True)
+    p.add_argument("--context-size", type=int, default=128)
+    p.add_argument("--heldout-fraction", type=float, default=0.05)
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--out", required=True)
+
+    p = step("train-sae", cmd_train_sae, "train one layer's SAE with SAE-Lens")
+    p.add_argument("--model", required=True)
+    p.add_argument("--chunks", required=True)
+    p.add_argument("--layer", type=int, required=True)
+    p.add_argument("--settings", default="{}", help="the layer's `sae.train` settings as JSON")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+
+    p = step("sae-metrics", cmd_sae_metrics, "SAE quality on held-out text")
+    p.add_argument("--model", required=True)
+    p.add_argument("--sae", required=True)
+    p.add_argument("--chunks", required=True)
+    p.add_argument("--max-tokens", type=int, default=65536)
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True)
 

@@ -47,6 +47,8 @@ def layer_settings(config: dict, layer: int | str) -> dict:
         raise ConfigError(f"layers.{key}: layer {key} is not configured")
     own = config["layers"][key]
     sae = {**config.get("sae", {}), **own.get("sae", {})}
+    if sae.get("source") == "train":
+        sae.setdefault("path", f"results/{config['run']}/layers/{{layer}}/sae")
     for field in ("id", "path"):
         if field in sae:
             sae[field] = sae[field].format(layer=int(key))

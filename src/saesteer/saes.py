@@ -90,7 +90,23 @@ class LocalDirectory:
         return SAE.load_from_disk(descriptor["path"], device=device)
 
 
-SAE_SOURCES = {"saelens": SaeLensRelease(), "local": LocalDirectory()}
+@dataclass(frozen=True)
+class Trained(LocalDirectory):
+    """An SAE this workflow trains with SAE-Lens (rule `train_sae`), then reads like a local one."""
+
+    def check(self, sae: dict, layer: int) -> int:
+        from saesteer.train import TrainSettings
+
+        try:
+            return TrainSettings.from_config(sae.get("train")).d_sae
+        except TypeError as e:
+            raise ConfigError(f"sae.train: {e} (layer {layer})") from e
+
+    def describe(self, sae: dict, layer: int) -> dict:
+        return {**super().describe(sae, layer), "source": "train", "train": sae.get("train", {})}
+
+
+SAE_SOURCES = {"saelens": SaeLensRelease(), "local": LocalDirectory(), "train": Trained()}
 
 
 def sae_source(name: str):

@@ -5,6 +5,12 @@ from saesteer.config import configured_layers, layer_settings, read_feature_file
 OUT = f"results/{config['run']}"
 LAYERS = configured_layers(config)
 MODEL = config["model"]
+CORPUS = config["corpus"]
+TRAINED_LAYERS = [
+    layer
+    for layer in LAYERS
+    if layer_settings(config, layer)["sae"]["source"] == "train"
+]
 
 
 wildcard_constraints:
@@ -24,11 +30,17 @@ def feature_spec(wildcards):
     return json.dumps(spec, sort_keys=True)
 
 
+def train_settings(wildcards):
+    return json.dumps(layer_settings(config, wildcards.layer)["sae"].get("train", {}))
+
+
 def sae_files(wildcards):
-    """Local SAE weights are inputs, so replacing them reruns the layer."""
+    """The SAE's files are inputs, so replacing or retraining them reruns the layer."""
     sae = layer_settings(config, wildcards.layer)["sae"]
     if sae["source"] == "local":
         return [f"{sae['path']}/cfg.json", f"{sae['path']}/sae_weights.safetensors"]
+    if sae["source"] == "train":
+        return [f"{OUT}/layers/{wildcards.layer}/sae"]
     return []
 
 

@@ -1,0 +1,122 @@
+"""The text corpus: documents in, packed token chunks out, tokenized once per model."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from saesteer.text_sources import TEXT_SOURCES
+
+
+def pack_documents(
+    documents: list[list[int]], context_size: int, bos_id: int, sep_id: int | None
+) -> np.ndarray:
+    """Concatenate documents (separated by `sep_id`) and cut the stream into rows of
+    `context_size` tokens, each starting with BOS; the ragged tail is dropped."""
+    stream: list[int] = []
+    for doc in documents:
+        stream.extend(doc)
+        if sep_id is not None:
+            stream.append(sep_id)
+    body = context_size - 1
+    n = len(stream) // body
+    if n == 0:
+        raise ValueError(f"corpus too small: {len(stream)} tokens < one chunk of {context_size}")
+    rows = np.asarray(stream[: n * body], dtype=np.int64).reshape(n, body)
+    return np.concatenate([np.full((n, 1), bos_id, dtype=np.int64), rows], axis=1)
+
+
+CHUNKS_SCHEMA = {"chunk": pl.Int64, "split": pl.Utf8, "input_ids": pl.List(pl.Int64)}
+DOCUMENTS_SCHEMA = {"doc_id": pl.Int64, "source": pl.Utf8, "text": pl.Utf8}
+
+
+def build_documents(
+    sources: list[str], files: list[str], seed: int = 0, min_chars: int = 200
+) -> pl.DataFrame:
+    """Extract, clean, deduplicate and shuffle (seeded) the documents of every source."""
+    docs: dict[str, tuple[str, str]] = {}
+    for name in sources:
+        if name not in TEXT_SOURCES:
+            raise ValueError(
+                f"corpus.sources: unknown source {name!r} (known: {sorted(TEXT_SOURCES)})"
+            )
+        for text in TEXT_SOURCES[name].documents():
+            _add(docs, name, text, min_chars)
+    for pattern in files:
+        matches = sorted(glob.glob(pattern, recursive=True))
+        if not matches:
+            raise ValueError(f"corpus.files: no file matches {pattern!r}")
+        for path in matches:
+            for text in _paragraph_blocks(Path(path).read_text(errors="replace")):
+                _add(docs, f"file:{path}", text, min_chars)
+    if not docs:
+        raise ValueError("corpus: no documents (check corpus.sources and corpus.files)")
+    order = np.random.default_rng(seed).permutation(len(docs))
+    items = list(docs.values())
+    return pl.DataFrame(
+        {
+            "doc_id": list(range(len(items))),
+            "source": [items[i][0] for i in order],
+            "text": [items[i][1] for i in order],
+        },
+        schema=DOCUMENTS_SCHEMA,
+    )
+
+
+def _add(docs: dict, source: str, text: str, min_chars: int) -> None:
+    text = re.sub(r"[ \t]+", " ", text).strip()
+    if len(text) < min_chars:
+        return
+    key = hashlib.sha1(text.lower().encode()).hexdigest()
+    docs.setdefault(key, (source, text))
+
+
+def _paragraph_blocks(text: str, target_chars: int = 2000) -> Iterator[str]:
+    """Group blank-line separated paragraphs into documents of about `target_chars`."""
+    block: list[str] = []
+    size = 0
+    for para in re.split(r"\n\s*\n", text):
+        para = " ".join(para.split())
+        if not para:
+            continue
+        block.append(para)
+        size += len(para)
+        if size >= target_chars:
+            yield "\n\n".join(block)
+            block, size = [], 0
+    if block:
+        yield "\n\n".join(block)
+
+
+def tokenize_documents(
+    documents: pl.DataFrame,
+    tokenizer,
+    context_size: int,
+    heldout_fraction: float,
+    max_tokens: int | None = None,
+) -> pl.DataFrame:
+    """Pack the documents into BOS-led chunks; the last `heldout_fraction` is held out."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        raise ValueError("the tokenizer has no BOS token; chunks need one to start with")
+    ids = tokenizer(documents["text"].to_list(), add_special_tokens=False)["input_ids"]
+    chunks = pack_documents(ids, context_size, bos, tokenizer.eos_token_id)
+    if max_tokens is not None:
+        chunks = chunks[: max(2, max_tokens // context_size)]
+    n_heldout = max(1, round(len(chunks) * heldout_fraction))
+    split = ["train"] * (len(chunks) - n_heldout) + ["heldout"] * n_heldout
+    return pl.DataFrame(
+        {"chunk": range(len(chunks)), "split": split, "input_ids": chunks.tolist()},
+        schema=CHUNKS_SCHEMA,
+    )
+
+
+def read_chunks(path: str | Path, split: str) -> np.ndarray:
+    frame = pl.read_parquet(path).filter(pl.col("split") == split)
+    return np.asarray(frame["input_ids"].to_list(), dtype=np.int64)

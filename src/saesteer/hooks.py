@@ -1,0 +1,33 @@
+"""Forward hooks on a decoder block's output (the residual stream after block L)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+
+from saesteer.models import decoder_layers
+
+
+@contextmanager
+def edit_block_output(
+    model, layer: int, edit: Callable[[torch.Tensor], torch.Tensor | None]
+) -> Iterator[None]:
+    """Apply `edit(hidden)` to block `layer`'s output hidden states [batch, pos, d_model].
+
+    `edit` returns a replacement tensor, or None to leave the output unchanged (to read it).
+    """
+
+    def hook(module, inputs, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        new = edit(hidden)
+        if new is None:
+            return None
+        return (new, *output[1:]) if isinstance(output, tuple) else new
+
+    handle = decoder_layers(model)[layer].register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -1,0 +1,89 @@
+"""Quality of an SAE on held-out text: variance explained, L0, dead latents, CE recovered."""
+
+from __future__ import annotations
+
+import polars as pl
+import torch
+from tqdm import tqdm
+
+from saesteer.hooks import edit_block_output
+
+SAE_METRICS_SCHEMA = {
+    "layer": pl.Int32,
+    "n_tokens": pl.Int64,
+    "variance_explained": pl.Float64,
+    "l0": pl.Float64,
+    "dead_fraction": pl.Float64,
+    "ce_clean": pl.Float64,
+    "ce_with_sae": pl.Float64,
+    "ce_zero_ablation": pl.Float64,
+    "ce_loss_recovered": pl.Float64,
+}
+
+
+def _next_token_ce(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Summed CE of predicting tokens[:, 2:] from positions 1.. (the BOS position is skipped)."""
+    pred = logits[:, 1:-1].float()
+    return torch.nn.functional.cross_entropy(
+        pred.reshape(-1, pred.shape[-1]), tokens[:, 2:].reshape(-1), reduction="sum"
+    )
+
+
+def _forward(model, layer: int, tokens: torch.Tensor, replacement: torch.Tensor | None = None):
+    """Logits and block `layer`'s output; `replacement` (if any) replaces positions 1.."""
+    seen = {}
+
+    def edit(hidden):
+        seen["hidden"] = hidden
+        if replacement is None:
+            return None
+        return torch.cat([hidden[:, :1], replacement.to(hidden.dtype)], dim=1)
+
+    with edit_block_output(model, layer, edit):
+        logits = model(tokens).logits
+    return logits, seen["hidden"]
+
+
+@torch.no_grad()
+def sae_metrics(
+    model, sae, layer: int, chunks: torch.Tensor, batch_size: int = 16
+) -> dict[str, float]:
+    """Metrics over `chunks` [n, ctx] (BOS first). Position 0 is neither scored nor
+    replaced: its attention-sink activations are out of the SAE's training distribution."""
+    device = next(model.parameters()).device
+    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=device)
+    sums = dict.fromkeys(["sse", "n", "l0", "clean", "sae", "zero", "n_ce"], 0.0)
+    resid_sum = resid_sq = 0.0
+    for start in tqdm(range(0, len(chunks), batch_size), desc=f"layer {layer} metrics"):
+        tokens = chunks[start : start + batch_size].to(device)
+        clean_logits, hidden = _forward(model, layer, tokens)
+        h = hidden[:, 1:]
+        latents = sae.encode(h.to(sae.W_dec.dtype))
+        recon = sae.decode(latents).to(h.dtype)
+        fired |= (latents > 0).reshape(-1, latents.shape[-1]).any(0)
+        flat = h.reshape(-1, h.shape[-1]).double()
+        sums["sse"] += (flat - recon.reshape(flat.shape).double()).pow(2).sum().item()
+        resid_sum = resid_sum + flat.sum(0)
+        resid_sq += flat.pow(2).sum().item()
+        sums["n"] += flat.shape[0]
+        sums["l0"] += (latents > 0).sum().item()
+        sae_logits, _ = _forward(model, layer, tokens, recon)
+        zero_logits, _ = _forward(model, layer, tokens, torch.zeros_like(recon))
+        sums["clean"] += _next_token_ce(clean_logits, tokens).item()
+        sums["sae"] += _next_token_ce(sae_logits, tokens).item()
+        sums["zero"] += _next_token_ce(zero_logits, tokens).item()
+        sums["n_ce"] += tokens[:, 2:].numel()
+    n = sums["n"]
+    total_var = resid_sq - (resid_sum.pow(2).sum().item() / n)
+    ce = {k: sums[k] / sums["n_ce"] for k in ("clean", "sae", "zero")}
+    return {
+        "layer": layer,
+        "n_tokens": int(n),
+        "variance_explained": 1.0 - sums["sse"] / total_var,
+        "l0": sums["l0"] / n,
+        "dead_fraction": 1.0 - fired.float().mean().item(),
+        "ce_clean": ce["clean"],
+        "ce_with_sae": ce["sae"],
+        "ce_zero_ablation": ce["zero"],
+        "ce_loss_recovered": (ce["zero"] - ce["sae"]) / (ce["zero"] - ce["clean"]),
+    }

@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from saesteer.corpus import build_documents, tokenize_documents
+from saesteer.models import load_model
+from saesteer.sae_metrics import sae_metrics
+from saesteer.train import TrainSettings, train_sae
+
+
+@pytest.fixture(scope="module")
+def chunks(tiny_model_dir, tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    generator = torch.Generator().manual_seed(0)
+    # A tiny "language": words drawn with a skewed distribution, so latents have structure.
+    words = torch.multinomial(1 / torch.arange(1, 101).float(), 12000, True, generator=generator)
+    path = tmp_path_factory.mktemp("text") / "corpus.txt"
+    path.write_text(
+        "\n\n".join(" ".join(f"w{w}" for w in words[i : i + 300]) for i in range(0, 12000, 300))
+    )
+    docs = build_documents([], [str(path)], min_chars=10)
+    return tokenize_documents(docs, tokenizer, context_size=32, heldout_fraction=0.2)
+
+
+def test_trained_sae_reloads_and_beats_zero(tiny_model_dir, chunks, tmp_path):
+    from sae_lens import SAE
+
+    train = torch.tensor(chunks.filter(chunks["split"] == "train")["input_ids"].to_list())
+    heldout = torch.tensor(chunks.filter(chunks["split"] == "heldout")["input_ids"].to_list())
+    settings = TrainSettings(d_sae=128, k=8, training_tokens=30_000, batch_size_tokens=256)
+    out = train_sae(tiny_model_dir, 2, train.numpy(), settings, tmp_path / "layer_2")
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "cfg.json",
+        "runner_cfg.json",
+        "sae_weights.safetensors",
+        "sparsity.safetensors",
+    ]
+    sae = SAE.load_from_disk(out)
+    assert sae.cfg.metadata.hook_name == "model.layers.2"
+    assert (sae.cfg.d_in, sae.cfg.d_sae) == (64, 128)
+    model, _ = load_model(tiny_model_dir, device="cpu")
+    metrics = sae_metrics(model, sae.eval(), 2, heldout, batch_size=8)
+    assert metrics["variance_explained"] > 0.3
+    assert metrics["ce_loss_recovered"] > 0.3
+    assert metrics["l0"] == pytest.approx(8, abs=0.5)

@@ -1,0 +1,48 @@
+rule train_sae:
+    input:
+        model=f"{OUT}/model.json",
+        chunks=f"{OUT}/corpus/chunks.parquet",
+    output:
+        protected(directory(f"{OUT}/layers/{{layer}}/sae")),
+    log:
+        f"{OUT}/logs/train_sae/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_sae/{{layer}}.tsv"
+    conda:
+        "../envs/saesteer.yaml"
+    resources:
+        gpu=1,
+        mem_mb=8000,
+    params:
+        settings=train_settings,
+        device=MODEL["device"],
+    shell:
+        "saesteer train-sae --model {input.model} --chunks {input.chunks} "
+        "--layer {wildcards.layer} --settings {params.settings:q} "
+        "--device {params.device} --out {output} 2> {log}"
+
+
+rule sae_metrics:
+    input:
+        model=f"{OUT}/model.json",
+        sae=f"{OUT}/layers/{{layer}}/sae.json",
+        chunks=f"{OUT}/corpus/chunks.parquet",
+    output:
+        f"{OUT}/layers/{{layer}}/sae_metrics.parquet",
+    log:
+        f"{OUT}/logs/sae_metrics/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/sae_metrics/{{layer}}.tsv"
+    conda:
+        "../envs/saesteer.yaml"
+    resources:
+        gpu=1,
+        mem_mb=4000,
+    params:
+        max_tokens=config["sae_metrics"]["max_tokens"],
+        batch_size=config["sae_metrics"]["batch_size"],
+        device=MODEL["device"],
+    shell:
+        "saesteer sae-metrics --model {input.model} --sae {input.sae} "
+        "--chunks {input.chunks} --max-tokens {params.max_tokens} "
+        "--batch-size {params.batch_size} --device {params.device} --out {output} 2> {log}"
