@@ -5,7 +5,10 @@ CORES ?= all
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install demo test lint clean
+# Debian packages that carry the default corpus's English text (see README, "Corpus").
+CORPUS_DEBS := debian-handbook python3.11-doc fortunes
+
+.PHONY: install corpus-deps demo test lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,10 +20,19 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-demo: install
+corpus-deps:
+	@missing=$$(for p in $(CORPUS_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing corpus packages: $$missing"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+demo: install corpus-deps
 	snakemake --cores $(CORES) --configfile $(CONFIG)
 
-lint: install
+lint: install corpus-deps
 	ruff check .
 	ruff format --check .
 	snakefmt --check workflow

@@ -103,3 +103,33 @@ def test_embedded_model_through_the_logit_lens_rule(tmp_path):
             rtol=1e-4,
             check_dtype=False,
         )
+
+
+def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
+    """source=train: corpus -> tokens -> one SAE-Lens training job per layer -> metrics."""
+    generator = torch.Generator().manual_seed(0)
+    words = torch.multinomial(1 / torch.arange(1, 101).float(), 8000, True, generator=generator)
+    text = "\n\n".join(" ".join(f"w{w}" for w in words[i : i + 200]) for i in range(0, 8000, 200))
+    (tmp_path / "corpus.txt").write_text(text)
+    tiny_config["corpus"] = {"sources": [], "files": [str(tmp_path / "corpus.txt")]}
+    tiny_config["corpus"]["context_size"] = 32
+    tiny_config["sae"] = {
+        "source": "train",
+        "train": {"d_sae": 128, "k": 8, "training_tokens": 8192, "batch_size_tokens": 256},
+    }
+    tiny_config["layers"] = {1: {"features": [0, 5]}, 3: {"features": [7]}}
+    result = run_snakemake(tmp_path, tiny_config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "results" / "tiny"
+    manifest = json.loads((out / "manifest.json").read_text())
+    for layer in (1, 3):
+        entry = manifest["layers"][str(layer)]
+        assert entry["source"] == "train" and entry["d_sae"] == 128
+        assert entry["path"] == str(out / f"layers/{layer}/sae")
+        metrics = pl.read_parquet(out / f"layers/{layer}/sae_metrics.parquet").row(0, named=True)
+        assert metrics["layer"] == layer and metrics["variance_explained"] > 0
+        assert pl.read_parquet(out / f"layers/{layer}/logit_lens.parquet").height > 0
+    # A trained SAE is protected: editing a layer's features must not retrain it.
+    tiny_config["layers"][3]["features"] = [8]
+    jobs = _jobs(run_snakemake(tmp_path, tiny_config, "-n").stdout)
+    assert sorted(jobs) == [("all", ""), ("features", "3"), ("logit_lens", "3")]

@@ -4,6 +4,7 @@ and SAE metadata, so a bad config fails before any job runs, naming the field.""
 from __future__ import annotations
 
 import copy
+import glob
 import json
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,7 @@ def _check_semantics(config: dict) -> None:
     from saesteer.models import model_source
     from saesteer.saes import sae_source
 
+    _check_corpus(config)
     source = model_source(config["model"]["source"])
     n_layers = source.n_layers()
     for layer in configured_layers(config):
@@ -113,6 +115,25 @@ def _check_semantics(config: dict) -> None:
         if settings["features"] is None:
             raise ConfigError(f"layers.{layer}.features: no feature list (and no global features)")
         check_features(settings["features"], layer, d_sae)
+
+
+def _check_corpus(config: dict) -> None:
+    from saesteer.text_sources import TEXT_SOURCES
+
+    needs_corpus = any(
+        layer_settings(config, layer)["sae"].get("source") == "train"
+        for layer in configured_layers(config)
+    )
+    for name in config["corpus"]["sources"] if needs_corpus else []:
+        if name not in TEXT_SOURCES:
+            raise ConfigError(
+                f"corpus.sources: unknown source {name!r} (known: {sorted(TEXT_SOURCES)})"
+            )
+        if TEXT_SOURCES[name].missing():
+            raise ConfigError(f"corpus.sources: {name} {TEXT_SOURCES[name].missing()}")
+    for pattern in config["corpus"]["files"] if needs_corpus else []:
+        if not glob.glob(pattern, recursive=True):
+            raise ConfigError(f"corpus.files: no file matches {pattern!r}")
 
 
 def check_features(spec: Any, layer: int, d_sae: int | None) -> None:

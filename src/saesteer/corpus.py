@@ -37,7 +37,11 @@ DOCUMENTS_SCHEMA = {"doc_id": pl.Int64, "source": pl.Utf8, "text": pl.Utf8}
 
 
 def build_documents(
-    sources: list[str], files: list[str], seed: int = 0, min_chars: int = 200
+    sources: list[str],
+    files: list[str],
+    seed: int = 0,
+    min_chars: int = 200,
+    downloads: Path = Path("resources/downloads"),
 ) -> pl.DataFrame:
     """Extract, clean, deduplicate and shuffle (seeded) the documents of every source."""
     docs: dict[str, tuple[str, str]] = {}
@@ -46,7 +50,7 @@ def build_documents(
             raise ValueError(
                 f"corpus.sources: unknown source {name!r} (known: {sorted(TEXT_SOURCES)})"
             )
-        for text in TEXT_SOURCES[name].documents():
+        for text in TEXT_SOURCES[name].documents(downloads):
             _add(docs, name, text, min_chars)
     for pattern in files:
         matches = sorted(glob.glob(pattern, recursive=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -31,3 +32,21 @@ def edit_block_output(
         yield
     finally:
         handle.remove()
+
+
+class _StopForward(Exception):
+    """Raised by a hook to skip the blocks after the one that was read."""
+
+
+@torch.no_grad()
+def block_output(model, layer: int, tokens: torch.Tensor) -> torch.Tensor:
+    """Block `layer`'s output for `tokens`, running the model only up to that block."""
+    seen = {}
+
+    def read(hidden):
+        seen["hidden"] = hidden
+        raise _StopForward
+
+    with edit_block_output(model, layer, read), contextlib.suppress(_StopForward):
+        model(tokens)
+    return seen["hidden"]

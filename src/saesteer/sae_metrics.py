@@ -6,7 +6,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from saesteer.hooks import edit_block_output
+from saesteer.hooks import block_output, edit_block_output
 
 SAE_METRICS_SCHEMA = {
     "layer": pl.Int32,
@@ -46,42 +46,57 @@ def _forward(model, layer: int, tokens: torch.Tensor, replacement: torch.Tensor 
 
 @torch.no_grad()
 def sae_metrics(
-    model, sae, layer: int, chunks: torch.Tensor, batch_size: int = 16
+    model, sae, layer: int, chunks: torch.Tensor, ce_chunks: int | None = None, batch_size: int = 16
 ) -> dict[str, float]:
-    """Metrics over `chunks` [n, ctx] (BOS first). Position 0 is neither scored nor
-    replaced: its attention-sink activations are out of the SAE's training distribution."""
+    """Metrics over `chunks` [n, ctx] (BOS first): reconstruction, L0 and dead latents on all
+    of them (a forward up to block `layer` only), CE on the first `ce_chunks` (full forwards).
+
+    Position 0 is neither scored nor replaced: its attention-sink activations are out of
+    the SAE's training distribution."""
     device = next(model.parameters()).device
     fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=device)
-    sums = dict.fromkeys(["sse", "n", "l0", "clean", "sae", "zero", "n_ce"], 0.0)
-    resid_sum = resid_sq = 0.0
-    for start in tqdm(range(0, len(chunks), batch_size), desc=f"layer {layer} metrics"):
+    sse = n = l0 = resid_sq = 0.0
+    resid_sum = torch.zeros(sae.cfg.d_in, dtype=torch.float64, device=device)
+    for start in tqdm(range(0, len(chunks), batch_size), desc=f"layer {layer} reconstruction"):
+        h = block_output(model, layer, chunks[start : start + batch_size].to(device))[:, 1:]
+        flat = h.reshape(-1, h.shape[-1])
+        latents = sae.encode(flat.to(sae.W_dec.dtype))
+        recon = sae.decode(latents).double()
+        flat = flat.double()
+        fired |= (latents > 0).any(0)
+        sse += (flat - recon).pow(2).sum().item()
+        resid_sum += flat.sum(0)
+        resid_sq += flat.pow(2).sum().item()
+        n += flat.shape[0]
+        l0 += (latents > 0).sum().item()
+    ce = _ce_metrics(model, sae, layer, chunks[:ce_chunks], batch_size)
+    total_var = resid_sq - resid_sum.pow(2).sum().item() / n
+    return {
+        "layer": layer,
+        "n_tokens": int(n),
+        "variance_explained": 1.0 - sse / total_var,
+        "l0": l0 / n,
+        "dead_fraction": 1.0 - fired.float().mean().item(),
+        **ce,
+    }
+
+
+def _ce_metrics(model, sae, layer: int, chunks: torch.Tensor, batch_size: int) -> dict:
+    device = next(model.parameters()).device
+    sums = dict.fromkeys(["clean", "sae", "zero"], 0.0)
+    n_targets = 0
+    for start in tqdm(range(0, len(chunks), batch_size), desc=f"layer {layer} cross entropy"):
         tokens = chunks[start : start + batch_size].to(device)
         clean_logits, hidden = _forward(model, layer, tokens)
-        h = hidden[:, 1:]
-        latents = sae.encode(h.to(sae.W_dec.dtype))
-        recon = sae.decode(latents).to(h.dtype)
-        fired |= (latents > 0).reshape(-1, latents.shape[-1]).any(0)
-        flat = h.reshape(-1, h.shape[-1]).double()
-        sums["sse"] += (flat - recon.reshape(flat.shape).double()).pow(2).sum().item()
-        resid_sum = resid_sum + flat.sum(0)
-        resid_sq += flat.pow(2).sum().item()
-        sums["n"] += flat.shape[0]
-        sums["l0"] += (latents > 0).sum().item()
+        recon = sae.decode(sae.encode(hidden[:, 1:].to(sae.W_dec.dtype)))
         sae_logits, _ = _forward(model, layer, tokens, recon)
         zero_logits, _ = _forward(model, layer, tokens, torch.zeros_like(recon))
         sums["clean"] += _next_token_ce(clean_logits, tokens).item()
         sums["sae"] += _next_token_ce(sae_logits, tokens).item()
         sums["zero"] += _next_token_ce(zero_logits, tokens).item()
-        sums["n_ce"] += tokens[:, 2:].numel()
-    n = sums["n"]
-    total_var = resid_sq - (resid_sum.pow(2).sum().item() / n)
-    ce = {k: sums[k] / sums["n_ce"] for k in ("clean", "sae", "zero")}
+        n_targets += tokens[:, 2:].numel()
+    ce = {k: v / n_targets for k, v in sums.items()}
     return {
-        "layer": layer,
-        "n_tokens": int(n),
-        "variance_explained": 1.0 - sums["sse"] / total_var,
-        "l0": sums["l0"] / n,
-        "dead_fraction": 1.0 - fired.float().mean().item(),
         "ce_clean": ce["clean"],
         "ce_with_sae": ce["sae"],
         "ce_zero_ablation": ce["zero"],

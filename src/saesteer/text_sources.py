@@ -3,43 +3,62 @@ beyond the package registry). Each yields cleaned documents of natural prose."""
 
 from __future__ import annotations
 
+import bz2
 import glob
+import html
+import re
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-_BLOCKS = {"p", "li", "dd", "blockquote", "td"}
-_SKIPPED = {"script", "style", "pre", "code", "nav", "head", "title", "table"}
+from saesteer.wheels import wheel_member
+
+_BLOCKS = {"p", "li", "dd", "blockquote"}
+_BLOCK_CLASSES = {"para"}  # DocBook/Publican HTML wraps paragraphs in <div class="para">
+_SKIPPED = {"script", "style", "pre", "nav", "head", "title", "table", "h1", "h2", "h3"}
+_SKIPPED_CLASSES = {"navheader", "navfooter", "toc", "highlight", "sphinxsidebar"}
+_VOID = {"br", "img", "meta", "link", "hr", "input", "wbr", "col", "area", "base", "source"}
 
 
 class _Paragraphs(HTMLParser):
-    """Collect the text of prose blocks (<p>, <li>, ...), skipping code and navigation."""
+    """Collect the text of prose blocks (<p>, <div class="para">, ...), skipping code,
+    tables and navigation. Tracks an element stack, so nesting is handled."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.paragraphs: list[str] = []
         self._parts: list[str] = []
-        self._depth = 0  # inside a prose block
-        self._skip = 0  # inside code, navigation, ...
+        self._stack: list[tuple[str, str]] = []  # (tag, "block" | "skip" | "")
 
     def handle_starttag(self, tag, attrs):
-        classes = dict(attrs).get("class") or ""
-        if tag in _SKIPPED or any(c in classes for c in ("navheader", "navfooter", "toc")):
-            self._skip += 1
-        elif tag in _BLOCKS:
-            self._depth += 1
+        if tag in _VOID:
+            return
+        classes = set((dict(attrs).get("class") or "").split())
+        if tag in _SKIPPED or classes & _SKIPPED_CLASSES:
+            kind = "skip"
+        elif tag in _BLOCKS or classes & _BLOCK_CLASSES:
+            kind = "block"
+        else:
+            kind = ""
+        self._stack.append((tag, kind))
 
     def handle_endtag(self, tag):
-        if tag in _SKIPPED or (tag == "div" and self._skip and not self._parts):
-            self._skip = max(0, self._skip - 1)
-        elif tag in _BLOCKS and self._depth:
-            self._depth -= 1
-            if not self._depth:
+        if not any(t == tag for t, _ in self._stack):
+            return
+        while self._stack:
+            t, kind = self._stack.pop()
+            if kind == "block" and not self._in("block"):
                 self._flush()
+            if t == tag:
+                break
+
+    def _in(self, kind: str) -> bool:
+        return any(k == kind for _, k in self._stack)
 
     def handle_data(self, data):
-        if self._depth and not self._skip:
+        if self._in("block") and not self._in("skip"):
             self._parts.append(data)
 
     def _flush(self):
@@ -93,45 +112,107 @@ def fortune_documents(pattern: str) -> Iterator[str]:
     yield from _grouped([q for q in quotes if len(q.split()) >= 5])
 
 
+_WIKI_PATTERNS = [
+    (re.compile(r"<!--.*?-->", re.S), " "),
+    (re.compile(r"<ref[^>/]*/>"), ""),
+    (re.compile(r"<ref[^>]*>.*?</ref>", re.S), ""),
+    (re.compile(r"<[^>]+>"), ""),
+    (re.compile(r"\[\[(?:File|Image|Category):[^\[\]]*(?:\[\[[^\]]*\]\][^\[\]]*)*\]\]"), ""),
+    (re.compile(r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]"), r"\1"),  # [[target|label]] -> label
+    (re.compile(r"\[https?://\S+ ([^\]]*)\]"), r"\1"),
+    (re.compile(r"'{2,}"), ""),
+]
+_WIKI_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}|\{\|[^{}]*?\|\}", re.S)
+
+
+def wikitext_paragraphs(wikitext: str) -> list[str]:
+    """Plain paragraphs of a MediaWiki article: templates, tables, refs and links removed."""
+    wikitext = html.unescape(wikitext)
+    previous = None
+    while previous != wikitext:  # templates nest: strip innermost first
+        previous, wikitext = wikitext, _WIKI_TEMPLATE.sub(" ", wikitext)
+    for pattern, replacement in _WIKI_PATTERNS:
+        wikitext = pattern.sub(replacement, wikitext)
+    return [
+        " ".join(line.split())
+        for line in wikitext.splitlines()
+        if line.strip() and line.lstrip()[0] not in "=*#:;|!{}"
+    ]
+
+
+def wikipedia_documents(path: str | Path) -> Iterator[str]:
+    """Articles of a MediaWiki XML dump (bz2); redirects and non-article pages skipped."""
+    with bz2.open(path) as f:
+        for _, element in ET.iterparse(f):
+            if element.tag.rsplit("}", 1)[-1] != "page":
+                continue
+            text = next((e.text for e in element.iter() if e.tag.endswith("text")), None) or ""
+            namespace = next((e.text for e in element.iter() if e.tag.endswith("ns")), "0")
+            if namespace == "0" and not text.upper().startswith("#REDIRECT"):
+                yield from _grouped(_prose(wikitext_paragraphs(text)))
+            element.clear()
+
+
 @dataclass(frozen=True)
-class TextSource:
-    package: str  # the Debian package that ships the text
+class DebianText:
+    """Text files installed by a Debian package."""
+
+    package: str
     pattern: str  # glob of its files
     licence: str
     reader: Callable[[str], Iterator[str]]
 
-    def available(self) -> bool:
-        return bool(glob.glob(self.pattern, recursive=True))
+    def missing(self) -> str | None:
+        """Why the source cannot be read here, or None."""
+        if glob.glob(self.pattern, recursive=True):
+            return None
+        return f"needs the Debian package {self.package} (apt-get install {self.package})"
 
-    def documents(self) -> Iterator[str]:
-        if not self.available():
-            raise FileNotFoundError(
-                f"corpus source needs the Debian package {self.package!r}: "
-                f"apt-get install {self.package}  (no files match {self.pattern})"
-            )
+    def documents(self, downloads: Path) -> Iterator[str]:
+        if self.missing():
+            raise FileNotFoundError(f"{self.package}: {self.missing()}")
         return self.reader(self.pattern)
 
 
-TEXT_SOURCES: dict[str, TextSource] = {
-    "debian-handbook": TextSource(
+@dataclass(frozen=True)
+class WheelText:
+    """A text file inside a PyPI wheel, downloaded without dependencies on first use."""
+
+    package: str
+    version: str
+    member: str
+    licence: str
+    reader: Callable[[Path], Iterator[str]]
+
+    def missing(self) -> str | None:
+        return None
+
+    def documents(self, downloads: Path) -> Iterator[str]:
+        return self.reader(wheel_member(self.package, self.version, self.member, downloads))
+
+
+TEXT_SOURCES: dict[str, DebianText | WheelText] = {
+    "wikipedia-sample": WheelText(
+        package="gensim",
+        version="4.4.0",
+        member="gensim/test/test_data/"
+        "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
+        licence="CC BY-SA 3.0 (Wikipedia text)",
+        reader=wikipedia_documents,
+    ),
+    "debian-handbook": DebianText(
         package="debian-handbook",
         pattern="/usr/share/doc/debian-handbook/html/en-US/*.html",
         licence="GPL-2+ or CC-BY-SA-3.0",
         reader=html_documents,
     ),
-    "python-docs": TextSource(
+    "python-docs": DebianText(
         package="python3.11-doc",
         pattern="/usr/share/doc/python3.11/html/**/*.html",
         licence="PSF-2.0",
         reader=html_documents,
     ),
-    "debian-reference": TextSource(
-        package="debian-reference-en",
-        pattern="/usr/share/debian-reference/*.en.html",
-        licence="GPL-2+",
-        reader=html_documents,
-    ),
-    "fortunes": TextSource(
+    "fortunes": DebianText(
         package="fortunes",
         pattern="/usr/share/games/fortunes/*",
         licence="BSD-4-clause and others (quotations)",

@@ -65,6 +65,7 @@ def train_sae(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     n_prompts = max(1, settings.batch_size_tokens // chunks.shape[1])
+    n_steps = max(1, settings.training_tokens // settings.batch_size_tokens)
     cfg = LanguageModelSAERunnerConfig(
         sae=_training_sae_config(settings, d_in),
         model_name=str(model_path),
@@ -83,9 +84,11 @@ def train_sae(
         n_batches_in_buffer=8,
         n_batches_for_norm_estimate=20,
         lr=settings.lr,
-        lr_warm_up_steps=max(1, settings.training_tokens // settings.batch_size_tokens // 20),
-        dead_feature_window=10_000,
-        feature_sampling_window=10_000,
+        lr_warm_up_steps=max(1, n_steps // 20),
+        # A latent silent for a tenth of the run counts as dead, so TopK's auxiliary loss
+        # revives it while training is still short (SAE-Lens' default window is 1000 steps).
+        dead_feature_window=max(10, n_steps // 10),
+        feature_sampling_window=n_steps,
         device=device,
         seed=settings.seed,
         logger=LoggingConfig(log_to_wandb=False),

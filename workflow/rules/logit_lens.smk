@@ -11,6 +11,7 @@ rule logit_lens:
         f"{OUT}/benchmarks/logit_lens/{{layer}}.tsv"
     conda:
         "../envs/saesteer.yaml"
+    threads: workflow.cores
     resources:
         gpu=1,
         mem_mb=4000,

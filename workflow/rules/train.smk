@@ -10,6 +10,7 @@ rule train_sae:
         f"{OUT}/benchmarks/train_sae/{{layer}}.tsv"
     conda:
         "../envs/saesteer.yaml"
+    threads: workflow.cores
     resources:
         gpu=1,
         mem_mb=8000,
@@ -35,14 +36,16 @@ rule sae_metrics:
         f"{OUT}/benchmarks/sae_metrics/{{layer}}.tsv"
     conda:
         "../envs/saesteer.yaml"
+    threads: workflow.cores
     resources:
         gpu=1,
         mem_mb=4000,
     params:
         max_tokens=config["sae_metrics"]["max_tokens"],
+        ce_tokens=config["sae_metrics"]["ce_tokens"],
         batch_size=config["sae_metrics"]["batch_size"],
         device=MODEL["device"],
     shell:
         "saesteer sae-metrics --model {input.model} --sae {input.sae} "
-        "--chunks {input.chunks} --max-tokens {params.max_tokens} "
+        "--chunks {input.chunks} --max-tokens {params.max_tokens} --ce-tokens {params.ce_tokens} "
         "--batch-size {params.batch_size} --device {params.device} --out {output} 2> {log}"
