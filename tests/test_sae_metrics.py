@@ -6,6 +6,8 @@ from saesteer.models import load_model
 from saesteer.sae_metrics import sae_metrics
 from tests.conftest import TINY_D_MODEL, save_sae
 
+SPECIAL = [0, 1, 2]  # <unk>, <s>, </s> of the tiny tokenizer
+
 
 @pytest.fixture(scope="module")
 def model(tiny_model_dir):
@@ -40,7 +42,7 @@ def _residuals(model, tokens):
 
 
 def test_identity_sae_is_perfect(model, tokens, tmp_path):
-    metrics = sae_metrics(model, identity_sae(tmp_path), 1, tokens, batch_size=4)
+    metrics = sae_metrics(model, identity_sae(tmp_path), 1, tokens, SPECIAL, batch_size=4)
     assert metrics["variance_explained"] == pytest.approx(1.0, abs=1e-6)
     assert metrics["ce_with_sae"] == pytest.approx(metrics["ce_clean"], abs=1e-5)
     assert metrics["ce_loss_recovered"] == pytest.approx(1.0, abs=1e-4)
@@ -50,7 +52,7 @@ def test_identity_sae_is_perfect(model, tokens, tmp_path):
 
 
 def test_half_scale_decoder_against_a_hand_computation(model, tokens, tmp_path):
-    metrics = sae_metrics(model, identity_sae(tmp_path, 0.5), 1, tokens, batch_size=4)
+    metrics = sae_metrics(model, identity_sae(tmp_path, 0.5), 1, tokens, SPECIAL, batch_size=4)
     h = _residuals(model, tokens)
     expected = 1 - (0.25 * h.pow(2).sum()) / (h - h.mean(0)).pow(2).sum()
     assert metrics["variance_explained"] == pytest.approx(expected.item(), rel=1e-6)
@@ -58,6 +60,6 @@ def test_half_scale_decoder_against_a_hand_computation(model, tokens, tmp_path):
 
 
 def test_zero_decoder_recovers_nothing(model, tokens, tmp_path):
-    metrics = sae_metrics(model, identity_sae(tmp_path, 0.0), 1, tokens, batch_size=4)
+    metrics = sae_metrics(model, identity_sae(tmp_path, 0.0), 1, tokens, SPECIAL, batch_size=4)
     assert metrics["ce_with_sae"] == pytest.approx(metrics["ce_zero_ablation"], abs=1e-6)
     assert metrics["ce_loss_recovered"] == pytest.approx(0.0, abs=1e-6)

@@ -115,7 +115,13 @@ def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
     tiny_config["corpus"]["context_size"] = 32
     tiny_config["sae"] = {
         "source": "train",
-        "train": {"d_sae": 128, "k": 8, "training_tokens": 8192, "batch_size_tokens": 256},
+        "train": {
+            "d_sae": 128,
+            "k": 8,
+            "activation_tokens": 4000,
+            "training_tokens": 8192,
+            "batch_size_tokens": 256,
+        },
     }
     tiny_config["layers"] = {1: {"features": [0, 5]}, 3: {"features": [7]}}
     result = run_snakemake(tmp_path, tiny_config)

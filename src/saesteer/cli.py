@@ -145,12 +145,20 @@ def cmd_sae_metrics(args) -> None:
     from saesteer.saes import load_sae
 
     model_info, descriptor = read_json(args.model), read_json(args.sae)
-    model, _ = load_model(model_info["path"], model_info["dtype"], args.device)
+    model, tokenizer = load_model(model_info["path"], model_info["dtype"], args.device)
     sae = load_sae(descriptor, device=str(next(model.parameters()).device))
     chunks = read_chunks(args.chunks, "heldout")
     chunks = torch.from_numpy(chunks[: max(1, args.max_tokens // chunks.shape[1])])
     ce_chunks = max(1, args.ce_tokens // chunks.shape[1])
-    metrics = sae_metrics(model, sae, descriptor["layer"], chunks, ce_chunks, args.batch_size)
+    metrics = sae_metrics(
+        model,
+        sae,
+        descriptor["layer"],
+        chunks,
+        tokenizer.all_special_ids,
+        ce_chunks,
+        args.batch_size,
+    )
     write_parquet(pl.DataFrame([metrics]), args.out, SAE_METRICS_SCHEMA)
     log.info("layer %d: %s", descriptor["layer"], metrics)
 

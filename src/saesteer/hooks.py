@@ -50,3 +50,21 @@ def block_output(model, layer: int, tokens: torch.Tensor) -> torch.Tensor:
     with edit_block_output(model, layer, read), contextlib.suppress(_StopForward):
         model(tokens)
     return seen["hidden"]
+
+
+def non_sink_positions(
+    tokens: torch.Tensor, hidden: torch.Tensor, special_ids: list[int], factor: float = 10.0
+) -> torch.Tensor:
+    """Bool mask [batch, pos] of positions an SAE should model.
+
+    Drops special tokens (BOS leads every chunk) and attention-sink positions, whose
+    residual norm is `factor` times the median or more (in SmolLM2 the BOS position and,
+    rarely, the token right after it: 0.02% of tokens at layer 27, with norms ~40x the
+    median, enough to dominate any squared-error statistic)."""
+    keep = ~torch.isin(
+        tokens, torch.as_tensor(special_ids, dtype=tokens.dtype, device=tokens.device)
+    )
+    norms = hidden.norm(dim=-1)
+    if keep.any():
+        keep &= norms <= factor * norms[keep].median()
+    return keep

@@ -6,7 +6,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from saesteer.hooks import block_output, edit_block_output
+from saesteer.hooks import block_output, edit_block_output, non_sink_positions
 
 SAE_METRICS_SCHEMA = {
     "layer": pl.Int32,
@@ -29,15 +29,13 @@ def _next_token_ce(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _forward(model, layer: int, tokens: torch.Tensor, replacement: torch.Tensor | None = None):
-    """Logits and block `layer`'s output; `replacement` (if any) replaces positions 1.."""
+def _forward(model, layer: int, tokens: torch.Tensor, replacement=None, where=None):
+    """Logits and block `layer`'s output; `replacement` replaces it where `where` is True."""
     seen = {}
 
     def edit(hidden):
         seen["hidden"] = hidden
-        if replacement is None:
-            return None
-        return torch.cat([hidden[:, :1], replacement.to(hidden.dtype)], dim=1)
+        return None if replacement is None else torch.where(where, replacement, hidden)
 
     with edit_block_output(model, layer, edit):
         logits = model(tokens).logits
@@ -46,20 +44,27 @@ def _forward(model, layer: int, tokens: torch.Tensor, replacement: torch.Tensor 
 
 @torch.no_grad()
 def sae_metrics(
-    model, sae, layer: int, chunks: torch.Tensor, ce_chunks: int | None = None, batch_size: int = 16
+    model,
+    sae,
+    layer: int,
+    chunks: torch.Tensor,
+    special_ids: list[int],
+    ce_chunks: int | None = None,
+    batch_size: int = 16,
 ) -> dict[str, float]:
     """Metrics over `chunks` [n, ctx] (BOS first): reconstruction, L0 and dead latents on all
     of them (a forward up to block `layer` only), CE on the first `ce_chunks` (full forwards).
 
-    Position 0 is neither scored nor replaced: its attention-sink activations are out of
-    the SAE's training distribution."""
+    Special tokens and attention sinks (`hooks.non_sink_positions`, as in training) are
+    neither scored nor replaced."""
     device = next(model.parameters()).device
     fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=device)
     sse = n = l0 = resid_sq = 0.0
     resid_sum = torch.zeros(sae.cfg.d_in, dtype=torch.float64, device=device)
     for start in tqdm(range(0, len(chunks), batch_size), desc=f"layer {layer} reconstruction"):
-        h = block_output(model, layer, chunks[start : start + batch_size].to(device))[:, 1:]
-        flat = h.reshape(-1, h.shape[-1])
+        tokens = chunks[start : start + batch_size].to(device)
+        hidden = block_output(model, layer, tokens)
+        flat = hidden[non_sink_positions(tokens, hidden, special_ids)]
         latents = sae.encode(flat.to(sae.W_dec.dtype))
         recon = sae.decode(latents).double()
         flat = flat.double()
@@ -69,7 +74,7 @@ def sae_metrics(
         resid_sq += flat.pow(2).sum().item()
         n += flat.shape[0]
         l0 += (latents > 0).sum().item()
-    ce = _ce_metrics(model, sae, layer, chunks[:ce_chunks], batch_size)
+    ce = _ce_metrics(model, sae, layer, chunks[:ce_chunks], special_ids, batch_size)
     total_var = resid_sq - resid_sum.pow(2).sum().item() / n
     return {
         "layer": layer,
@@ -81,16 +86,17 @@ def sae_metrics(
     }
 
 
-def _ce_metrics(model, sae, layer: int, chunks: torch.Tensor, batch_size: int) -> dict:
+def _ce_metrics(model, sae, layer: int, chunks, special_ids, batch_size: int) -> dict:
     device = next(model.parameters()).device
     sums = dict.fromkeys(["clean", "sae", "zero"], 0.0)
     n_targets = 0
     for start in tqdm(range(0, len(chunks), batch_size), desc=f"layer {layer} cross entropy"):
         tokens = chunks[start : start + batch_size].to(device)
         clean_logits, hidden = _forward(model, layer, tokens)
-        recon = sae.decode(sae.encode(hidden[:, 1:].to(sae.W_dec.dtype)))
-        sae_logits, _ = _forward(model, layer, tokens, recon)
-        zero_logits, _ = _forward(model, layer, tokens, torch.zeros_like(recon))
+        keep = non_sink_positions(tokens, hidden, special_ids).unsqueeze(-1)
+        recon = sae.decode(sae.encode(hidden.to(sae.W_dec.dtype))).to(hidden.dtype)
+        sae_logits, _ = _forward(model, layer, tokens, recon, keep)
+        zero_logits, _ = _forward(model, layer, tokens, torch.zeros_like(recon), keep)
         sums["clean"] += _next_token_ce(clean_logits, tokens).item()
         sums["sae"] += _next_token_ce(sae_logits, tokens).item()
         sums["zero"] += _next_token_ce(zero_logits, tokens).item()

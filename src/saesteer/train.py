@@ -1,12 +1,25 @@
-"""Train one SAE on the residual stream at the output of block L, with SAE-Lens."""
+"""Train one SAE on the residual stream at the output of block L, with SAE-Lens.
+
+The model runs once over `activation_tokens` corpus tokens (up to block L only) and the
+residuals are kept in memory; SAE-Lens' trainer then takes `training_tokens` samples from
+them in shuffled epochs. On a CPU the model forward is the cost, so several epochs over a
+cached set buy far better SAEs than one pass over a stream of the same forward cost.
+"""
 
 from __future__ import annotations
 
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from saesteer.hooks import block_output, non_sink_positions
 
 log = logging.getLogger(__name__)
 
@@ -16,12 +29,13 @@ class TrainSettings:
     """The `sae.train` config block; defaults suit SmolLM2-135M on 2 CPU cores."""
 
     architecture: str = "topk"  # topk | standard
-    d_sae: int = 4096
-    k: int = 32  # topk only
+    d_sae: int = 2048
+    k: int = 64  # topk only
     l1_coefficient: float = 5.0  # standard only
-    training_tokens: int = 200_000
+    activation_tokens: int = 100_000  # corpus tokens run through the model
+    training_tokens: int = 300_000  # SAE training samples (epochs over the cache)
     batch_size_tokens: int = 1024
-    lr: float = 5e-4
+    lr: float = 1e-2
     seed: int = 0
 
     @classmethod
@@ -29,79 +43,119 @@ class TrainSettings:
         return cls(**(train or {}))
 
 
-def _training_sae_config(settings: TrainSettings, d_in: int):
-    from sae_lens import StandardTrainingSAEConfig, TopKTrainingSAEConfig
+@torch.no_grad()
+def collect_residuals(
+    model, layer: int, chunks: np.ndarray, n_tokens: int, special_ids: list[int], batch_size=16
+) -> torch.Tensor:
+    """Block `layer`'s outputs at up to `n_tokens` positions of `chunks` [n, ctx], float32,
+    without special tokens and attention sinks (see `hooks.non_sink_positions`)."""
+    device = next(model.parameters()).device
+    kept, total = [], 0
+    n_chunks = min(len(chunks), -(-n_tokens // (chunks.shape[1] - 1)))
+    for start in tqdm(range(0, n_chunks, batch_size), desc=f"layer {layer} residuals"):
+        tokens = torch.from_numpy(chunks[start : min(start + batch_size, n_chunks)])
+        hidden = block_output(model, layer, tokens.to(device)).float().cpu()
+        keep = non_sink_positions(tokens, hidden, special_ids)
+        kept.append(hidden[keep])
+        total += int(keep.sum())
+    return torch.cat(kept)[:n_tokens]
 
-    # Raw residuals have large, layer-dependent norms: SAE-Lens scales them to an expected
-    # norm of sqrt(d_in) while training and folds the scale into the saved weights.
+
+def shuffled_batches(acts: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    """Endless epochs over `acts`, reshuffled every epoch."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(len(acts), generator=generator)
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            yield acts[order[start : start + batch_size]]
+
+
+def _training_sae(settings: TrainSettings, d_in: int, layer: int):
+    from sae_lens import (
+        StandardTrainingSAE,
+        StandardTrainingSAEConfig,
+        TopKTrainingSAE,
+        TopKTrainingSAEConfig,
+    )
+    from sae_lens.saes.sae import SAEMetadata
+
     common = {
         "d_in": d_in,
         "d_sae": settings.d_sae,
+        # Residual norms grow with depth: SAE-Lens scales inputs to an expected norm of
+        # sqrt(d_in) while training and folds the scale into the saved weights.
         "normalize_activations": "expected_average_only_in",
+        "metadata": SAEMetadata(hook_name=f"model.layers.{layer}", prepend_bos=True),
     }
     if settings.architecture == "topk":
-        return TopKTrainingSAEConfig(k=settings.k, **common)
+        return TopKTrainingSAE(TopKTrainingSAEConfig(k=settings.k, **common))
     if settings.architecture == "standard":
-        return StandardTrainingSAEConfig(l1_coefficient=settings.l1_coefficient, **common)
+        config = StandardTrainingSAEConfig(l1_coefficient=settings.l1_coefficient, **common)
+        return StandardTrainingSAE(config)
     raise ValueError(f"sae.train.architecture: unknown {settings.architecture!r}")
+
+
+def fit_sae(acts: torch.Tensor, layer: int, settings: TrainSettings, device: str = "cpu"):
+    """Train an SAE-Lens training SAE on cached activations with SAE-Lens' trainer."""
+    from sae_lens import LoggingConfig
+    from sae_lens.training.sae_trainer import SAETrainer, SAETrainerConfig
+
+    torch.manual_seed(settings.seed)
+    sae = _training_sae(settings, acts.shape[1], layer)
+    # Late-layer residuals share a large mean direction; starting b_dec there (in the
+    # trainer's scaled units) lets the latents spend their capacity on the variation.
+    scale = acts.shape[1] ** 0.5 / acts.norm(dim=1).mean()
+    with torch.no_grad():
+        sae.b_dec.copy_(acts.mean(0) * scale)
+    n_steps = max(1, settings.training_tokens // settings.batch_size_tokens)
+    cfg = SAETrainerConfig(
+        total_training_samples=settings.training_tokens,
+        train_batch_size_samples=settings.batch_size_tokens,
+        lr=settings.lr,
+        lr_end=settings.lr / 10,
+        lr_scheduler_name="cosineannealing",
+        lr_warm_up_steps=max(1, n_steps // 20),
+        lr_decay_steps=n_steps - max(1, n_steps // 20),
+        device=device,
+        # A latent silent for a tenth of the run is dead: TopK's auxiliary loss revives it.
+        dead_feature_window=max(10, n_steps // 10),
+        feature_sampling_window=n_steps,
+        logger=LoggingConfig(log_to_wandb=False),
+        n_batches_for_norm_estimate=min(100, max(1, len(acts) // settings.batch_size_tokens)),
+    )
+    batches = (
+        b.to(device) for b in shuffled_batches(acts, settings.batch_size_tokens, settings.seed)
+    )
+    return SAETrainer(cfg=cfg, sae=sae, data_provider=batches).fit()
 
 
 def train_sae(
     model_path: str | Path,
     layer: int,
-    chunks,
+    chunks: np.ndarray,
     settings: TrainSettings,
     out: str | Path,
     device: str = "cpu",
 ) -> Path:
-    """Train on packed token chunks `[n, context_size]` (each starting with BOS, see
-    `corpus.pack_documents`) and save an SAE-Lens directory at `out`, atomically."""
-    from datasets import Dataset
-    from sae_lens import LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner, LoggingConfig
-    from transformers import AutoConfig
+    """Train on packed token chunks `[n, ctx]` (BOS first, see `corpus.pack_documents`) and
+    save an SAE-Lens directory at `out`, atomically."""
+    from saesteer.models import load_model
 
-    d_in = AutoConfig.from_pretrained(model_path).get_text_config().hidden_size
+    log.info("training layer %d: %s", layer, asdict(settings))
+    model, tokenizer = load_model(model_path, device=device)
+    acts = collect_residuals(
+        model, layer, chunks, settings.activation_tokens, tokenizer.all_special_ids
+    )
+    del model
+    log.info(
+        "layer %d: %d residuals cached, mean norm %.1f", layer, len(acts), acts.norm(dim=1).mean()
+    )
+    sae = fit_sae(acts, layer, settings, device)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    n_prompts = max(1, settings.batch_size_tokens // chunks.shape[1])
-    n_steps = max(1, settings.training_tokens // settings.batch_size_tokens)
-    cfg = LanguageModelSAERunnerConfig(
-        sae=_training_sae_config(settings, d_in),
-        model_name=str(model_path),
-        model_class_name="AutoModelForCausalLM",
-        hook_name=f"model.layers.{layer}",
-        dataset_path="",
-        is_dataset_tokenized=True,
-        streaming=False,
-        context_size=chunks.shape[1],
-        prepend_bos=True,
-        # BOS and other special tokens carry attention-sink norms far above the rest.
-        exclude_special_tokens=True,
-        training_tokens=settings.training_tokens,
-        train_batch_size_tokens=settings.batch_size_tokens,
-        store_batch_size_prompts=n_prompts,
-        n_batches_in_buffer=8,
-        n_batches_for_norm_estimate=20,
-        lr=settings.lr,
-        lr_warm_up_steps=max(1, n_steps // 20),
-        # A latent silent for a tenth of the run counts as dead, so TopK's auxiliary loss
-        # revives it while training is still short (SAE-Lens' default window is 1000 steps).
-        dead_feature_window=max(10, n_steps // 10),
-        feature_sampling_window=n_steps,
-        device=device,
-        seed=settings.seed,
-        logger=LoggingConfig(log_to_wandb=False),
-        output_path=str(tmp),
-        checkpoint_path=str(tmp / "checkpoints"),
-        n_checkpoints=0,
-        verbose=True,
-    )
-    log.info("training layer %d: %s", layer, asdict(settings))
-    dataset = Dataset.from_dict({"input_ids": [list(map(int, row)) for row in chunks]})
     try:
-        LanguageModelSAETrainingRunner(cfg, override_dataset=dataset).run()
-        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
+        sae.save_inference_model(tmp)
         if out.exists():
             shutil.rmtree(out)
         tmp.replace(out)

@@ -1,0 +1,27 @@
+import torch
+
+from saesteer.hooks import block_output, edit_block_output
+from saesteer.models import load_model
+
+
+def test_block_output_stops_early_and_matches_the_full_forward(tiny_model_dir):
+    model, _ = load_model(tiny_model_dir, device="cpu")
+    tokens = torch.randint(3, 128, (2, 9), generator=torch.Generator().manual_seed(1))
+    seen = []
+    with edit_block_output(model, 2, seen.append):
+        model(tokens)
+    calls = []
+    last = model.model.layers[3].register_forward_hook(lambda *a: calls.append(1))
+    early = block_output(model, 2, tokens)
+    last.remove()
+    torch.testing.assert_close(early, seen[0])
+    assert calls == []  # block 3 never ran
+
+
+def test_edit_replaces_the_block_output(tiny_model_dir):
+    model, _ = load_model(tiny_model_dir, device="cpu")
+    tokens = torch.tensor([[1, 5, 6]])
+    with edit_block_output(model, 3, torch.zeros_like):
+        zeroed = model(tokens).logits
+    # A zero residual after the last block leaves only the unembedding of norm(0) = 0.
+    torch.testing.assert_close(zeroed, torch.zeros_like(zeroed))
