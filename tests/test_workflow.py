@@ -2,10 +2,12 @@
 
 import json
 import re
+from collections import Counter
 
 import polars as pl
 import pytest
 import torch
+import yaml
 
 from saesteer.models import EmbeddedSource, load_model
 from tests.conftest import REPO, reference_topk, run_snakemake, save_sae
@@ -139,3 +141,23 @@ def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
     tiny_config["layers"][3]["features"] = [8]
     jobs = _jobs(run_snakemake(tmp_path, tiny_config, "-n").stdout)
     assert sorted(jobs) == [("all", ""), ("features", "3"), ("logit_lens", "3")]
+
+
+def _job_counts(dry_run_output: str) -> dict[str, int]:
+    return dict(Counter(rule for rule, _ in _jobs(dry_run_output)))
+
+
+@pytest.mark.parametrize(("name", "n_layers"), [("config.yaml", 3), ("smollm2-full.yaml", 30)])
+def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers):
+    config = yaml.safe_load((REPO / "config" / name).read_text())
+    # The Debian corpus may be absent where tests run; a file corpus plans the same DAG.
+    (tmp_path / "text.txt").write_text("Some text.")
+    config["corpus"].update(sources=[], files=[str(tmp_path / "text.txt")])
+    result = run_snakemake(tmp_path, config, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    per_layer = ["train_sae", "sae", "sae_metrics", "features", "logit_lens"]
+    once = ["model", "embedded_model", "corpus", "tokenize_corpus", "manifest", "all"]
+    assert _job_counts(result.stdout) == {
+        **dict.fromkeys(per_layer, n_layers),
+        **dict.fromkeys(once, 1),
+    }
