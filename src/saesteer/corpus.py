@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from saesteer.text_sources import TEXT_SOURCES
+from saesteer.text_sources import TEXT_SOURCES, group_paragraphs
 
 
 def pack_documents(
@@ -81,21 +81,10 @@ def _add(docs: dict, source: str, text: str, min_chars: int) -> None:
     docs.setdefault(key, (source, text))
 
 
-def _paragraph_blocks(text: str, target_chars: int = 2000) -> Iterator[str]:
-    """Group blank-line separated paragraphs into documents of about `target_chars`."""
-    block: list[str] = []
-    size = 0
-    for para in re.split(r"\n\s*\n", text):
-        para = " ".join(para.split())
-        if not para:
-            continue
-        block.append(para)
-        size += len(para)
-        if size >= target_chars:
-            yield "\n\n".join(block)
-            block, size = [], 0
-    if block:
-        yield "\n\n".join(block)
+def _paragraph_blocks(text: str) -> Iterator[str]:
+    """Blank-line separated paragraphs of a plain-text file, grouped into documents."""
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text)]
+    return group_paragraphs([p for p in paragraphs if p])
 
 
 def tokenize_documents(

@@ -85,7 +85,8 @@ def _prose(paragraphs: list[str], min_words: int = 8) -> list[str]:
     return kept
 
 
-def _grouped(paragraphs: list[str], target_chars: int = 2000) -> Iterator[str]:
+def group_paragraphs(paragraphs: list[str], target_chars: int = 2000) -> Iterator[str]:
+    """Join consecutive paragraphs into documents of about `target_chars`."""
     block, size = [], 0
     for p in paragraphs:
         block.append(p)
@@ -99,7 +100,7 @@ def _grouped(paragraphs: list[str], target_chars: int = 2000) -> Iterator[str]:
 
 def html_documents(pattern: str) -> Iterator[str]:
     for path in sorted(glob.glob(pattern, recursive=True)):
-        yield from _grouped(_prose(html_paragraphs(path)))
+        yield from group_paragraphs(_prose(html_paragraphs(path)))
 
 
 def fortune_documents(pattern: str) -> Iterator[str]:
@@ -109,7 +110,7 @@ def fortune_documents(pattern: str) -> Iterator[str]:
             continue
         text = Path(path).read_text(errors="replace")
         quotes += [" ".join(q.split()) for q in text.split("\n%\n")]
-    yield from _grouped([q for q in quotes if len(q.split()) >= 5])
+    yield from group_paragraphs([q for q in quotes if len(q.split()) >= 5])
 
 
 _WIKI_PATTERNS = [
@@ -149,7 +150,7 @@ def wikipedia_documents(path: str | Path) -> Iterator[str]:
             text = next((e.text for e in element.iter() if e.tag.endswith("text")), None) or ""
             namespace = next((e.text for e in element.iter() if e.tag.endswith("ns")), "0")
             if namespace == "0" and not text.upper().startswith("#REDIRECT"):
-                yield from _grouped(_prose(wikitext_paragraphs(text)))
+                yield from group_paragraphs(_prose(wikitext_paragraphs(text)))
             element.clear()
 
 
