@@ -118,19 +118,15 @@ def _check_semantics(config: dict) -> None:
 
 
 def _check_corpus(config: dict) -> None:
-    from saesteer.text_sources import TEXT_SOURCES
+    from saesteer.text_sources import text_source
 
     needs_corpus = any(
         layer_settings(config, layer)["sae"].get("source") == "train"
         for layer in configured_layers(config)
     )
     for name in config["corpus"]["sources"] if needs_corpus else []:
-        if name not in TEXT_SOURCES:
-            raise ConfigError(
-                f"corpus.sources: unknown source {name!r} (known: {sorted(TEXT_SOURCES)})"
-            )
-        if TEXT_SOURCES[name].missing():
-            raise ConfigError(f"corpus.sources: {name} {TEXT_SOURCES[name].missing()}")
+        if text_source(name).missing():
+            raise ConfigError(f"corpus.sources: {name} {text_source(name).missing()}")
     for pattern in config["corpus"]["files"] if needs_corpus else []:
         if not glob.glob(pattern, recursive=True):
             raise ConfigError(f"corpus.files: no file matches {pattern!r}")

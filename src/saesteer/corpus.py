@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from saesteer.text_sources import TEXT_SOURCES, group_paragraphs
+from saesteer.text_sources import group_paragraphs, text_source
 
 
 def pack_documents(
@@ -46,11 +46,7 @@ def build_documents(
     """Extract, clean, deduplicate and shuffle (seeded) the documents of every source."""
     docs: dict[str, tuple[str, str]] = {}
     for name in sources:
-        if name not in TEXT_SOURCES:
-            raise ValueError(
-                f"corpus.sources: unknown source {name!r} (known: {sorted(TEXT_SOURCES)})"
-            )
-        for text in TEXT_SOURCES[name].documents(downloads):
+        for text in text_source(name).documents(downloads):
             _add(docs, name, text, min_chars)
     for pattern in files:
         matches = sorted(glob.glob(pattern, recursive=True))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from saesteer.config import ConfigError
+from saesteer.io import atomic_dir
 from saesteer.wheels import wheel_member
 
 log = logging.getLogger(__name__)
@@ -128,14 +127,9 @@ def convert_embedded(model: EmbeddedModel, target: Path, downloads: Path) -> Non
         del config.quantization_config
     fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    tmp.chmod(0o755)
-    fresh.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.replace(target)
+    with atomic_dir(target) as tmp:
+        fresh.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     log.info("saved %s", target)
 
 

@@ -220,3 +220,13 @@ TEXT_SOURCES: dict[str, DebianText | WheelText] = {
         reader=fortune_documents,
     ),
 }
+
+
+def text_source(name: str) -> DebianText | WheelText:
+    from saesteer.config import ConfigError
+
+    if name not in TEXT_SOURCES:
+        raise ConfigError(
+            f"corpus.sources: unknown source {name!r} (known: {sorted(TEXT_SOURCES)})"
+        )
+    return TEXT_SOURCES[name]

@@ -9,8 +9,6 @@ cached set buy far better SAEs than one pass over a stream of the same forward c
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from saesteer.hooks import block_output, non_sink_positions
+from saesteer.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +49,13 @@ def collect_residuals(
     """Block `layer`'s outputs at up to `n_tokens` positions of `chunks` [n, ctx], float32,
     without special tokens and attention sinks (see `hooks.non_sink_positions`)."""
     device = next(model.parameters()).device
-    kept, total = [], 0
+    kept = []
     n_chunks = min(len(chunks), -(-n_tokens // (chunks.shape[1] - 1)))
     for start in tqdm(range(0, n_chunks, batch_size), desc=f"layer {layer} residuals"):
         tokens = torch.from_numpy(chunks[start : min(start + batch_size, n_chunks)])
         hidden = block_output(model, layer, tokens.to(device)).float().cpu()
         keep = non_sink_positions(tokens, hidden, special_ids)
         kept.append(hidden[keep])
-        total += int(keep.sum())
     return torch.cat(kept)[:n_tokens]
 
 
@@ -151,14 +149,6 @@ def train_sae(
         "layer %d: %d residuals cached, mean norm %.1f", layer, len(acts), acts.norm(dim=1).mean()
     )
     sae = fit_sae(acts, layer, settings, device)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         sae.save_inference_model(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.replace(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return Path(out)
