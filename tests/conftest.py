@@ -69,12 +69,17 @@ def tiny_saes(tmp_path_factory) -> Path:
 @pytest.fixture
 def tiny_config(tiny_model_dir, tiny_saes) -> dict:
     """A valid run config over the tiny model (a fresh dict per test, safe to mutate)."""
+    return make_tiny_config(tiny_model_dir, tiny_saes)
+
+
+def make_tiny_config(tiny_model_dir: Path, tiny_saes: Path) -> dict:
     return {
         "run": "tiny",
         "model": {"source": f"local:{tiny_model_dir}", "device": "cpu"},
         "sae": {"source": "local", "path": f"{tiny_saes}/layer_{{layer}}"},
         "features": {"random": 8, "seed": 1},
         "logit_lens": {"top_k": 5},
+        "output_score": {"top_k": 5},
         "layers": {1: {}, 2: {"features": [0, 3, 7, 255]}},
     }
 
@@ -116,3 +121,36 @@ def reference_topk(model, direction: torch.Tensor, k: int):
     finally:
         handle.remove()
     return torch.softmax(logits, -1).topk(k)
+
+
+def random_sae(kind: str, layer: int = 1, d_in: int = TINY_D_MODEL, d_sae: int = 256, seed=0):
+    """An SAE-Lens SAE of architecture `kind` with random weights and non-zero biases.
+
+    `topk` rescales by decoder norm, so its effective decoder rows are not W_dec's rows;
+    `jumprelu` has thresholds that switch off part of the latents."""
+    from sae_lens import (
+        JumpReLUSAE,
+        JumpReLUSAEConfig,
+        StandardSAE,
+        StandardSAEConfig,
+        TopKSAE,
+        TopKSAEConfig,
+    )
+    from sae_lens.saes.sae import SAEMetadata
+
+    metadata = SAEMetadata(hook_name=f"model.layers.{layer}")
+    common = {"d_in": d_in, "d_sae": d_sae, "metadata": metadata}
+    torch.manual_seed(seed)
+    sae = {
+        "standard": lambda: StandardSAE(StandardSAEConfig(**common)),
+        "topk": lambda: TopKSAE(TopKSAEConfig(**common, k=16, rescale_acts_by_decoder_norm=True)),
+        "jumprelu": lambda: JumpReLUSAE(JumpReLUSAEConfig(**common)),
+    }[kind]()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        sae.W_dec.mul_(1 + torch.rand(d_sae, 1, generator=generator))
+        sae.b_dec.copy_(0.1 * torch.randn(d_in, generator=generator))
+        sae.b_enc.copy_(0.05 * torch.randn(d_sae, generator=generator))
+        if kind == "jumprelu":
+            sae.threshold.copy_(0.05 * torch.rand(d_sae, generator=generator))
+    return sae.eval().requires_grad_(False)

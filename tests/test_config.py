@@ -12,6 +12,15 @@ def test_valid_config_gets_defaults(tiny_config):
     config = validate_config(tiny_config)
     assert config["model"]["dtype"] == "float32"
     assert config["logit_lens"] == {"top_k": 5, "batch_size": 256}
+    assert config["output_score"] == {
+        "prompt": "From my experience,",
+        "factor": 10.0,
+        "top_k": 5,
+        "robustness_prompts": [],
+        "subtract_unsteered": False,
+        "method": "fast",
+        "batch_size": 256,
+    }
     assert set(config["layers"]) == {"1", "2"}
 
 
@@ -71,6 +80,11 @@ BAD_VALUES = [
     ("layers", {"first": {}}, "at layers"),
     ("layers", {9: {}}, "layers.9: layer out of range"),
     ("logit_lens.top_k", 0, "at logit_lens.top_k"),
+    ("output_score.top_k", 6, "output_score.top_k: 6 > logit_lens.top_k=5"),
+    ("output_score.factor", "ten", "at output_score.factor"),
+    ("output_score.robustness_prompts", "all", "at output_score.robustness_prompts"),
+    ("output_score.method", "quick", "at output_score.method"),
+    ("output_score.batch_size", 0, "at output_score.batch_size"),
     ("typo_key", 1, "Additional properties are not allowed ('typo_key'"),
 ]
 

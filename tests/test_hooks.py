@@ -1,6 +1,6 @@
 import torch
 
-from saesteer.hooks import block_output, edit_block_output
+from saesteer.hooks import block_output, edit_block_output, start_after_block
 from saesteer.models import load_model
 
 
@@ -25,3 +25,25 @@ def test_edit_replaces_the_block_output(tiny_model_dir):
         zeroed = model(tokens).logits
     # A zero residual after the last block leaves only the unembedding of norm(0) = 0.
     torch.testing.assert_close(zeroed, torch.zeros_like(zeroed))
+
+
+def _refuse(*args):
+    raise AssertionError("a replayed block ran")
+
+
+def test_start_after_block_runs_the_rest_on_a_cached_prefix(tiny_model_dir):
+    """Blocks 0..L replayed from their known output, the prefix from its KV cache: the
+    last position's logits equal a plain forward of the whole sequence."""
+    model, _ = load_model(tiny_model_dir, device="cpu")
+    tokens = torch.tensor([[1, 17, 42, 99, 5]])
+    full = model(tokens).logits[0, -1]
+    for layer in range(4):
+        cache = model(tokens[:, :-1], use_cache=True).cache
+        hidden = block_output(model, layer, tokens)[:, -1:]
+        first = model.model.layers[0]
+        with start_after_block(model, layer, hidden):
+            handle = first.register_forward_hook(_refuse)
+            logits = model(tokens[:, -1:], cache=cache).logits[0, -1]
+        handle.remove()
+        torch.testing.assert_close(logits, full, atol=1e-5, rtol=1e-5)
+    assert isinstance(model.model.layers[0], type(model.model.layers[1]))  # restored

@@ -1,7 +1,9 @@
 """The real Snakemake workflow, end to end, on the tiny model and on the embedded model."""
 
+import copy
 import json
 import re
+import shutil
 from collections import Counter
 
 import polars as pl
@@ -10,7 +12,7 @@ import torch
 import yaml
 
 from saesteer.models import EmbeddedSource, load_model
-from tests.conftest import REPO, reference_topk, run_snakemake, save_sae
+from tests.conftest import REPO, make_tiny_config, reference_topk, run_snakemake, save_sae
 
 
 def _jobs(dry_run_output: str) -> list[tuple[str, str]]:
@@ -24,11 +26,21 @@ def _jobs(dry_run_output: str) -> list[tuple[str, str]]:
     return jobs
 
 
-@pytest.fixture
-def finished_run(tmp_path, tiny_config):
-    result = run_snakemake(tmp_path, tiny_config)
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_model_dir, tiny_saes):
+    """One finished tiny run per module; tests get a copy (outputs, mtimes, metadata)."""
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    config = make_tiny_config(tiny_model_dir, tiny_saes)
+    result = run_snakemake(workdir, config)
     assert result.returncode == 0, result.stderr[-3000:]
-    return tmp_path, tiny_config
+    return workdir, config
+
+
+@pytest.fixture
+def finished_run(tmp_path, tiny_run):
+    workdir, config = tiny_run
+    shutil.copytree(workdir, tmp_path, symlinks=True, dirs_exist_ok=True)
+    return tmp_path, copy.deepcopy(config)
 
 
 def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
@@ -42,6 +54,12 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
         assert lens.height == n_features * 5
         assert (out / f"logs/logit_lens/{layer}.log").stat().st_size > 0
         assert (out / f"benchmarks/logit_lens/{layer}.tsv").is_file()
+        scores = pl.read_parquet(out / f"layers/{layer}/output_scores.parquet")
+        assert scores["feature"].to_list() == features["feature"].to_list()
+        assert scores["output_score"].is_between(0, 1).all()
+        assert set(scores["prompt"]) == {"From my experience,"} and set(scores["factor"]) == {10}
+        by_prompt = pl.read_parquet(out / f"layers/{layer}/output_scores_by_prompt.parquet")
+        assert by_prompt.height == n_features
     assert pl.read_parquet(out / "layers/2/features.parquet")["feature"].to_list() == [0, 3, 7, 255]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["path"] == str(tiny_model_dir)
@@ -56,14 +74,29 @@ def test_editing_one_layer_reruns_only_that_layer(finished_run):
     assert _jobs(run_snakemake(workdir, config, "-n").stdout) == []
     config["layers"][2]["features"] = [1, 2]
     jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
-    assert sorted(jobs) == [("all", ""), ("features", "2"), ("logit_lens", "2")]
+    assert sorted(jobs) == [
+        ("all", ""),
+        ("features", "2"),
+        ("logit_lens", "2"),
+        ("output_scores", "2"),
+    ]
 
 
 def test_editing_a_global_setting_reruns_every_layer(finished_run):
     workdir, config = finished_run
     config["logit_lens"]["top_k"] = 3
+    config["output_score"]["top_k"] = 3
     jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
-    assert sorted(jobs) == [("all", ""), ("logit_lens", "1"), ("logit_lens", "2")]
+    assert sorted(jobs) == [("all", "")] + [
+        (rule, layer) for rule in ("logit_lens", "output_scores") for layer in ("1", "2")
+    ]
+
+
+def test_editing_the_output_score_reruns_only_the_scores(finished_run):
+    workdir, config = finished_run
+    config["output_score"]["factor"] = 4.0
+    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    assert sorted(jobs) == [("all", ""), ("output_scores", "1"), ("output_scores", "2")]
 
 
 def test_bad_config_fails_before_any_job(tmp_path, tiny_config):
@@ -140,7 +173,12 @@ def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
     # A trained SAE is protected: editing a layer's features must not retrain it.
     tiny_config["layers"][3]["features"] = [8]
     jobs = _jobs(run_snakemake(tmp_path, tiny_config, "-n").stdout)
-    assert sorted(jobs) == [("all", ""), ("features", "3"), ("logit_lens", "3")]
+    assert sorted(jobs) == [
+        ("all", ""),
+        ("features", "3"),
+        ("logit_lens", "3"),
+        ("output_scores", "3"),
+    ]
 
 
 def _job_counts(dry_run_output: str) -> dict[str, int]:
@@ -155,7 +193,7 @@ def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers):
     config["corpus"].update(sources=[], files=[str(tmp_path / "text.txt")])
     result = run_snakemake(tmp_path, config, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
-    per_layer = ["train_sae", "sae", "sae_metrics", "features", "logit_lens"]
+    per_layer = ["train_sae", "sae", "sae_metrics", "features", "logit_lens", "output_scores"]
     once = ["model", "embedded_model", "corpus", "tokenize_corpus", "manifest", "all"]
     assert _job_counts(result.stdout) == {
         **dict.fromkeys(per_layer, n_layers),

@@ -69,22 +69,64 @@ def cmd_logit_lens(args) -> None:
     import polars as pl
 
     from saesteer.logit_lens import LOGIT_LENS_SCHEMA, logit_lens_frame, logit_lens_topk
+
+    features = pl.read_parquet(args.features)["feature"].to_list()
+    model, tokenizer, sae, layer = _load_layer(args.model, args.sae, args.device)
+    ids, probs = logit_lens_topk(model, sae.W_dec, features, args.top_k, args.batch_size)
+    frame = logit_lens_frame(layer, features, ids, probs, tokenizer)
+    write_parquet(frame, args.out, LOGIT_LENS_SCHEMA)
+    log.info("layer %d: logit lens of %d features", layer, len(features))
+
+
+def _load_layer(model_json: str, sae_json: str, device: str):
+    """The model and this layer's SAE on the model's device, after checking they fit."""
     from saesteer.models import load_model
     from saesteer.saes import load_sae
 
-    model_info, descriptor = read_json(args.model), read_json(args.sae)
+    model_info, descriptor = read_json(model_json), read_json(sae_json)
     if descriptor["d_in"] != model_info["d_model"]:
         raise ConfigError(
             f"layer {descriptor['layer']}: SAE d_in={descriptor['d_in']} does not match "
             f"model d_model={model_info['d_model']}"
         )
-    features = pl.read_parquet(args.features)["feature"].to_list()
-    model, tokenizer = load_model(model_info["path"], model_info["dtype"], args.device)
-    sae = load_sae(descriptor)
-    ids, probs = logit_lens_topk(model, sae.W_dec, features, args.top_k, args.batch_size)
-    frame = logit_lens_frame(descriptor["layer"], features, ids, probs, tokenizer)
-    write_parquet(frame, args.out, LOGIT_LENS_SCHEMA)
-    log.info("layer %d: logit lens of %d features", descriptor["layer"], len(features))
+    model, tokenizer = load_model(model_info["path"], model_info["dtype"], device)
+    sae = load_sae(descriptor, device=str(next(model.parameters()).device))
+    return model, tokenizer, sae, descriptor["layer"]
+
+
+def cmd_output_score(args) -> None:
+    import polars as pl
+    import torch
+
+    from saesteer.output_score import (
+        OUTPUT_SCORES_BY_PROMPT_SCHEMA,
+        OUTPUT_SCORES_SCHEMA,
+        OutputScoreSettings,
+        score_output,
+    )
+
+    settings = OutputScoreSettings.from_config(json.loads(args.settings))
+    lens = pl.read_parquet(args.logit_lens).filter(pl.col("rank") < settings.top_k)
+    lens = lens.sort("feature", "rank", maintain_order=True)
+    features = lens["feature"].unique(maintain_order=True).to_list()
+    token_ids = torch.tensor(lens["token_id"].to_list()).reshape(len(features), -1)
+    if token_ids.shape[1] != settings.top_k:
+        raise ConfigError(
+            f"{args.logit_lens}: has {token_ids.shape[1]} tokens per feature, "
+            f"output_score.top_k needs {settings.top_k}"
+        )
+    model, tokenizer, sae, layer = _load_layer(args.model, args.sae, args.device)
+    scores, by_prompt = score_output(model, tokenizer, sae, layer, features, token_ids, settings)
+    write_parquet(by_prompt, args.out_by_prompt, OUTPUT_SCORES_BY_PROMPT_SCHEMA)
+    write_parquet(scores, args.out, OUTPUT_SCORES_SCHEMA)
+    top = scores.sort("output_score", descending=True).head(5)
+    log.info(
+        "layer %d: %d features, median output score %.4g, top %s",
+        layer,
+        scores.height,
+        scores["output_score"].median(),
+        dict(zip(top["feature"], top["output_score"].round(4), strict=True)),
+    )
 
 
 def cmd_corpus(args) -> None:
@@ -140,27 +182,23 @@ def cmd_sae_metrics(args) -> None:
     import torch
 
     from saesteer.corpus import read_chunks
-    from saesteer.models import load_model
     from saesteer.sae_metrics import SAE_METRICS_SCHEMA, sae_metrics
-    from saesteer.saes import load_sae
 
-    model_info, descriptor = read_json(args.model), read_json(args.sae)
-    model, tokenizer = load_model(model_info["path"], model_info["dtype"], args.device)
-    sae = load_sae(descriptor, device=str(next(model.parameters()).device))
+    model, tokenizer, sae, layer = _load_layer(args.model, args.sae, args.device)
     chunks = read_chunks(args.chunks, "heldout")
     chunks = torch.from_numpy(chunks[: max(1, args.max_tokens // chunks.shape[1])])
     ce_chunks = max(1, args.ce_tokens // chunks.shape[1])
     metrics = sae_metrics(
         model,
         sae,
-        descriptor["layer"],
+        layer,
         chunks,
         tokenizer.all_special_ids,
         ce_chunks,
         args.batch_size,
     )
     write_parquet(pl.DataFrame([metrics]), args.out, SAE_METRICS_SCHEMA)
-    log.info("layer %d: %s", descriptor["layer"], metrics)
+    log.info("layer %d: %s", layer, metrics)
 
 
 def cmd_manifest(args) -> None:
@@ -217,6 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True)
+
+    p = step("output-score", cmd_output_score, "output scores of one layer's features")
+    p.add_argument("--model", required=True)
+    p.add_argument("--sae", required=True)
+    p.add_argument("--logit-lens", required=True)
+    p.add_argument("--settings", default="{}", help="the `output_score` settings as JSON")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+    p.add_argument("--out-by-prompt", required=True)
 
     p = step("corpus", cmd_corpus, "build the text corpus (documents)")
     p.add_argument("--sources", nargs="*", default=[])

@@ -100,6 +100,11 @@ def _check_semantics(config: dict) -> None:
     from saesteer.saes import sae_source
 
     _check_corpus(config)
+    if config["output_score"]["top_k"] > config["logit_lens"]["top_k"]:
+        raise ConfigError(
+            f"output_score.top_k: {config['output_score']['top_k']} > logit_lens.top_k="
+            f"{config['logit_lens']['top_k']} (the score reads the logit-lens tokens)"
+        )
     source = model_source(config["model"]["source"])
     n_layers = source.n_layers()
     for layer in configured_layers(config):

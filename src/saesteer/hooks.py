@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -50,6 +51,60 @@ def block_output(model, layer: int, tokens: torch.Tensor) -> torch.Tensor:
     with edit_block_output(model, layer, read), contextlib.suppress(_StopForward):
         model(tokens)
     return seen["hidden"]
+
+
+class _Replay(torch.nn.Module):
+    """Stands in for a block whose output is already known."""
+
+    def __init__(self, hidden: torch.Tensor, as_tuple: bool):
+        super().__init__()
+        self.hidden, self.as_tuple = hidden, as_tuple
+
+    def forward(self, *args, **kwargs):
+        return (self.hidden,) if self.as_tuple else self.hidden
+
+
+_RETURNS_TUPLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@torch.no_grad()
+def _blocks_return_tuples(model) -> bool:
+    """Whether decoder blocks return a tuple or a tensor (it differs across architectures)."""
+    if model not in _RETURNS_TUPLES:
+        seen = {}
+
+        def record(module, inputs, output):
+            seen["tuple"] = isinstance(output, tuple)
+            raise _StopForward
+
+        device = next(model.parameters()).device
+        handle = decoder_layers(model)[0].register_forward_hook(record)
+        try:
+            with contextlib.suppress(_StopForward):
+                model(torch.zeros(1, 1, dtype=torch.long, device=device))
+        finally:
+            handle.remove()
+        _RETURNS_TUPLES[model] = seen["tuple"]
+    return _RETURNS_TUPLES[model]
+
+
+@contextmanager
+def start_after_block(model, layer: int, hidden: torch.Tensor) -> Iterator[None]:
+    """Make blocks 0..`layer` return `hidden` [batch, pos, d] without computing anything, so
+    a forward call runs only the blocks after `layer`.
+
+    The skipped blocks neither read nor extend a KV cache; the cache's first layer still
+    holds the prefix length the model derives positions and masks from."""
+    blocks = decoder_layers(model)
+    originals = [blocks[i] for i in range(layer + 1)]
+    replay = _Replay(hidden, _blocks_return_tuples(model))
+    for i in range(layer + 1):
+        blocks[i] = replay
+    try:
+        yield
+    finally:
+        for i, block in enumerate(originals):
+            blocks[i] = block
 
 
 def non_sink_positions(

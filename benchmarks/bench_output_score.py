@@ -1,0 +1,164 @@
+"""Output-score speed: the fast path against the reference loop, in one process.
+
+Features per second of both paths on the same model, SAE, features and prompt, their
+ratio, peak memory above the model's, and the largest score difference between them.
+
+    python benchmarks/bench_output_score.py                       # embedded SmolLM2, random SAEs
+    python benchmarks/bench_output_score.py --sae 'results/smollm2-demo/layers/{layer}/sae'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from saesteer.logit_lens import logit_lens_topk
+from saesteer.models import EmbeddedSource, load_model, resolve_device
+from saesteer.output_score import score_prompt_fast, score_prompt_reference
+from saesteer.prompts import OUTPUT_SCORE_PROMPT, encode_prompt
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@contextmanager
+def peak_memory(device: str, result: dict):
+    """Peak memory above the level at entry, in MiB: CUDA allocator stats on a GPU,
+    resident set size sampled every millisecond on a CPU."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+        yield
+        torch.cuda.synchronize()
+        result["peak_mib"] = (torch.cuda.max_memory_allocated() - start) / 2**20
+        return
+    start, peak, done = _rss_bytes(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        result["peak_mib"] = max(0, max(peak[0], _rss_bytes()) - start) / 2**20
+
+
+def timed(device: str, func, *args) -> tuple[dict, float, float]:
+    stats: dict = {}
+    with peak_memory(device, stats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = func(*args)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    return out, seconds, stats["peak_mib"]
+
+
+def load_layer_sae(template: str | None, layer: int, d_in: int, device: str):
+    from sae_lens import SAE, TopKSAE, TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    if template:
+        sae = SAE.load_from_disk(template.format(layer=layer), device=device)
+    else:
+        torch.manual_seed(layer)
+        cfg = TopKSAEConfig(
+            d_in=d_in, d_sae=2048, k=64, metadata=SAEMetadata(hook_name=f"layer {layer}")
+        )
+        sae = TopKSAE(cfg).to(device)
+    return sae.eval().requires_grad_(False)
+
+
+def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
+    generator = torch.Generator().manual_seed(layer)
+    features = torch.randperm(sae.cfg.d_sae, generator=generator)[: args.features].tolist()
+    tokens = logit_lens_topk(model, sae.W_dec, features, 20)[0]
+    prompt = encode_prompt(tokenizer, args.prompt)
+    n_ref = args.reference_features
+    fast_args = (model, sae, layer, prompt, features, tokens, 10.0, args.batch_size)
+    ref_args = (model, sae, layer, prompt, features[:n_ref], tokens[:n_ref], 10.0, 1)
+    score_prompt_fast(model, sae, layer, prompt, features[:8], tokens[:8], 10.0, 8)  # warm-up
+    score_prompt_reference(model, sae, layer, prompt, features[:2], tokens[:2], 10.0, 1)
+    fast, fast_s, fast_mib = timed(device, score_prompt_fast, *fast_args)
+    ref, ref_s, ref_mib = timed(device, score_prompt_reference, *ref_args)
+    diff = (fast["score"][:n_ref] - ref["score"]).abs().max().item()
+    fast_rate, ref_rate = len(features) / fast_s, n_ref / ref_s
+    return {
+        "layer": layer,
+        "fast_features_per_s": fast_rate,
+        "reference_features_per_s": ref_rate,
+        "ratio": fast_rate / ref_rate,
+        "fast_peak_mib": fast_mib,
+        "reference_peak_mib": ref_mib,
+        "max_abs_score_diff": diff,
+        "n_fast": len(features),
+        "n_reference": n_ref,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model directory (default: the embedded SmolLM2)")
+    parser.add_argument("--sae", help="SAE-Lens directory template with {layer}; default random")
+    parser.add_argument("--layers", type=int, nargs="+", default=[3, 15, 27])
+    parser.add_argument("--features", type=int, default=256, help="features for the fast path")
+    parser.add_argument("--reference-features", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--prompt", default=OUTPUT_SCORE_PROMPT)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--out", help="also write the results as JSON here")
+    args = parser.parse_args()
+
+    device = resolve_device(args.device)
+    path = args.model or EmbeddedSource("smollm2-135m-instruct").resolve()
+    model, tokenizer = load_model(path, args.dtype, device)
+    d_model = model.config.get_text_config().hidden_size
+    rows = []
+    for layer in args.layers:
+        sae = load_layer_sae(args.sae, layer, d_model, device)
+        rows.append(bench_layer(model, tokenizer, sae, layer, args, device))
+        print(json.dumps(rows[-1]), flush=True)
+    hardware = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor()
+    header = (
+        f"{Path(path).name}, {device} ({hardware or platform.machine()}), "
+        f"{torch.get_num_threads()} threads, dtype {args.dtype}, batch {args.batch_size}"
+    )
+    print(f"\n{header}\n")
+    print(
+        "| layer | fast (features/s) | reference (features/s) | ratio | peak MiB fast / ref "
+        "| max abs score diff |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['layer']} | {r['fast_features_per_s']:.1f} | "
+            f"{r['reference_features_per_s']:.2f} | {r['ratio']:.1f}x | "
+            f"{r['fast_peak_mib']:.0f} / {r['reference_peak_mib']:.0f} | "
+            f"{r['max_abs_score_diff']:.1e} |"
+        )
+    if args.out:
+        Path(args.out).write_text(json.dumps({"setup": header, "layers": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

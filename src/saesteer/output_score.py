@@ -1,0 +1,249 @@
+"""The output score: does amplifying a feature push its logit-lens tokens up?
+
+    output_score = (1 - min_{t in T_k(i)} rank(t) / |V|) * max_{t in T_k(i)} p[t]
+
+with p the next-token distribution after the prompt, steered at factor s, and rank(t) the
+number of tokens more likely than t (0 = most likely; ties share the best position).
+
+Two ways to get p for many features, registered in `SCORERS`:
+- `fast`: the steering changes only the last position, and only from block L on. So the
+  prompt's prefix runs once (its KV cache is reused), block L's output at the last
+  position is computed once, and each feature costs one token through blocks L+1.. in a
+  batch of features.
+- `reference`: one full forward of the prompt per feature with the public code's
+  intervention, as the public code runs it. Kept to test and benchmark the fast path.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+import torch
+from tqdm import tqdm
+
+from saesteer.hooks import block_output, start_after_block
+from saesteer.prompts import OUTPUT_SCORE_PROMPT, PREFIXES, encode_prompt
+from saesteer.steering import latent_max, steer_reference, steering_directions, steering_shift
+
+log = logging.getLogger(__name__)
+
+OUTPUT_SCORES_SCHEMA = {
+    "layer": pl.Int32,
+    "feature": pl.Int64,
+    "output_score": pl.Float64,
+    "min_rank": pl.Int64,
+    "max_prob": pl.Float64,
+    "steered_score": pl.Float64,
+    "unsteered_score": pl.Float64,
+    "variant": pl.Utf8,
+    "prompt": pl.Utf8,
+    "factor": pl.Float64,
+    "top_k": pl.Int32,
+    "robustness_mean": pl.Float64,
+    "n_robustness_prompts": pl.Int32,
+}
+
+# Every prompt scored: id 0 is the main prompt, then the robustness prompts.
+OUTPUT_SCORES_BY_PROMPT_SCHEMA = {
+    "layer": pl.Int32,
+    "feature": pl.Int64,
+    "prompt_id": pl.Int32,
+    "prompt": pl.Utf8,
+    "output_score": pl.Float64,
+    "min_rank": pl.Int64,
+    "max_prob": pl.Float64,
+    "steered_score": pl.Float64,
+    "unsteered_score": pl.Float64,
+}
+
+PROMPT_LISTS = {"prefixes": PREFIXES}
+
+
+@dataclass(frozen=True)
+class OutputScoreSettings:
+    prompt: str = OUTPUT_SCORE_PROMPT
+    factor: float = 10.0
+    top_k: int = 20
+    # Extra neutral prompts for the paper's robustness check, or a named list ("prefixes").
+    robustness_prompts: Sequence[str] | str = field(default_factory=tuple)
+    # The paper's S_out = P(steered) - P(unsteered); the code (default) keeps the first term.
+    subtract_unsteered: bool = False
+    method: str = "fast"
+    batch_size: int = 256
+
+    @classmethod
+    def from_config(cls, section: dict | None) -> OutputScoreSettings:
+        return cls(**(section or {}))
+
+    def prompts(self) -> list[str]:
+        extra = self.robustness_prompts
+        if isinstance(extra, str):
+            if extra not in PROMPT_LISTS:
+                raise ValueError(
+                    f"output_score.robustness_prompts: unknown list {extra!r} "
+                    f"(known: {sorted(PROMPT_LISTS)})"
+                )
+            extra = PROMPT_LISTS[extra]
+        return [self.prompt, *extra]
+
+
+def score_from_probs(probs: torch.Tensor, token_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """min_rank, max_prob and their score for each row of `probs` [n, V] and `token_ids` [n, k].
+
+    The best-ranked token is the most probable one, so min_rank counts the tokens more
+    likely than max_prob: one comparison pass, no sort."""
+    max_prob = probs.gather(1, token_ids).max(dim=-1).values
+    min_rank = (probs > max_prob[:, None]).sum(dim=-1)
+    score = (1 - min_rank.double() / probs.shape[-1]) * max_prob.double()
+    return {"min_rank": min_rank.cpu(), "max_prob": max_prob.double().cpu(), "score": score.cpu()}
+
+
+def _cache_keyword(model) -> str:
+    # transformers 5 renamed `past_key_values` to `cache`.
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _returned_cache(output):
+    return output["cache"] if "cache" in output else output["past_key_values"]
+
+
+@torch.no_grad()
+def score_prompt_fast(
+    model, sae, layer, prompt_ids, features, token_ids, factor, batch_size
+) -> dict[str, torch.Tensor]:
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt_ids], device=device)
+    prefix_cache = None
+    if ids.shape[1] > 1:  # the decoder stack only: the prefix's logits are never read
+        prefix_cache = _returned_cache(model.base_model(ids[:, :-1], use_cache=True))
+    cache_keyword = _cache_keyword(model)
+    last = block_output(model, layer, ids)[:, -1]
+    a_max = latent_max(sae, last)
+    directions = steering_directions(sae, features)
+    # Row 0 stays unsteered, so the baseline comes out of the same batched pass.
+    directions = torch.cat([torch.zeros(1, directions.shape[1], device=device), directions])
+    tokens = torch.cat([token_ids[:1], token_ids]).to(device)  # row 0's own scores are dropped
+    parts, baseline = [], None
+    for start in range(0, len(directions), batch_size):
+        rows = directions[start : start + batch_size]
+        n = rows.shape[0]
+        shift = steering_shift(a_max, rows, torch.full((1,), float(factor)))
+        steered = (last.float() + shift).to(last.dtype)
+        cache = None
+        if prefix_cache is not None:
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(n)
+        with start_after_block(model, layer, steered[:, None]):
+            logits = model(
+                ids[:, -1:].expand(n, 1), use_cache=cache is not None, **{cache_keyword: cache}
+            ).logits[:, -1]
+        probs = torch.softmax(logits.float(), dim=-1)
+        baseline = probs[0] if baseline is None else baseline
+        parts.append(score_from_probs(probs, tokens[start : start + n]))
+    result = {key: torch.cat([p[key] for p in parts])[1:] for key in parts[0]}
+    unsteered = score_from_probs(baseline.expand(len(features), -1), tokens[1:])
+    return {**result, "unsteered": unsteered["score"]}
+
+
+def _rank_and_prob_one_by_one(probs: torch.Tensor, tokens: list[int]) -> tuple[int, float]:
+    """min over tokens of rank(t) = #{v: p[v] > p[t]}, and max p[t], token by token."""
+    return min(int((probs > probs[t]).sum()) for t in tokens), max(float(probs[t]) for t in tokens)
+
+
+@torch.no_grad()
+def score_prompt_reference(
+    model, sae, layer, prompt_ids, features, token_ids, factor, batch_size
+) -> dict[str, torch.Tensor]:
+    """One full forward per feature, as the public code runs it; ranks read off one by one."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt_ids], device=device)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    baseline = torch.softmax(model(ids).logits[0, -1].float(), dim=-1)
+    columns = {"min_rank": [], "max_prob": [], "score": [], "unsteered": []}
+    for feature, tokens in zip(features, token_ids.tolist(), strict=True):
+        with steer_reference(model, sae, layer, feature, factor):
+            probs = torch.softmax(model(ids).logits[0, -1].float(), dim=-1)
+        min_rank, max_prob = _rank_and_prob_one_by_one(probs, tokens)
+        base_rank, base_prob = _rank_and_prob_one_by_one(baseline, tokens)
+        columns["min_rank"].append(min_rank)
+        columns["max_prob"].append(max_prob)
+        columns["score"].append((1 - min_rank / vocab) * max_prob)
+        columns["unsteered"].append((1 - base_rank / vocab) * base_prob)
+    return {
+        key: torch.tensor(values, dtype=torch.long if key == "min_rank" else torch.float64)
+        for key, values in columns.items()
+    }
+
+
+SCORERS = {"fast": score_prompt_fast, "reference": score_prompt_reference}
+
+
+def score_output(
+    model,
+    tokenizer,
+    sae,
+    layer: int,
+    features: Sequence[int],
+    token_ids: torch.Tensor,
+    settings: OutputScoreSettings,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Output scores of `features` (with their logit-lens top-k `token_ids` [n, k]).
+
+    Returns (one row per feature on the main prompt, one row per feature and prompt)."""
+    if settings.method not in SCORERS:
+        raise ValueError(f"output_score.method: {settings.method!r} (known: {sorted(SCORERS)})")
+    scorer, token_ids = SCORERS[settings.method], token_ids[:, : settings.top_k]
+    prompts, rows = settings.prompts(), []
+    for prompt_id, prompt in enumerate(tqdm(prompts, desc=f"output score L{layer}", unit="prompt")):
+        prompt_ids = encode_prompt(tokenizer, prompt)
+        steered = scorer(
+            model, sae, layer, prompt_ids, features, token_ids, settings.factor, settings.batch_size
+        )
+        unsteered = steered["unsteered"]
+        score = steered["score"] - unsteered if settings.subtract_unsteered else steered["score"]
+        rows.append(
+            pl.DataFrame(
+                {
+                    "layer": layer,
+                    "feature": list(features),
+                    "prompt_id": prompt_id,
+                    "prompt": prompt,
+                    "output_score": score.tolist(),
+                    "min_rank": steered["min_rank"].tolist(),
+                    "max_prob": steered["max_prob"].tolist(),
+                    "steered_score": steered["score"].tolist(),
+                    "unsteered_score": unsteered.tolist(),
+                }
+            )
+        )
+    by_prompt = pl.concat(rows).cast(OUTPUT_SCORES_BY_PROMPT_SCHEMA)
+    return _main_prompt_scores(by_prompt, settings), by_prompt
+
+
+def _main_prompt_scores(by_prompt: pl.DataFrame, settings: OutputScoreSettings) -> pl.DataFrame:
+    robustness = (
+        by_prompt.filter(pl.col("prompt_id") > 0)
+        .group_by("feature")
+        .agg(
+            robustness_mean=pl.col("output_score").mean(),
+            n_robustness_prompts=pl.len(),
+        )
+    )
+    main = by_prompt.filter(pl.col("prompt_id") == 0).drop("prompt_id")
+    return (
+        main.join(robustness, on="feature", how="left", maintain_order="left")
+        .with_columns(
+            variant=pl.lit("steered_minus_unsteered" if settings.subtract_unsteered else "steered"),
+            factor=pl.lit(float(settings.factor)),
+            top_k=pl.lit(settings.top_k),
+            n_robustness_prompts=pl.col("n_robustness_prompts").fill_null(0),
+        )
+        .select(list(OUTPUT_SCORES_SCHEMA))
+        .cast(OUTPUT_SCORES_SCHEMA)
+    )

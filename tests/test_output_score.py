@@ -1,0 +1,156 @@
+import polars as pl
+import pytest
+import torch
+
+from saesteer.logit_lens import logit_lens_topk
+from saesteer.models import EmbeddedSource, load_model
+from saesteer.output_score import (
+    OutputScoreSettings,
+    score_from_probs,
+    score_output,
+    score_prompt_fast,
+    score_prompt_reference,
+)
+from saesteer.prompts import PREFIXES, encode_prompt
+from tests.conftest import REPO, TINY_LAYERS, random_sae
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return load_model(tiny_model_dir, device="cpu")
+
+
+def _lens(model, sae, features, k=5):
+    return logit_lens_topk(model, sae.W_dec, features, k)[0]
+
+
+def test_score_formula_by_hand():
+    probs = torch.tensor([[0.1, 0.4, 0.2, 0.3], [0.25, 0.25, 0.5, 0.0]])
+    tokens = torch.tensor([[0, 2], [1, 3]])
+    out = score_from_probs(probs, tokens)
+    # Row 0: best token 2 (p 0.2) has 0.4 and 0.3 above it. Row 1: token 1 ties with token 0
+    # for second place, and a tie shares the best position.
+    assert out["min_rank"].tolist() == [2, 1]
+    assert out["max_prob"].tolist() == pytest.approx([0.2, 0.25])
+    assert out["score"].tolist() == pytest.approx([(1 - 2 / 4) * 0.2, (1 - 1 / 4) * 0.25])
+
+
+@pytest.mark.parametrize("kind", ["standard", "topk", "jumprelu"])
+@pytest.mark.parametrize("layer", range(TINY_LAYERS))
+def test_fast_path_equals_the_reference_loop(tiny, kind, layer):
+    model, tokenizer = tiny
+    sae = random_sae(kind, layer=layer, seed=layer)
+    features = [0, 3, 17, 64, 128, 255, 31]
+    tokens = _lens(model, sae, features)
+    prompt = encode_prompt(tokenizer, "w5 w9 w20 w3")
+    fast = score_prompt_fast(model, sae, layer, prompt, features, tokens, 10.0, 3)
+    slow = score_prompt_reference(model, sae, layer, prompt, features, tokens, 10.0, 1)
+    assert (fast["score"] - slow["score"]).abs().max() <= 1e-5
+    assert (fast["max_prob"] - slow["max_prob"]).abs().max() <= 1e-5
+    assert fast["min_rank"].tolist() == slow["min_rank"].tolist()
+
+
+def test_batch_size_does_not_change_scores(tiny):
+    model, tokenizer = tiny
+    sae = random_sae("topk", layer=1)
+    features = list(range(0, 256, 9))
+    tokens, prompt = _lens(model, sae, features), encode_prompt(tokenizer, "w1 w2")
+    runs = [
+        score_prompt_fast(model, sae, 1, prompt, features, tokens, 10.0, b) for b in (1, 7, 100)
+    ]
+    for run in runs[1:]:
+        torch.testing.assert_close(run["score"], runs[0]["score"], atol=1e-6, rtol=1e-5)
+
+
+def test_a_one_token_prompt_has_no_prefix_to_cache(tiny):
+    model, tokenizer = tiny
+    sae = random_sae("standard", layer=2)
+    tokens, prompt = _lens(model, sae, [1, 2]), encode_prompt(tokenizer, "")
+    assert prompt == [tokenizer.bos_token_id]
+    fast = score_prompt_fast(model, sae, 2, prompt, [1, 2], tokens, 10.0, 8)
+    slow = score_prompt_reference(model, sae, 2, prompt, [1, 2], tokens, 10.0, 1)
+    torch.testing.assert_close(fast["score"], slow["score"], atol=1e-5, rtol=0, check_dtype=False)
+
+
+def test_a_feature_along_a_tokens_unembedding_ranks_it_first(tiny):
+    """At the last block, a decoder row along token 7's unembedding, amplified, makes token 7
+    the most likely next token: min_rank 0, and the best score of the features."""
+    model, tokenizer = tiny
+    sae = random_sae("standard", layer=TINY_LAYERS - 1)
+    with torch.no_grad():
+        sae.W_dec[9] = 5 * model.get_output_embeddings().weight[7]
+    features = [9, 10, 11, 12]
+    tokens = _lens(model, sae, features)
+    assert tokens[0, 0] == 7
+    settings = OutputScoreSettings(top_k=5, factor=50.0)
+    scores, _ = score_output(model, tokenizer, sae, TINY_LAYERS - 1, features, tokens, settings)
+    planted = scores.row(0, named=True)
+    assert planted["min_rank"] == 0
+    assert planted["output_score"] == scores["output_score"].max()
+
+
+def test_factor_zero_gives_the_unsteered_score(tiny):
+    model, tokenizer = tiny
+    sae = random_sae("jumprelu", layer=1)
+    features = [2, 40, 90]
+    settings = OutputScoreSettings(prompt="w3 w4", factor=0.0, top_k=5)
+    scores, _ = score_output(
+        model, tokenizer, sae, 1, features, _lens(model, sae, features), settings
+    )
+    plain = torch.softmax(model(torch.tensor([[1, 6, 7]])).logits[0, -1], -1)
+    lens = _lens(model, sae, features)
+    for row, feature_tokens in zip(scores.iter_rows(named=True), lens, strict=True):
+        best = plain[feature_tokens].max()
+        expected = (1 - (plain > best).sum().item() / len(plain)) * best.item()
+        assert row["steered_score"] == pytest.approx(expected, abs=1e-7)
+        assert row["unsteered_score"] == pytest.approx(expected, abs=1e-7)
+
+
+def test_robustness_prompts_and_the_baseline_subtracted_variant(tiny):
+    model, tokenizer = tiny
+    sae = random_sae("standard", layer=2)
+    features = [5, 6, 7]
+    tokens = _lens(model, sae, features)
+    settings = OutputScoreSettings(
+        prompt="w1", top_k=5, robustness_prompts=["w2 w3", "w4"], subtract_unsteered=True
+    )
+    scores, by_prompt = score_output(model, tokenizer, sae, 2, features, tokens, settings)
+    assert by_prompt.height == 3 * 3
+    assert by_prompt["prompt"].unique(maintain_order=True).to_list() == ["w1", "w2 w3", "w4"]
+    for row in scores.iter_rows(named=True):
+        rows = by_prompt.filter(pl.col("feature") == row["feature"]).sort("prompt_id")
+        assert row["output_score"] == pytest.approx(row["steered_score"] - row["unsteered_score"])
+        assert row["output_score"] == rows["output_score"][0]
+        assert row["robustness_mean"] == pytest.approx(rows["output_score"][1:].mean())
+        assert row["n_robustness_prompts"] == 2
+        assert row["variant"] == "steered_minus_unsteered" and row["prompt"] == "w1"
+    single = OutputScoreSettings(prompt="w2 w3", top_k=5, subtract_unsteered=True)
+    alone, _ = score_output(model, tokenizer, sae, 2, features, tokens, single)
+    expected = by_prompt.filter(pl.col("prompt_id") == 1)["output_score"]
+    assert alone["output_score"].to_list() == pytest.approx(expected.to_list(), abs=1e-6)
+
+
+def test_named_prompt_list_and_bad_settings():
+    assert OutputScoreSettings(robustness_prompts="prefixes").prompts()[1:] == list(PREFIXES)
+    with pytest.raises(ValueError, match="robustness_prompts: unknown list 'nope'"):
+        OutputScoreSettings(robustness_prompts="nope").prompts()
+    with pytest.raises(ValueError, match="output_score.method: 'quick'"):
+        score_output(
+            None, None, None, 0, [], torch.zeros(0, 5), OutputScoreSettings(method="quick")
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", [2, 27])
+def test_fast_equals_reference_on_the_embedded_model(layer):
+    model, tokenizer = load_model(
+        EmbeddedSource("smollm2-135m-instruct").resolve(REPO / "resources"), device="cpu"
+    )
+    sae = random_sae("topk", layer=layer, d_in=576, d_sae=1024, seed=layer)
+    features = list(range(5, 1024, 97))
+    tokens = _lens(model, sae, features, 20)
+    prompt = encode_prompt(tokenizer, "From my experience,")
+    fast = score_prompt_fast(model, sae, layer, prompt, features, tokens, 10.0, 4)
+    slow = score_prompt_reference(model, sae, layer, prompt, features, tokens, 10.0, 1)
+    assert (fast["score"] - slow["score"]).abs().max() <= 1e-5
+    assert (fast["max_prob"] - slow["max_prob"]).abs().max() <= 1e-5
