@@ -1,4 +1,4 @@
-# Self-installing entry points: `make demo`, `make test`, `make lint`.
+# Self-installing entry points: `make demo`, `make test`, `make lint`, `make bench`.
 VENV ?= .venv
 CONFIG ?= config/config.yaml
 CORES ?= all
@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # Debian packages that carry the default corpus's English text (see README, "Corpus").
 CORPUS_DEBS := debian-handbook python3.11-doc fortunes
 
-.PHONY: install corpus-deps demo test lint clean
+.PHONY: install corpus-deps demo test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -40,6 +40,10 @@ lint: install corpus-deps
 
 test: lint
 	pytest
+
+# Speed of the fast paths against reference-style loops, same process (see README).
+bench: install
+	python benchmarks/bench_output_score.py $(BENCH_ARGS)
 
 clean:
 	rm -rf results .snakemake

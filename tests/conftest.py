@@ -79,7 +79,7 @@ def make_tiny_config(tiny_model_dir: Path, tiny_saes: Path) -> dict:
         "sae": {"source": "local", "path": f"{tiny_saes}/layer_{{layer}}"},
         "features": {"random": 8, "seed": 1},
         "logit_lens": {"top_k": 5},
-        "output_score": {"top_k": 5},
+        "output_score": {"top_k": 5, "robustness_prompts": ["w1 w2", "w3"]},
         "layers": {1: {}, 2: {"features": [0, 3, 7, 255]}},
     }
 

@@ -16,7 +16,7 @@ def test_valid_config_gets_defaults(tiny_config):
         "prompt": "From my experience,",
         "factor": 10.0,
         "top_k": 5,
-        "robustness_prompts": [],
+        "robustness_prompts": ["w1 w2", "w3"],
         "subtract_unsteered": False,
         "method": "fast",
         "batch_size": 256,

@@ -59,7 +59,10 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
         assert scores["output_score"].is_between(0, 1).all()
         assert set(scores["prompt"]) == {"From my experience,"} and set(scores["factor"]) == {10}
         by_prompt = pl.read_parquet(out / f"layers/{layer}/output_scores_by_prompt.parquet")
-        assert by_prompt.height == n_features
+        assert by_prompt.height == 3 * n_features  # the main prompt and two robustness prompts
+        assert scores["robustness_mean"].is_not_null().all()
+        log = (out / f"logs/output_scores/{layer}.log").read_text()
+        assert "robustness prompts: pearson" in log
     assert pl.read_parquet(out / "layers/2/features.parquet")["feature"].to_list() == [0, 3, 7, 255]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["path"] == str(tiny_model_dir)

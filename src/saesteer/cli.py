@@ -127,6 +127,18 @@ def cmd_output_score(args) -> None:
         scores["output_score"].median(),
         dict(zip(top["feature"], top["output_score"].round(4), strict=True)),
     )
+    if scores["n_robustness_prompts"].max() > 0:
+        pair = [pl.col("output_score"), pl.col("robustness_mean")]
+        pearson, spearman = scores.select(
+            pl.corr(*pair).alias("pearson"), pl.corr(*pair, method="spearman").alias("spearman")
+        ).row(0)
+        log.info(
+            "layer %d: main prompt vs mean of %d robustness prompts: pearson %.3f, spearman %.3f",
+            layer,
+            scores["n_robustness_prompts"].max(),
+            pearson,
+            spearman,
+        )
 
 
 def cmd_corpus(args) -> None:
