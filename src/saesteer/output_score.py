@@ -147,8 +147,11 @@ def score_prompt_fast(
         baseline = probs[0] if baseline is None else baseline
         parts.append(score_from_probs(probs, tokens[start : start + n]))
     result = {key: torch.cat([p[key] for p in parts])[1:] for key in parts[0]}
-    unsteered = score_from_probs(baseline.expand(len(features), -1), tokens[1:])
-    return {**result, "unsteered": unsteered["score"]}
+    unsteered = [
+        score_from_probs(baseline.expand(len(chunk), -1), chunk)["score"]
+        for chunk in tokens[1:].split(batch_size)
+    ]
+    return {**result, "unsteered": torch.cat(unsteered)}
 
 
 def _rank_and_prob_one_by_one(probs: torch.Tensor, tokens: list[int]) -> tuple[int, float]:

@@ -5,12 +5,39 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from saesteer.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Names of the residual stream after block L: SAE-Lens / TransformerLens, and the Hugging
+# Face module whose output the hooks here read.
+_RESID_POST = re.compile(r"^(?:blocks\.(\d+)\.hook_resid_post|(?:model\.)?layers\.(\d+))$")
+_OTHER_POINTS = re.compile(r"hook_resid_(pre|mid)|attn|mlp|hook_z")
+
+
+def check_hook(hook_name: str, layer: int) -> None:
+    """The SAE must read what the steering hook edits: the output of block `layer`."""
+    match = _RESID_POST.match(hook_name)
+    if match:
+        block = int(match.group(1) or match.group(2))
+        if block != layer:
+            raise ConfigError(
+                f"layer {layer}: the SAE ({hook_name!r}) reads the output of block {block}"
+            )
+    elif _OTHER_POINTS.search(hook_name):
+        raise ConfigError(
+            f"layer {layer}: SAE hook {hook_name!r} is not the residual stream after block "
+            f"{layer} (blocks.{layer}.hook_resid_post)"
+        )
+    else:
+        log.warning("layer %d: unrecognized SAE hook name %r, assumed right", layer, hook_name)
 
 
 @functools.cache
@@ -26,6 +53,7 @@ def saelens_directory() -> dict:
 
 def _describe_loaded(sae, **fields) -> dict:
     cfg = sae.cfg
+    check_hook(cfg.metadata.hook_name, fields["layer"])
     return {
         **fields,
         "hook_name": cfg.metadata.hook_name,
