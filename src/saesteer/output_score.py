@@ -126,15 +126,15 @@ def score_prompt_fast(
     last = block_output(model, layer, ids)[:, -1]
     a_max = latent_max(sae, last)
     directions = steering_directions(sae, features)
-    # Row 0 stays unsteered, so the baseline comes out of the same batched pass.
-    directions = torch.cat([torch.zeros(1, directions.shape[1], device=device), directions])
-    tokens = torch.cat([token_ids[:1], token_ids]).to(device)  # row 0's own scores are dropped
+    token_ids = token_ids.to(device)
     parts, baseline = [], None
-    for start in range(0, len(directions), batch_size):
+    for start in range(0, len(features), batch_size):
         rows = directions[start : start + batch_size]
-        n = rows.shape[0]
+        if baseline is None:  # an unsteered row rides along in the first chunk
+            rows = torch.cat([torch.zeros(1, rows.shape[1], device=device), rows])
         shift = steering_shift(a_max, rows, torch.full((1,), float(factor)))
         steered = (last.float() + shift).to(last.dtype)
+        n = steered.shape[0]
         cache = None
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)
@@ -144,12 +144,13 @@ def score_prompt_fast(
                 ids[:, -1:].expand(n, 1), use_cache=cache is not None, **{cache_keyword: cache}
             ).logits[:, -1]
         probs = torch.softmax(logits.float(), dim=-1)
-        baseline = probs[0] if baseline is None else baseline
-        parts.append(score_from_probs(probs, tokens[start : start + n]))
-    result = {key: torch.cat([p[key] for p in parts])[1:] for key in parts[0]}
+        if baseline is None:
+            baseline, probs = probs[0], probs[1:]
+        parts.append(score_from_probs(probs, token_ids[start : start + len(probs)]))
+    result = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
     unsteered = [
         score_from_probs(baseline.expand(len(chunk), -1), chunk)["score"]
-        for chunk in tokens[1:].split(batch_size)
+        for chunk in token_ids.split(batch_size)
     ]
     return {**result, "unsteered": torch.cat(unsteered)}
 
@@ -201,6 +202,8 @@ def score_output(
     Returns (one row per feature on the main prompt, one row per feature and prompt)."""
     if settings.method not in SCORERS:
         raise ValueError(f"output_score.method: {settings.method!r} (known: {sorted(SCORERS)})")
+    if not len(features):
+        raise ValueError(f"layer {layer}: no features to score")
     scorer, token_ids = SCORERS[settings.method], token_ids[:, : settings.top_k]
     prompts, rows = settings.prompts(), []
     for prompt_id, prompt in enumerate(tqdm(prompts, desc=f"output score L{layer}", unit="prompt")):
