@@ -43,6 +43,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    """The tiny model and tokenizer, loaded once (hooks and block swaps undo themselves)."""
+    from saesteer.models import load_model
+
+    return load_model(tiny_model_dir, device="cpu")
+
+
 def save_sae(path: Path, layer: int, d_in: int = TINY_D_MODEL, d_sae: int = 256, seed: int = 0):
     """A real SAE-Lens SAE with random weights, saved with SAE-Lens."""
     from sae_lens import StandardSAE, StandardSAEConfig

@@ -16,8 +16,8 @@ from tests.conftest import REPO, TINY_LAYERS, random_sae
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    return load_model(tiny_model_dir, device="cpu")
+def tiny(tiny_model):
+    return tiny_model
 
 
 def _lens(model, sae, features, k=5):

@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from saesteer.hooks import edit_block_output
-from saesteer.models import load_model
 from saesteer.steering import steer, steer_reference, steering_directions
 from tests.conftest import random_sae
 
@@ -10,8 +9,8 @@ KINDS = ["standard", "topk", "jumprelu"]
 
 
 @pytest.fixture(scope="module")
-def model(tiny_model_dir):
-    return load_model(tiny_model_dir, device="cpu")[0]
+def model(tiny_model):
+    return tiny_model[0]
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from saesteer.hooks import block_output, start_after_block
 from saesteer.prompts import OUTPUT_SCORE_PROMPT, PREFIXES, encode_prompt
-from saesteer.steering import latent_max, steer_reference, steering_directions, steering_shift
+from saesteer.steering import add_steering, latent_max, steer_reference, steering_directions
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,7 @@ def score_prompt_fast(
         rows = directions[start : start + batch_size]
         if baseline is None:  # an unsteered row rides along in the first chunk
             rows = torch.cat([torch.zeros(1, rows.shape[1], device=device), rows])
-        shift = steering_shift(a_max, rows, torch.full((1,), float(factor)))
-        steered = (last.float() + shift).to(last.dtype)
+        steered = add_steering(last, a_max, rows, torch.full((1,), float(factor)))
         n = steered.shape[0]
         cache = None
         if prefix_cache is not None:

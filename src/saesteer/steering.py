@@ -53,19 +53,13 @@ def latent_max(sae, last: torch.Tensor) -> torch.Tensor:
     return sae.encode(last.to(sae.dtype)).max(dim=-1).values
 
 
-def steering_shift(
-    a_max: torch.Tensor, directions: torch.Tensor, factors: torch.Tensor
-) -> torch.Tensor:
-    """s * a_max * d per row, in float32; `directions` [batch or 1, d], `factors` [batch or 1]."""
-    scale = factors.to(a_max.device, torch.float32) * a_max.float()
-    return scale[:, None] * directions.to(a_max.device, torch.float32)
-
-
 def add_steering(
-    sae, last: torch.Tensor, directions: torch.Tensor, factors: torch.Tensor
+    last: torch.Tensor, a_max: torch.Tensor, directions: torch.Tensor, factors: torch.Tensor
 ) -> torch.Tensor:
-    """Steer rows of `last` [batch, d]: each row its own feature direction and factor."""
-    shift = steering_shift(latent_max(sae, last), directions, factors)
+    """h + s * a_max * d for rows of `last` [batch, d], added in float32; `a_max` [batch or 1],
+    `directions` [batch or 1, d] and `factors` [batch or 1] give each row its own steering."""
+    scale = factors.to(last.device, torch.float32) * a_max.to(last.device, torch.float32)
+    shift = scale[:, None] * directions.to(last.device, torch.float32)
     return (last.float() + shift).to(last.dtype)
 
 
@@ -87,7 +81,8 @@ def steer(
                 raise ValueError(
                     f"{rows.shape[0]} steering {name} for a batch of {hidden.shape[0]} rows"
                 )
-        steered = add_steering(sae, hidden[:, -1], directions, factors)
+        last = hidden[:, -1]
+        steered = add_steering(last, latent_max(sae, last), directions, factors)
         return torch.cat([hidden[:, :-1], steered[:, None]], dim=1)
 
     with edit_block_output(model, layer, edit):
