@@ -51,16 +51,36 @@ def saelens_directory() -> dict:
         return yaml.safe_load(f)
 
 
-def _describe_loaded(sae, **fields) -> dict:
-    cfg = sae.cfg
-    check_hook(cfg.metadata.hook_name, fields["layer"])
+def _describe(hook_name: str, d_in: int, d_sae: int, architecture: str, **fields) -> dict:
+    check_hook(hook_name, fields["layer"])
     return {
         **fields,
-        "hook_name": cfg.metadata.hook_name,
-        "d_in": int(cfg.d_in),
-        "d_sae": int(cfg.d_sae),
-        "architecture": sae.cfg.architecture(),
+        "hook_name": hook_name,
+        "d_in": int(d_in),
+        "d_sae": int(d_sae),
+        "architecture": architecture,
     }
+
+
+def _describe_loaded(sae, **fields) -> dict:
+    cfg = sae.cfg
+    return _describe(cfg.metadata.hook_name, cfg.d_in, cfg.d_sae, cfg.architecture(), **fields)
+
+
+def _saelens_v6_cfg(path: Path) -> dict | None:
+    """The fields a descriptor needs, from an SAE-Lens 6 `cfg.json`, or None for other
+    formats (those are loaded through SAE-Lens, which converts them)."""
+    try:
+        cfg = json.loads((path / "cfg.json").read_text())
+        fields = {
+            "hook_name": cfg["metadata"]["hook_name"],
+            "d_in": int(cfg["d_in"]),
+            "d_sae": int(cfg["d_sae"]),
+            "architecture": str(cfg["architecture"]),
+        }
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    return fields if (path / "sae_weights.safetensors").is_file() else None
 
 
 @dataclass(frozen=True)
@@ -109,8 +129,15 @@ class LocalDirectory:
             raise ConfigError(f"sae.path: unreadable SAE-Lens config {cfg_file}: {e}") from e
 
     def describe(self, sae: dict, layer: int) -> dict:
-        path = str(Path(sae["path"]).resolve())
-        return _describe_loaded(self.load({"path": path}), source="local", layer=layer, path=path)
+        # Reading cfg.json spares this metadata-only job SAE-Lens' ~10 s import; the jobs
+        # that use the SAE load it.
+        path = Path(sae["path"]).resolve()
+        cfg = _saelens_v6_cfg(path)
+        if cfg is None:
+            return _describe_loaded(
+                self.load({"path": str(path)}), source="local", layer=layer, path=str(path)
+            )
+        return _describe(**cfg, source="local", layer=layer, path=str(path))
 
     def load(self, descriptor: dict, device: str = "cpu"):
         from sae_lens import SAE
