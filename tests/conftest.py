@@ -51,6 +51,16 @@ def tiny_model(tiny_model_dir):
     return load_model(tiny_model_dir, device="cpu")
 
 
+@pytest.fixture(scope="session")
+def embedded_model():
+    """The embedded SmolLM2-135M-Instruct (converted once under resources/), loaded once."""
+    from saesteer.models import EmbeddedSource, load_model
+
+    return load_model(
+        EmbeddedSource("smollm2-135m-instruct").resolve(REPO / "resources"), device="cpu"
+    )
+
+
 def save_sae(path: Path, layer: int, d_in: int = TINY_D_MODEL, d_sae: int = 256, seed: int = 0):
     """A real SAE-Lens SAE with random weights, saved with SAE-Lens."""
     from sae_lens import StandardSAE, StandardSAEConfig
@@ -74,20 +84,34 @@ def tiny_saes(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """A text file in the tiny model's words (Zipf-distributed), paragraphs of 200 words."""
+    path = tmp_path_factory.mktemp("tiny_corpus") / "corpus.txt"
+    generator = torch.Generator().manual_seed(0)
+    words = torch.multinomial(1 / torch.arange(1, 101).float(), 8000, True, generator=generator)
+    text = "\n\n".join(" ".join(f"w{w}" for w in words[i : i + 200]) for i in range(0, 8000, 200))
+    path.write_text(text)
+    return path
+
+
 @pytest.fixture
-def tiny_config(tiny_model_dir, tiny_saes) -> dict:
+def tiny_config(tiny_model_dir, tiny_saes, tiny_corpus) -> dict:
     """A valid run config over the tiny model (a fresh dict per test, safe to mutate)."""
-    return make_tiny_config(tiny_model_dir, tiny_saes)
+    return make_tiny_config(tiny_model_dir, tiny_saes, tiny_corpus)
 
 
-def make_tiny_config(tiny_model_dir: Path, tiny_saes: Path) -> dict:
+def make_tiny_config(tiny_model_dir: Path, tiny_saes: Path, tiny_corpus: Path) -> dict:
     return {
         "run": "tiny",
         "model": {"source": f"local:{tiny_model_dir}", "device": "cpu"},
         "sae": {"source": "local", "path": f"{tiny_saes}/layer_{{layer}}"},
+        "corpus": {"sources": [], "files": [str(tiny_corpus)], "context_size": 32},
         "features": {"random": 8, "seed": 1},
         "logit_lens": {"top_k": 5},
         "output_score": {"top_k": 5, "robustness_prompts": ["w1 w2", "w3"]},
+        "activations": {"n_examples": 20, "mine": {"context_before": 4, "context_after": 2}},
+        "input_score": {"top_k": 5, "min_examples": 5},
         "layers": {1: {}, 2: {"features": [0, 3, 7, 255]}},
     }
 

@@ -86,6 +86,31 @@ BAD_VALUES = [
     ("output_score.method", "quick", "at output_score.method"),
     ("output_score.batch_size", 0, "at output_score.batch_size"),
     ("typo_key", 1, "Additional properties are not allowed ('typo_key'"),
+    ("activations.source", "wiki", "at activations.source"),
+    ("activations.n_examples", 0, "at activations.n_examples"),
+    ("activations.mine", {"window": 3}, "at activations.mine"),
+    ("activations.mine.context_before", -1, "at activations.mine.context_before"),
+    ("activations.neuronpedia", {"base_url": "ftp://x"}, "at activations.neuronpedia.base_url"),
+    ("activations.neuronpedia", {"concurrency": 0}, "at activations.neuronpedia.concurrency"),
+    ("input_score.top_k", 6, "input_score.top_k: 6 > logit_lens.top_k=5"),
+    ("input_score.min_examples", 0, "at input_score.min_examples"),
+    ("corpus.files", ["/no/such/*.txt"], "corpus.files: no file matches '/no/such/*.txt'"),
+    ("activations", {"source": "neuronpedia"}, "activations.neuronpedia.model_id: required"),
+    (
+        "activations",
+        {"source": "neuronpedia", "neuronpedia": {"model_id": "gemma-2-2b"}},
+        "activations.neuronpedia.source: required for source neuronpedia",
+    ),
+    (
+        "activations",
+        {"source": "bulk", "bulk": {"source": "x"}},
+        "activations.bulk.files: required",
+    ),
+    (
+        "activations",
+        {"source": "bulk", "bulk": {"files": "/no/{layer}/*.gz", "source": "{layer}-x"}},
+        "activations.bulk.files: no file matches '/no/1/*.gz' (layer 1)",
+    ),
 ]
 
 
@@ -161,3 +186,14 @@ def test_saelens_release_config_passes_offline(tiny_config):
 def test_load_config_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_neuronpedia_source_needs_no_corpus(tiny_config):
+    tiny_config["corpus"]["files"] = ["/no/such/*.txt"]
+    tiny_config["activations"] = {
+        "source": "neuronpedia",
+        "neuronpedia": {"model_id": "gemma-2-2b", "source": "{layer}-gemmascope-res-16k"},
+    }
+    config = validate_config(tiny_config)
+    assert config["activations"]["neuronpedia"]["api_key_env"] == "NEURONPEDIA_API_KEY"
+    assert config["input_score"] == {"top_k": 5, "max_examples": 100, "min_examples": 5}

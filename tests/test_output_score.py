@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from saesteer.logit_lens import logit_lens_topk
-from saesteer.models import EmbeddedSource, load_model
 from saesteer.output_score import (
     OutputScoreSettings,
     score_from_probs,
@@ -12,7 +11,7 @@ from saesteer.output_score import (
     score_prompt_reference,
 )
 from saesteer.prompts import PREFIXES, encode_prompt
-from tests.conftest import REPO, TINY_LAYERS, random_sae
+from tests.conftest import TINY_LAYERS, random_sae
 
 
 @pytest.fixture(scope="module")
@@ -190,10 +189,8 @@ def test_named_prompt_list_and_bad_settings():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layer", [2, 27])
-def test_fast_equals_reference_on_the_embedded_model(layer):
-    model, tokenizer = load_model(
-        EmbeddedSource("smollm2-135m-instruct").resolve(REPO / "resources"), device="cpu"
-    )
+def test_fast_equals_reference_on_the_embedded_model(embedded_model, layer):
+    model, tokenizer = embedded_model
     sae = random_sae("topk", layer=layer, d_in=576, d_sae=1024, seed=layer)
     features = list(range(5, 1024, 97))
     tokens = _lens(model, sae, features, 20)

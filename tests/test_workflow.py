@@ -1,6 +1,7 @@
 """The real Snakemake workflow, end to end, on the tiny model and on the embedded model."""
 
 import copy
+import gzip
 import json
 import re
 import shutil
@@ -13,6 +14,7 @@ import yaml
 
 from saesteer.models import EmbeddedSource, load_model
 from tests.conftest import REPO, make_tiny_config, reference_topk, run_snakemake, save_sae
+from tests.fake_neuronpedia import MODEL_ID, SOURCE, FakeNeuronpedia, feature_json
 
 
 def _jobs(dry_run_output: str) -> list[tuple[str, str]]:
@@ -27,10 +29,10 @@ def _jobs(dry_run_output: str) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_model_dir, tiny_saes):
+def tiny_run(tmp_path_factory, tiny_model_dir, tiny_saes, tiny_corpus):
     """One finished tiny run per module; tests get a copy (outputs, mtimes, metadata)."""
     workdir = tmp_path_factory.mktemp("tiny_run")
-    config = make_tiny_config(tiny_model_dir, tiny_saes)
+    config = make_tiny_config(tiny_model_dir, tiny_saes, tiny_corpus)
     result = run_snakemake(workdir, config)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, config
@@ -63,6 +65,15 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
         assert scores["robustness_mean"].is_not_null().all()
         log = (out / f"logs/output_scores/{layer}.log").read_text()
         assert "robustness prompts: pearson" in log
+        activations = pl.read_parquet(out / f"layers/{layer}/activations.parquet")
+        assert set(activations["feature"]) <= set(features["feature"])
+        assert activations.group_by("feature").len()["len"].max() == 20  # n_examples
+        assert activations["token_ids"].is_not_null().all()
+        assert "mining layer" in (out / f"logs/activations/{layer}.log").read_text()
+        inputs = pl.read_parquet(out / f"layers/{layer}/input_scores.parquet")
+        assert inputs["feature"].to_list() == features["feature"].to_list()
+        assert inputs.drop_nulls("input_score")["input_score"].is_between(0, 1).all()
+        assert (inputs["top_k"] == 5).all()
     assert pl.read_parquet(out / "layers/2/features.parquet")["feature"].to_list() == [0, 3, 7, 255]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["path"] == str(tiny_model_dir)
@@ -77,22 +88,40 @@ def test_editing_one_layer_reruns_only_that_layer(finished_run):
     assert _jobs(run_snakemake(workdir, config, "-n").stdout) == []
     config["layers"][2]["features"] = [1, 2]
     jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
-    assert sorted(jobs) == [
-        ("all", ""),
-        ("features", "2"),
-        ("logit_lens", "2"),
-        ("output_scores", "2"),
-    ]
+    assert sorted(jobs) == sorted([("all", "")] + [(rule, "2") for rule in PER_FEATURE_RULES])
+
+
+PER_FEATURE_RULES = ["features", "logit_lens", "output_scores", "activations", "input_scores"]
 
 
 def test_editing_a_global_setting_reruns_every_layer(finished_run):
     workdir, config = finished_run
     config["logit_lens"]["top_k"] = 3
     config["output_score"]["top_k"] = 3
+    config["input_score"]["top_k"] = 3
     jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
     assert sorted(jobs) == [("all", "")] + [
-        (rule, layer) for rule in ("logit_lens", "output_scores") for layer in ("1", "2")
+        (rule, layer)
+        for rule in ("input_scores", "logit_lens", "output_scores")
+        for layer in ("1", "2")
     ]
+
+
+def test_editing_the_mining_reruns_activations_and_input_scores(finished_run):
+    workdir, config = finished_run
+    config["activations"]["n_examples"] = 10
+    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    assert sorted(jobs) == sorted(
+        [("all", "")]
+        + [(rule, layer) for rule in ("activations", "input_scores") for layer in ("1", "2")]
+    )
+    # Another source's settings are not this run's: nothing to redo.
+    config["activations"]["n_examples"] = 20
+    config["activations"]["neuronpedia"] = {"concurrency": 9}
+    assert _jobs(run_snakemake(workdir, config, "-n").stdout) == []
+    config["input_score"]["min_examples"] = 2
+    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    assert sorted(jobs) == [("all", ""), ("input_scores", "1"), ("input_scores", "2")]
 
 
 def test_editing_the_output_score_reruns_only_the_scores(finished_run):
@@ -145,12 +174,6 @@ def test_embedded_model_through_the_logit_lens_rule(tmp_path):
 
 def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
     """source=train: corpus -> tokens -> one SAE-Lens training job per layer -> metrics."""
-    generator = torch.Generator().manual_seed(0)
-    words = torch.multinomial(1 / torch.arange(1, 101).float(), 8000, True, generator=generator)
-    text = "\n\n".join(" ".join(f"w{w}" for w in words[i : i + 200]) for i in range(0, 8000, 200))
-    (tmp_path / "corpus.txt").write_text(text)
-    tiny_config["corpus"] = {"sources": [], "files": [str(tmp_path / "corpus.txt")]}
-    tiny_config["corpus"]["context_size"] = 32
     tiny_config["sae"] = {
         "source": "train",
         "train": {
@@ -176,12 +199,7 @@ def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
     # A trained SAE is protected: editing a layer's features must not retrain it.
     tiny_config["layers"][3]["features"] = [8]
     jobs = _jobs(run_snakemake(tmp_path, tiny_config, "-n").stdout)
-    assert sorted(jobs) == [
-        ("all", ""),
-        ("features", "3"),
-        ("logit_lens", "3"),
-        ("output_scores", "3"),
-    ]
+    assert sorted(jobs) == sorted([("all", "")] + [(rule, "3") for rule in PER_FEATURE_RULES])
 
 
 def _job_counts(dry_run_output: str) -> dict[str, int]:
@@ -196,9 +214,60 @@ def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers):
     config["corpus"].update(sources=[], files=[str(tmp_path / "text.txt")])
     result = run_snakemake(tmp_path, config, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
-    per_layer = ["train_sae", "sae", "sae_metrics", "features", "logit_lens", "output_scores"]
+    per_layer = ["train_sae", "sae", "sae_metrics", *PER_FEATURE_RULES]
     once = ["model", "embedded_model", "corpus", "tokenize_corpus", "manifest", "all"]
     assert _job_counts(result.stdout) == {
         **dict.fromkeys(per_layer, n_layers),
         **dict.fromkeys(once, 1),
     }
+
+
+@pytest.mark.parametrize("source", ["neuronpedia", "bulk"])
+def test_input_scores_from_neuronpedia_data(tmp_path, tiny_config, tiny_model, source):
+    """The API (a loopback fake) and a bulk export give the same activations and scores."""
+    tiny_config["layers"] = {2: tiny_config["layers"][2]}
+    tiny_config["corpus"] = {"sources": [], "files": ["no-corpus-needed-*.txt"]}
+    with FakeNeuronpedia() as server:
+        if source == "neuronpedia":
+            tiny_config["activations"] = {
+                "source": "neuronpedia",
+                "neuronpedia": {
+                    "model_id": MODEL_ID,
+                    "source": SOURCE,
+                    "base_url": server.url,
+                    "cache_dir": str(tmp_path / "np-cache"),
+                },
+            }
+        else:
+            # Two batches, each with both layers' sources: the other layer's lines are skipped.
+            for batch, features in enumerate((range(0, 128), range(128, 256))):
+                lines = [
+                    {**example, "layer": SOURCE.format(layer=layer), "index": str(f)}
+                    for layer in (1, 2)
+                    for f in features
+                    for example in feature_json(f + layer - 2)["activations"]
+                ]
+                with gzip.open(tmp_path / f"batch-{batch}.jsonl.gz", "wt") as out:
+                    out.writelines(json.dumps(line) + "\n" for line in lines)
+            tiny_config["activations"] = {
+                "source": "bulk",
+                "bulk": {"files": str(tmp_path / "batch-*.jsonl.gz"), "source": SOURCE},
+            }
+        result = run_snakemake(tmp_path, tiny_config, "results/tiny/layers/2/input_scores.parquet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "corpus" not in result.stdout  # neither source reads the corpus
+    out = tmp_path / "results" / "tiny" / "layers"
+    features = pl.read_parquet(out / "2/features.parquet")["feature"].to_list()
+    activations = pl.read_parquet(out / "2/activations.parquet")
+    assert activations.group_by("feature", maintain_order=True).len().rows() == [
+        (f, 12) for f in features
+    ]
+    lens = pl.read_parquet(out / "2/logit_lens.parquet")
+    scores = pl.read_parquet(out / "2/input_scores.parquet")
+    vocab = tiny_model[1].get_vocab()
+    for f in features:
+        # The fake's example j peaks on word w{f + j % 3}: 4 examples on each of 3 words
+        # (words beyond the tiny vocabulary re-tokenize to <unk>).
+        top = set(lens.filter(pl.col("feature") == f)["token_id"])
+        expected = sum(4 for j in range(3) if vocab.get(f"w{f + j}", 0) in top) / 12
+        assert scores.filter(pl.col("feature") == f)["input_score"].item() == expected

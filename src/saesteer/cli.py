@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from saesteer import __version__
+from saesteer.activations import ActivationsError
 from saesteer.config import DEFAULT_SCHEMA, ConfigError
 from saesteer.io import read_json, write_json, write_parquet
 
@@ -139,6 +140,96 @@ def cmd_output_score(args) -> None:
             pearson,
             spearman,
         )
+
+
+def cmd_activations(args) -> None:
+    import polars as pl
+
+    from saesteer.activations import ACTIVATIONS_SCHEMA, activations_frame
+
+    settings = json.loads(args.settings)
+    features = pl.read_parquet(args.features)["feature"].to_list()
+    source = ACTIVATION_SOURCES[settings["source"]]
+    examples = source(args, settings, features)
+    frame = activations_frame(args.layer, examples)
+    write_parquet(frame, args.out, ACTIVATIONS_SCHEMA)
+    counts = [len(e) for e in examples.values()]
+    log.info(
+        "layer %d: %d examples of %d features from %s (%d features without any, "
+        "median %d examples per feature)",
+        args.layer,
+        frame.height,
+        len(features),
+        settings["source"],
+        counts.count(0),
+        sorted(counts)[len(counts) // 2],
+    )
+
+
+def _mined_activations(args, settings: dict, features: list[int]):
+    import torch
+
+    from saesteer.corpus import read_chunks
+    from saesteer.mining import MiningSettings, mine_top_examples, top_examples_by_feature
+
+    mining = MiningSettings.from_config({**settings["mine"], "n_examples": settings["n_examples"]})
+    if not (args.model and args.sae and args.chunks):
+        raise ConfigError("activations.source mine: needs --model, --sae and --chunks")
+    model, tokenizer, sae, layer = _load_layer(args.model, args.sae, args.device)
+    chunks = read_chunks(args.chunks, "train")
+    if mining.max_tokens is not None:
+        chunks = chunks[: max(1, mining.max_tokens // chunks.shape[1])]
+    top = mine_top_examples(
+        model, sae, layer, torch.from_numpy(chunks), features, tokenizer.all_special_ids, mining
+    )
+    return top_examples_by_feature(top, features, tokenizer)
+
+
+def _api_activations(args, settings: dict, features: list[int]):
+    from saesteer.activations import strongest_first
+    from saesteer.neuronpedia import NeuronpediaSettings, fetch_features
+
+    api = NeuronpediaSettings.from_config(settings["neuronpedia"])
+    examples = fetch_features(api, args.layer, features)
+    return {f: strongest_first(e, settings["n_examples"]) for f, e in examples.items()}
+
+
+def _bulk_activations(args, settings: dict, features: list[int]):
+    from saesteer.activations import export_files, import_bulk_export
+
+    bulk = settings["bulk"]
+    files = export_files(bulk["files"], args.layer)
+    source_id = bulk["source"].format(layer=args.layer)
+    return import_bulk_export(files, source_id, features, settings["n_examples"])
+
+
+ACTIVATION_SOURCES = {
+    "mine": _mined_activations,
+    "neuronpedia": _api_activations,
+    "bulk": _bulk_activations,
+}
+
+
+def cmd_input_score(args) -> None:
+    import polars as pl
+    from transformers import AutoTokenizer
+
+    from saesteer.input_score import INPUT_SCORES_SCHEMA, InputScoreSettings, score_input
+
+    settings = InputScoreSettings.from_config(json.loads(args.settings))
+    tokenizer = AutoTokenizer.from_pretrained(read_json(args.model)["path"])
+    lens = pl.read_parquet(args.logit_lens)
+    scores = score_input(pl.read_parquet(args.activations), lens, tokenizer, settings)
+    write_parquet(scores, args.out, INPUT_SCORES_SCHEMA)
+    scored = scores.drop_nulls("input_score")
+    log.info(
+        "layer %d: %d of %d features scored (>= %d examples), median input score %s",
+        scores["layer"][0],
+        scored.height,
+        scores.height,
+        settings.min_examples,
+        None if scored.is_empty() else round(scored["input_score"].median(), 4),
+    )
 
 
 def cmd_corpus(args) -> None:
@@ -277,6 +368,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--out-by-prompt", required=True)
 
+    p = step("activations", cmd_activations, "top activating examples of one layer's features")
+    p.add_argument("--layer", type=int, required=True)
+    p.add_argument("--features", required=True)
+    p.add_argument("--settings", required=True, help="the `activations` settings as JSON")
+    p.add_argument("--model", help="model.json (source mine)")
+    p.add_argument("--sae", help="the layer's sae.json (source mine)")
+    p.add_argument("--chunks", help="the tokenized corpus (source mine)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+
+    p = step("input-score", cmd_input_score, "input scores of one layer's features")
+    p.add_argument("--model", required=True)
+    p.add_argument("--logit-lens", required=True)
+    p.add_argument("--activations", required=True)
+    p.add_argument("--settings", default="{}", help="the `input_score` settings as JSON")
+    p.add_argument("--out", required=True)
+
     p = step("corpus", cmd_corpus, "build the text corpus (documents)")
     p.add_argument("--sources", nargs="*", default=[])
     p.add_argument("--files", nargs="*", default=[])
@@ -324,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except ConfigError as e:
+    except (ConfigError, ActivationsError) as e:
         log.error("%s", e)
         return 2
     return 0

@@ -100,11 +100,13 @@ def _check_semantics(config: dict) -> None:
     from saesteer.saes import sae_source
 
     _check_corpus(config)
-    if config["output_score"]["top_k"] > config["logit_lens"]["top_k"]:
-        raise ConfigError(
-            f"output_score.top_k: {config['output_score']['top_k']} > logit_lens.top_k="
-            f"{config['logit_lens']['top_k']} (the score reads the logit-lens tokens)"
-        )
+    for score in ("output_score", "input_score"):
+        if config[score]["top_k"] > config["logit_lens"]["top_k"]:
+            raise ConfigError(
+                f"{score}.top_k: {config[score]['top_k']} > logit_lens.top_k="
+                f"{config['logit_lens']['top_k']} (the score reads the logit-lens tokens)"
+            )
+    _check_activations(config)
     source = model_source(config["model"]["source"])
     n_layers = source.n_layers()
     for layer in configured_layers(config):
@@ -122,17 +124,38 @@ def _check_semantics(config: dict) -> None:
         check_features(settings["features"], layer, d_sae)
 
 
-def _check_corpus(config: dict) -> None:
-    from saesteer.text_sources import text_source
-
-    needs_corpus = any(
+def needs_corpus(config: dict) -> bool:
+    """Training SAEs and mining activations read the corpus."""
+    return config["activations"]["source"] == "mine" or any(
         layer_settings(config, layer)["sae"].get("source") == "train"
         for layer in configured_layers(config)
     )
-    for name in config["corpus"]["sources"] if needs_corpus else []:
+
+
+def _check_activations(config: dict) -> None:
+    from saesteer.activations import ActivationsError, export_files
+
+    activations = config["activations"]
+    source = activations["source"]
+    required = {"neuronpedia": ("model_id", "source"), "bulk": ("files", "source")}
+    for field in required.get(source, ()):
+        if field not in activations[source]:
+            raise ConfigError(f"activations.{source}.{field}: required for source {source}")
+    for layer in configured_layers(config) if source == "bulk" else []:
+        try:
+            export_files(activations["bulk"]["files"], layer)
+        except ActivationsError as e:
+            raise ConfigError(f"{e} (layer {layer})") from None
+
+
+def _check_corpus(config: dict) -> None:
+    from saesteer.text_sources import text_source
+
+    needs = needs_corpus(config)
+    for name in config["corpus"]["sources"] if needs else []:
         if text_source(name).missing():
             raise ConfigError(f"corpus.sources: {name} {text_source(name).missing()}")
-    for pattern in config["corpus"]["files"] if needs_corpus else []:
+    for pattern in config["corpus"]["files"] if needs else []:
         if not glob.glob(pattern, recursive=True):
             raise ConfigError(f"corpus.files: no file matches {pattern!r}")
 

@@ -1,11 +1,14 @@
 import json
 
+from saesteer.activations import export_files
 from saesteer.config import configured_layers, layer_settings, read_feature_file
 
 OUT = f"results/{config['run']}"
 LAYERS = configured_layers(config)
 MODEL = config["model"]
 CORPUS = config["corpus"]
+ACTIVATIONS = config["activations"]
+MINED = ACTIVATIONS["source"] == "mine"
 TRAINED_LAYERS = [
     layer
     for layer in LAYERS
@@ -47,3 +50,27 @@ def sae_files(wildcards):
 def embedded_model(wildcards):
     kind, _, name = MODEL["source"].partition(":")
     return [f"resources/models/{name}"] if kind == "embedded" else []
+
+
+def activation_settings():
+    """The chosen source's settings only, so tuning another source reruns nothing."""
+    source = ACTIVATIONS["source"]
+    keep = {"source": source, "n_examples": ACTIVATIONS["n_examples"]}
+    return json.dumps({**keep, source: ACTIVATIONS[source]}, sort_keys=True)
+
+
+def activation_inputs(wildcards):
+    layer = f"{OUT}/layers/{wildcards.layer}"
+    inputs = {"features": f"{layer}/features.parquet"}
+    if MINED:
+        inputs |= {
+            "model": f"{OUT}/model.json",
+            "sae": f"{layer}/sae.json",
+            "chunks": f"{OUT}/corpus/chunks.parquet",
+        }
+    if ACTIVATIONS["source"] == "bulk":
+        # Export files are inputs, so replacing them re-imports.
+        inputs["export"] = export_files(
+            ACTIVATIONS["bulk"]["files"], int(wildcards.layer)
+        )
+    return inputs

@@ -1,0 +1,112 @@
+"""The input score: how many of a feature's top activating examples peak on one of its
+top-k logit-lens tokens (METHOD.md, "Input score")."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, fields
+
+import polars as pl
+
+from saesteer.activations import ActivationsError
+
+log = logging.getLogger(__name__)
+
+INPUT_SCORES_SCHEMA = {
+    "layer": pl.Int32,
+    "feature": pl.Int64,
+    "input_score": pl.Float64,  # null when n_examples < min_examples
+    "n_examples": pl.Int32,
+    "n_hits": pl.Int32,
+    "top_k": pl.Int32,
+}
+
+
+@dataclass(frozen=True)
+class InputScoreSettings:
+    top_k: int = 20
+    max_examples: int = 100  # the first examples of each feature that count
+    min_examples: int = 10  # fewer gives no score (the public code's cut-off)
+
+    @classmethod
+    def from_config(cls, section: dict) -> InputScoreSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in section.items() if k in known})
+
+
+class TokenMapper:
+    """A token of an example → the model's token id, in order of faithfulness:
+    the id the source gives; an exact vocabulary lookup of the token string (Neuronpedia
+    shows vocabulary pieces such as Gemma's "▁the"); else re-tokenizing the string (with
+    "▁" read as a space) and taking its first token, as the public code does."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.vocab = tokenizer.get_vocab()
+        self.used: Counter = Counter()
+
+    def __call__(self, token: str, token_id: int | None) -> int | None:
+        if token_id is not None:
+            self.used["token id"] += 1
+            return token_id
+        if token in self.vocab:
+            self.used["vocabulary"] += 1
+            return self.vocab[token]
+        ids = self.tokenizer(token.replace("▁", " "), add_special_tokens=False)["input_ids"]
+        self.used["re-tokenized" if ids else "unmapped"] += 1
+        return ids[0] if ids else None
+
+
+def score_input(
+    activations: pl.DataFrame,
+    logit_lens: pl.DataFrame,
+    tokenizer,
+    settings: InputScoreSettings,
+) -> pl.DataFrame:
+    """One row per feature of `logit_lens`: the share of its first `max_examples`
+    examples whose max-activating token is among its top-k logit-lens tokens."""
+    top_tokens = _top_tokens(logit_lens, settings.top_k)
+    unknown = set(activations["feature"].unique().to_list()) - set(top_tokens)
+    if unknown:
+        raise ActivationsError(
+            f"activations of features {sorted(unknown)[:10]} that are not in the feature list"
+        )
+    mapper = TokenMapper(tokenizer)
+    hits: Counter = Counter()
+    counts: Counter = Counter()
+    examples = activations.filter(pl.col("example") < settings.max_examples)
+    for feature, tokens, ids, index in examples.select(
+        "feature", "tokens", "token_ids", "max_token_index"
+    ).iter_rows():
+        token_id = mapper(tokens[index], None if ids is None else ids[index])
+        counts[feature] += 1
+        hits[feature] += token_id in top_tokens[feature]
+    log.info("max-activating tokens mapped by: %s", dict(mapper.used))
+    layer = logit_lens["layer"][0]
+    return pl.DataFrame(
+        [
+            {
+                "layer": layer,
+                "feature": f,
+                "input_score": hits[f] / counts[f] if counts[f] >= settings.min_examples else None,
+                "n_examples": counts[f],
+                "n_hits": hits[f],
+                "top_k": settings.top_k,
+            }
+            for f in top_tokens
+        ],
+        schema=INPUT_SCORES_SCHEMA,
+    )
+
+
+def _top_tokens(logit_lens: pl.DataFrame, top_k: int) -> dict[int, set[int]]:
+    lens = logit_lens.filter(pl.col("rank") < top_k)
+    by_feature = lens.group_by("feature", maintain_order=True).agg("token_id")
+    top = {f: set(ids) for f, ids in by_feature.iter_rows()}
+    short = [f for f, ids in top.items() if len(ids) < top_k]
+    if short:
+        raise ActivationsError(
+            f"logit lens has fewer than input_score.top_k={top_k} tokens for features {short[:5]}"
+        )
+    return top

@@ -1,0 +1,154 @@
+"""Local mining of top activating examples: one pass over the corpus per layer, keeping a
+running top-N of contexts per feature, in Neuronpedia's schema (`saesteer.activations`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from tqdm import tqdm
+
+from saesteer.activations import Example
+from saesteer.hooks import block_output, non_sink_positions
+
+
+@dataclass(frozen=True)
+class MiningSettings:
+    n_examples: int = 100
+    context_before: int = 31  # tokens kept before the max-activating one
+    context_after: int = 8  # and after it (clipped to the chunk)
+    max_tokens: int | None = None  # corpus tokens to run (None = every train chunk)
+    batch_size: int = 16  # chunks per forward
+
+    @classmethod
+    def from_config(cls, section: dict) -> MiningSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in section.items() if k in known})
+
+
+@dataclass
+class TopExamples:
+    """Per feature (rows), the best examples so far (columns), strongest first."""
+
+    value: torch.Tensor  # [F, n] max activation in the context
+    chunk: torch.Tensor  # [F, n] corpus chunk it came from
+    token_ids: torch.Tensor  # [F, n, W] the context window, -1 outside the chunk
+    values: torch.Tensor  # [F, n, W] the feature's activation at each window position
+
+    @staticmethod
+    def best(parts: list[TopExamples], n: int) -> TopExamples:
+        """The `n` largest of `parts`; a stable sort keeps earlier chunks first among ties."""
+        order = torch.cat([p.value for p in parts], 1).sort(dim=1, descending=True, stable=True)
+        order = order.indices[:, :n]
+        return TopExamples(
+            *(
+                _take(torch.cat([getattr(p, name) for p in parts], 1), order)
+                for name in ("value", "chunk", "token_ids", "values")
+            )
+        )
+
+
+def _take(t: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    index = order.reshape(*order.shape, *([1] * (t.dim() - 2))).expand(*order.shape, *t.shape[2:])
+    return t.gather(1, index)
+
+
+@torch.no_grad()
+def mine_top_examples(
+    model,
+    sae,
+    layer: int,
+    chunks: torch.Tensor,
+    features: list[int],
+    special_ids: list[int],
+    settings: MiningSettings,
+) -> TopExamples:
+    """Each feature's top contexts over `chunks` [n, ctx]: one example per chunk (its
+    max-activating position), windowed around that position.
+
+    Special tokens and attention sinks get activation 0, as in SAE training and metrics:
+    the SAE never modeled them, so their huge-norm residuals give meaningless latents."""
+    device = next(model.parameters()).device
+    index = torch.as_tensor(features, dtype=torch.long, device=device)
+    window = torch.arange(-settings.context_before, settings.context_after + 1, device=device)
+    top = None
+    for start in tqdm(range(0, len(chunks), settings.batch_size), desc=f"mining layer {layer}"):
+        tokens = chunks[start : start + settings.batch_size].to(device)
+        hidden = block_output(model, layer, tokens)
+        acts = sae.encode(hidden.to(sae.W_dec.dtype))[..., index].float()  # [B, T, F]
+        acts = acts * non_sink_positions(tokens, hidden, special_ids).unsqueeze(-1)
+        batch = _batch_candidates(tokens, acts.transpose(1, 2), window, start)
+        top = TopExamples.best([t for t in (top, batch) if t is not None], settings.n_examples)
+    return top
+
+
+def _batch_candidates(
+    tokens: torch.Tensor, acts: torch.Tensor, window: torch.Tensor, first_chunk: int
+) -> TopExamples:
+    """One candidate per (feature, chunk) of the batch; `acts` is [B, F, T]."""
+    n_chunks, n_features, length = acts.shape
+    value, position = acts.max(-1)  # [B, F]
+    where = position.unsqueeze(-1) + window  # [B, F, W]
+    inside = (where >= 0) & (where < length)
+    where = where.clamp(0, length - 1)
+    values = acts.gather(2, where).masked_fill(~inside, 0.0)
+    ids = tokens.unsqueeze(1).expand(-1, n_features, -1).gather(2, where).masked_fill(~inside, -1)
+    chunk = torch.arange(n_chunks, device=acts.device) + first_chunk
+    return TopExamples(
+        value.T.contiguous(),
+        chunk.unsqueeze(0).expand(n_features, -1).contiguous(),
+        ids.transpose(0, 1).contiguous(),
+        values.transpose(0, 1).contiguous(),
+    )
+
+
+@torch.no_grad()
+def mine_reference(
+    model,
+    sae,
+    layer: int,
+    chunks: torch.Tensor,
+    feature: int,
+    special_ids: list[int],
+    settings: MiningSettings,
+) -> list[tuple[float, int, list[int], list[float]]]:
+    """One feature, one chunk at a time, in plain Python: the per-feature loop that
+    `mine_top_examples` replaces. Returns (max value, chunk, window ids, window values),
+    strongest first (earlier chunks first among ties)."""
+    found = []
+    for c in range(len(chunks)):
+        tokens = chunks[c : c + 1]
+        hidden = block_output(model, layer, tokens)
+        keep = non_sink_positions(tokens, hidden, special_ids)[0].tolist()
+        latents = sae.encode(hidden[0].to(sae.W_dec.dtype))[:, feature].tolist()
+        acts = [a if k else 0.0 for a, k in zip(latents, keep, strict=True)]
+        peak = max(range(len(acts)), key=acts.__getitem__)
+        lo = max(0, peak - settings.context_before)
+        hi = min(len(acts), peak + settings.context_after + 1)
+        found.append((acts[peak], c, tokens[0, lo:hi].tolist(), acts[lo:hi]))
+    found.sort(key=lambda e: (-e[0], e[1]))
+    return [e for e in found if e[0] > 0][: settings.n_examples]
+
+
+def top_examples_by_feature(
+    top: TopExamples, features: list[int], tokenizer
+) -> dict[int, list[Example]]:
+    """Examples with a positive activation, in the activations schema (token strings are
+    vocabulary pieces, as Neuronpedia shows them)."""
+    result = {}
+    for row, feature in enumerate(features):
+        examples = []
+        for col in range(top.value.shape[1]):
+            if top.value[row, col] <= 0:
+                break
+            keep = top.token_ids[row, col] >= 0
+            ids = top.token_ids[row, col][keep].tolist()
+            examples.append(
+                Example(
+                    tokenizer.convert_ids_to_tokens(ids),
+                    top.values[row, col][keep].double().tolist(),
+                    ids,
+                )
+            )
+        result[feature] = examples
+    return result

@@ -1,0 +1,171 @@
+"""Neuronpedia's feature API: one cached JSON per feature, so a killed download resumes
+where it stopped. Retries (429, 5xx, timeouts, dropped connections) are urllib3's `Retry`
+with exponential backoff and `Retry-After`; concurrency is a bounded thread pool."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from tqdm import tqdm
+from urllib3.util.retry import Retry
+
+from saesteer import __version__
+from saesteer.activations import ActivationsError, Example, parse_feature_json
+from saesteer.io import write_json
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class NeuronpediaSettings:
+    model_id: str
+    source: str  # template, `{layer}` is filled in, e.g. "{layer}-gemmascope-res-16k"
+    base_url: str = "https://www.neuronpedia.org"
+    api_key_env: str = "NEURONPEDIA_API_KEY"
+    concurrency: int = 4
+    retries: int = 5
+    backoff: float = 1.0
+    timeout: float = 30.0
+    cache_dir: str = "resources/neuronpedia"
+
+    @classmethod
+    def from_config(cls, section: dict) -> NeuronpediaSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in section.items() if k in known})
+
+    def source_id(self, layer: int) -> str:
+        return self.source.format(layer=layer)
+
+    def url(self, layer: int, feature: int) -> str:
+        path = "/".join(quote(p, safe="") for p in (self.model_id, self.source_id(layer)))
+        return f"{self.base_url.rstrip('/')}/api/feature/{path}/{feature}"
+
+    def cache_path(self, layer: int, feature: int) -> Path:
+        return Path(self.cache_dir) / self.model_id / self.source_id(layer) / f"{feature}.json"
+
+
+class NeuronpediaError(ActivationsError):
+    """A feature could not be downloaded; the message names it (never the API key)."""
+
+
+def fetch_features(
+    settings: NeuronpediaSettings, layer: int, features: list[int]
+) -> dict[int, list[Example]]:
+    """Every feature's examples, downloading only those not yet cached."""
+    missing = [f for f in features if not settings.cache_path(layer, f).is_file()]
+    log.info(
+        "layer %d: %d of %d features cached under %s, %d to download from %s",
+        layer,
+        len(features) - len(missing),
+        len(features),
+        settings.cache_path(layer, 0).parent,
+        len(missing),
+        settings.base_url,
+    )
+    if missing:
+        _download(settings, layer, missing)
+    return {f: read_cached(settings, layer, f) for f in features}
+
+
+def read_cached(settings: NeuronpediaSettings, layer: int, feature: int) -> list[Example]:
+    path = settings.cache_path(layer, feature)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise NeuronpediaError(f"feature {feature}: cached {path} is not valid JSON ({e})") from e
+    return parse_feature_json(data, f"feature {feature} ({path})")
+
+
+def _download(settings: NeuronpediaSettings, layer: int, features: list[int]) -> None:
+    client = _Client(settings)
+    with (
+        ThreadPoolExecutor(settings.concurrency) as pool,
+        tqdm(total=len(features), desc=f"neuronpedia layer {layer}", unit="feature") as bar,
+    ):
+        futures = [pool.submit(_fetch_one, client, settings, layer, f) for f in features]
+        for future in futures:
+            future.add_done_callback(lambda _: bar.update())
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        for future in done:
+            future.result()  # the first error, naming its feature
+
+
+def _fetch_one(client: _Client, settings: NeuronpediaSettings, layer: int, feature: int) -> None:
+    url = settings.url(layer, feature)
+    data = client.get_json(url, f"feature {feature}")
+    # Validated before caching, so the cache never holds a file that cannot be read back.
+    parse_feature_json(data, f"feature {feature} ({url})")
+    write_json(data, settings.cache_path(layer, feature))
+
+
+class _Client:
+    """One `requests.Session` per thread, each with the same retry policy."""
+
+    def __init__(self, settings: NeuronpediaSettings):
+        self.settings = settings
+        self.key = os.environ.get(settings.api_key_env) or None
+        self.local = threading.local()
+
+    def session(self) -> requests.Session:
+        if not hasattr(self.local, "session"):
+            s = self.settings
+            retry = Retry(
+                total=s.retries,
+                backoff_factor=s.backoff,
+                status_forcelist=RETRY_STATUSES,
+                allowed_methods=frozenset({"GET"}),
+                respect_retry_after_header=True,
+                raise_on_status=False,
+                remove_headers_on_redirect=Retry.DEFAULT_REMOVE_HEADERS_ON_REDIRECT | {"X-Api-Key"},
+            )
+            session = requests.Session()
+            session.mount("http://", HTTPAdapter(max_retries=retry))
+            session.mount("https://", HTTPAdapter(max_retries=retry))
+            session.headers["User-Agent"] = f"saesteer/{__version__}"
+            if self.key:
+                session.headers["X-Api-Key"] = self.key
+            self.local.session = session
+        return self.local.session
+
+    def get_json(self, url: str, what: str):
+        s = self.settings
+        try:
+            response = self.session().get(url, timeout=s.timeout)
+        except requests.RequestException as e:
+            # urllib3 wraps the last failure (a timeout, a refused connection) in its reason.
+            reason = getattr(e.args[0], "reason", e) if e.args else e
+            raise NeuronpediaError(
+                f"{what}: GET {url} failed after {s.retries} retries ({reason})"
+            ) from None
+        if response.status_code in (401, 403):
+            state = "was rejected" if self.key else "is not set"
+            raise NeuronpediaError(
+                f"{what}: HTTP {response.status_code} from {url}: the API key in "
+                f"${s.api_key_env} {state}"
+            )
+        if response.status_code == 404:
+            raise NeuronpediaError(
+                f"{what}: HTTP 404, not found at {url} (check neuronpedia.model_id, "
+                f"neuronpedia.source and the feature id)"
+            )
+        if response.status_code != 200:
+            code = response.status_code
+            after = f" after {s.retries} retries" if code in RETRY_STATUSES else ""
+            raise NeuronpediaError(f"{what}: HTTP {code} from {url}{after}")
+        try:
+            return response.json()
+        except ValueError as e:
+            raise NeuronpediaError(f"{what}: malformed JSON from {url} ({e})") from None

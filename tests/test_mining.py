@@ -1,0 +1,145 @@
+"""Local mining: the batched single pass against the per-feature, chunk-by-chunk reference
+loop, and a planted feature on the embedded model."""
+
+import pytest
+import torch
+from sae_lens import StandardSAE, StandardSAEConfig
+from sae_lens.saes.sae import SAEMetadata
+
+from saesteer.activations import activations_frame
+from saesteer.hooks import block_output, non_sink_positions
+from saesteer.input_score import InputScoreSettings, score_input
+from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
+from saesteer.mining import (
+    MiningSettings,
+    mine_reference,
+    mine_top_examples,
+    top_examples_by_feature,
+)
+from tests.conftest import TINY_VOCAB, random_sae
+
+
+@pytest.fixture(scope="module")
+def chunks():
+    generator = torch.Generator().manual_seed(3)
+    tokens = torch.randint(3, TINY_VOCAB, (23, 16), generator=generator)
+    tokens[:, 0] = 1  # BOS
+    tokens[5, 7] = 2  # a special token mid-chunk: never an example's peak
+    return tokens
+
+
+@pytest.mark.parametrize("kind", ["standard", "topk", "jumprelu"])
+@pytest.mark.parametrize("batch_size", [1, 4, 64])
+def test_batched_mining_equals_the_reference_loop(tiny_model, chunks, kind, batch_size):
+    model, tokenizer = tiny_model
+    sae = random_sae(kind, layer=2)
+    features = [0, 17, 100, 255]
+    settings = MiningSettings(
+        n_examples=7, context_before=3, context_after=2, batch_size=batch_size
+    )
+    special = tokenizer.all_special_ids
+    top = mine_top_examples(model, sae, 2, chunks, features, special, settings)
+    mined = top_examples_by_feature(top, features, tokenizer)
+    expected = {f: mine_reference(model, sae, 2, chunks, f, special, settings) for f in features}
+    assert any(expected.values())
+    for row, f in enumerate(features):
+        assert len(mined[f]) == len(expected[f])
+        pairs = zip(mined[f], expected[f], strict=True)
+        for col, (example, (value, chunk, ids, acts)) in enumerate(pairs):
+            assert top.chunk[row, col].item() == chunk
+            assert example.token_ids == ids
+            assert example.tokens == tokenizer.convert_ids_to_tokens(ids)
+            assert example.values == pytest.approx(acts, abs=1e-5)
+            assert example.values[example.max_token_index] == pytest.approx(value, abs=1e-5)
+            assert 2 not in [ids[example.max_token_index]]
+
+
+def test_windows_clip_at_the_chunk_edges(tiny_model, chunks):
+    model, tokenizer = tiny_model
+    sae = random_sae("standard", layer=1)
+    settings = MiningSettings(n_examples=23, context_before=20, context_after=20)
+    top = mine_top_examples(model, sae, 1, chunks, [3], tokenizer.all_special_ids, settings)
+    examples = top_examples_by_feature(top, [3], tokenizer)[3]
+    assert len(examples) == len({c.item() for c in top.chunk[0, : len(examples)]})
+    for example, chunk in zip(examples, top.chunk[0, : len(examples)], strict=True):
+        assert example.token_ids == chunks[chunk].tolist()  # the whole 16-token chunk
+        assert example.values[0] == 0.0  # BOS
+
+
+TEXT = """
+The river that runs through the old town is slow and brown in the summer. Children sit on the
+stone wall above the water and watch the boats go past. In the evening the light turns gold and
+the swallows fly low over the surface, catching the insects that rise from the reeds. An old man
+sells ice cream from a cart near the bridge, and the bell on his cart rings whenever a child runs
+up with a coin. The town was built around the river, and most of the houses face the water.
+In the spring the river rises and sometimes floods the lower streets, and the shopkeepers move
+their goods to the upper floors. The council has talked for years about building a new wall, but
+the money has never been found. People say the floods are part of the life of the town, and
+they tell stories of the great flood of the last century, when the water reached the steps of
+the church. The church stands on the hill at the centre of the town. Its tower can be seen from
+the fields for miles around, and its bells ring every hour. On Sundays the square in front of
+the church fills with people, and the market sellers set up their stalls under the trees. They
+sell bread and cheese, apples and pears, honey from the farms in the hills, and flowers from the
+gardens along the river. The baker comes early with his van, and by noon his bread is gone. The
+school is on the far side of the square. It is an old building with tall windows and a yard
+where the children play at break. The teachers know every family in the town, and many of them
+taught the parents of the children they teach now. In the autumn the leaves fall from the trees
+along the river and the paths turn red and yellow. The fishermen come back to the banks with
+their long rods and their flasks of tea, and they sit for hours without a word. In the winter
+the river is grey and cold, and mist lies over the water in the mornings until the sun burns it
+away. Few visitors come in the winter, and the town is quiet. The inn by the bridge keeps a fire
+burning all day, and the old men play cards at the table by the window while the rain falls on
+the street outside.
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("word", [" and", " river"])
+def test_a_planted_token_feature_fires_on_its_token(embedded_model, word):
+    """A latent reading the direction of `word` at layer 15 (its mean residual minus the
+    mean residual) must pick exactly the contexts holding `word` and peak on it there;
+    with its decoder along the word's unembedding, the input score counts those peaks."""
+    model, tokenizer = embedded_model
+    layer, width = 15, 16
+    ids = tokenizer(" ".join(TEXT.split()), add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    chunks = torch.tensor(
+        [[bos, *ids[i : i + width - 1]] for i in range(0, len(ids) - width, width - 1)]
+    )
+    token = tokenizer(word, add_special_tokens=False)["input_ids"][0]
+    hidden = block_output(model, layer, chunks)
+    keep = non_sink_positions(chunks, hidden, tokenizer.all_special_ids)
+    mean = hidden[keep].mean(0)
+    direction = hidden[keep & (chunks == token)].mean(0) - mean
+    metadata = SAEMetadata(hook_name=f"model.layers.{layer}")
+    sae = StandardSAE(StandardSAEConfig(d_in=576, d_sae=1, metadata=metadata))
+    with torch.no_grad():
+        sae.W_enc.copy_(direction.unsqueeze(1) / direction.norm())
+        sae.b_enc.zero_()
+        sae.b_dec.copy_(mean)
+        sae.W_dec.copy_(model.get_output_embeddings().weight[token].unsqueeze(0))
+
+    holding = set(torch.nonzero((chunks == token).any(1)).flatten().tolist())
+    assert 5 <= len(holding) < len(chunks)
+    settings = MiningSettings(n_examples=len(holding), context_before=4, context_after=2)
+    top = mine_top_examples(model, sae, layer, chunks, [0], tokenizer.all_special_ids, settings)
+    examples = top_examples_by_feature(top, [0], tokenizer)[0]
+    assert set(top.chunk[0].tolist()) == holding
+    assert [e.token_ids[e.max_token_index] for e in examples] == [token] * len(holding)
+    assert [e.tokens[e.max_token_index] for e in examples] == [word.replace(" ", "Ġ")] * len(
+        holding
+    )
+
+    lens_ids, probs = logit_lens_topk(model, sae.W_dec, [0], 20)
+    assert token in lens_ids[0].tolist()
+    lens = logit_lens_frame(layer, [0], lens_ids, probs, tokenizer)
+    activations = activations_frame(layer, {0: examples})
+    scores = score_input(activations, lens, tokenizer, InputScoreSettings(min_examples=5))
+    assert scores.row(0, named=True) == {
+        "layer": layer,
+        "feature": 0,
+        "input_score": 1.0,
+        "n_examples": len(holding),
+        "n_hits": len(holding),
+        "top_k": 20,
+    }

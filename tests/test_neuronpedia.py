@@ -1,0 +1,178 @@
+"""The Neuronpedia client against a real HTTP server on loopback."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from saesteer.activations import ActivationsError, parse_feature_json
+from saesteer.features import FEATURES_SCHEMA, features_frame
+from saesteer.io import write_parquet
+from saesteer.neuronpedia import NeuronpediaError, NeuronpediaSettings, fetch_features
+from tests.fake_neuronpedia import MODEL_ID, SOURCE, FakeNeuronpedia, Reply, feature_json
+
+LAYER = 3
+
+
+@pytest.fixture
+def server():
+    with FakeNeuronpedia() as fake:
+        yield fake
+
+
+def settings(url: str, cache: Path, **overrides) -> NeuronpediaSettings:
+    fields = {
+        "model_id": MODEL_ID,
+        "source": SOURCE,
+        "base_url": url,
+        "api_key_env": "SAESTEER_TEST_NP_KEY",
+        "concurrency": 3,
+        "retries": 2,
+        "backoff": 0.0,
+        "timeout": 0.5,
+        "cache_dir": str(cache),
+    }
+    return NeuronpediaSettings(**{**fields, **overrides})
+
+
+@pytest.fixture(autouse=True)
+def no_key(monkeypatch):
+    monkeypatch.delenv("SAESTEER_TEST_NP_KEY", raising=False)
+
+
+def test_downloads_parse_and_cache_each_feature(server, tmp_path):
+    api = settings(server.url, tmp_path)
+    examples = fetch_features(api, LAYER, [5, 9])
+    assert examples[5] == parse_feature_json(feature_json(5), "expected")
+    assert [e.max_token_index for e in examples[9]] == [2] * 12
+    assert examples[9][0].tokens[2] == "w9" and examples[9][1].tokens[2] == "w10"
+    cached = tmp_path / MODEL_ID / f"{LAYER}-res-test" / "5.json"
+    assert json.loads(cached.read_text()) == feature_json(5)
+    assert api.url(LAYER, 5) == f"{server.url}/api/feature/{MODEL_ID}/3-res-test/5"
+    # Cached features are never fetched again.
+    assert fetch_features(api, LAYER, [5, 9]) == examples
+    assert server.requests == {5: 1, 9: 1}
+
+
+def test_429_then_success_honours_retry_after(server, tmp_path):
+    server.script[4] = [Reply(429, b"{}", headers={"Retry-After": "1"}), Reply()]
+    start = time.monotonic()
+    examples = fetch_features(settings(server.url, tmp_path), LAYER, [4])
+    assert len(examples[4]) == 12 and server.requests[4] == 2
+    assert time.monotonic() - start >= 0.9  # waited as told
+
+
+def test_server_errors_are_retried_then_reported(server, tmp_path):
+    server.script[1] = [Reply(500, b"oops"), Reply(503, b"busy"), Reply()]
+    server.script[2] = [Reply(500, b"oops")]
+    assert len(fetch_features(settings(server.url, tmp_path), LAYER, [1])[1]) == 12
+    assert server.requests[1] == 3
+    with pytest.raises(NeuronpediaError, match=r"feature 2: HTTP 500 from .*/2 after 2 retries"):
+        fetch_features(settings(server.url, tmp_path), LAYER, [2])
+    assert server.requests[2] == 3  # the first try and 2 retries
+    assert not (tmp_path / MODEL_ID / f"{LAYER}-res-test" / "2.json").exists()
+
+
+def test_a_timeout_is_retried_then_reported(server, tmp_path):
+    server.script[6] = [Reply(delay=2.0), Reply()]
+    assert len(fetch_features(settings(server.url, tmp_path), LAYER, [6])[6]) == 12
+    assert server.requests[6] == 2
+    server.script[7] = [Reply(delay=2.0)]
+    with pytest.raises(
+        NeuronpediaError, match=r"feature 7: GET .*/7 failed after 1 retries.*timed out"
+    ):
+        fetch_features(settings(server.url, tmp_path, retries=1), LAYER, [7])
+    assert server.requests[7] == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"activations": [', "feature 8: malformed JSON from"),
+        (b'{"index": "8"}', "feature 8 .*: no 'activations' list"),
+        (b"null", "feature 8 .*: expected a feature object, got NoneType"),
+        (
+            b'{"activations": [{"tokens": ["a", "b"], "values": [1.0]}]}',
+            r"feature 8 .*activations\[0\]: 2 tokens and 1 values",
+        ),
+        (b'{"activations": [{"tokens": ["a"], "values": ["x"]}]}', "'values' must be a list"),
+    ],
+)
+def test_malformed_responses_name_the_feature_and_are_not_cached(server, tmp_path, body, message):
+    server.script[8] = [Reply(200, body)]
+    with pytest.raises(ActivationsError, match=message):
+        fetch_features(settings(server.url, tmp_path), LAYER, [8])
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_404_names_the_feature_and_the_settings(server, tmp_path):
+    with pytest.raises(NeuronpediaError, match=r"feature 3: HTTP 404, not found at .*neuronpedia"):
+        fetch_features(settings(server.url, tmp_path, model_id="no-such-model"), LAYER, [3])
+
+
+def test_api_key_is_sent_and_never_logged_or_written(tmp_path, monkeypatch, caplog):
+    secret = "np-secret-4f1d9c"
+    with FakeNeuronpedia(api_key=secret) as server:
+        with pytest.raises(NeuronpediaError, match=r"HTTP 401 .*SAESTEER_TEST_NP_KEY is not set"):
+            fetch_features(settings(server.url, tmp_path), LAYER, [1])
+        monkeypatch.setenv("SAESTEER_TEST_NP_KEY", "wrong")
+        with pytest.raises(NeuronpediaError, match="SAESTEER_TEST_NP_KEY was rejected"):
+            fetch_features(settings(server.url, tmp_path), LAYER, [1])
+        monkeypatch.setenv("SAESTEER_TEST_NP_KEY", secret)
+        with caplog.at_level(logging.DEBUG):
+            assert len(fetch_features(settings(server.url, tmp_path), LAYER, [1, 2])[2]) == 12
+        assert server.keys_seen[-2:] == [secret, secret]
+    assert secret not in caplog.text
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and secret in p.read_text()]
+
+
+def test_concurrency_is_bounded(server, tmp_path):
+    for index in range(12):
+        server.script[index] = [Reply(delay=0.1)]
+    fetch_features(settings(server.url, tmp_path, concurrency=3), LAYER, list(range(12)))
+    assert 2 <= server.max_in_flight <= 3
+
+
+def test_a_killed_download_resumes_without_refetching(server, tmp_path):
+    """Kill the real CLI mid-download; the rerun fetches only what was not cached."""
+    features = list(range(6))
+    for index in features[3:]:
+        server.script[index] = [Reply(delay=60.0)]
+    write_parquet(features_frame(LAYER, features), tmp_path / "features.parquet", FEATURES_SCHEMA)
+    api = settings(server.url, tmp_path / "cache", concurrency=1, timeout=120.0)
+    section = {k: v for k, v in api.__dict__.items()}
+    command = [
+        *(sys.executable, "-m", "saesteer.cli", "activations", "--layer", str(LAYER)),
+        *("--features", str(tmp_path / "features.parquet")),
+        *("--out", str(tmp_path / "activations.parquet"), "--settings"),
+        json.dumps({"source": "neuronpedia", "n_examples": 10, "neuronpedia": section}),
+    ]
+    cache = tmp_path / "cache" / MODEL_ID / f"{LAYER}-res-test"
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list(cache.glob("[0-9]*.json"))) < 3 or server.requests[3] == 0:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "activations.parquet").exists()
+    assert sorted(p.name for p in cache.glob("[0-9]*.json")) == ["0.json", "1.json", "2.json"]
+
+    server.script.clear()
+    server.requests.clear()
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert set(server.requests) == {3, 4, 5}
+    frame = pl.read_parquet(tmp_path / "activations.parquet")
+    assert frame.group_by("feature").len().sort("feature").rows() == [(f, 10) for f in features]
+    # Strongest first: the fake's examples decrease in value, so the order is the API's.
+    assert frame.filter(pl.col("feature") == 4)["max_value"].to_list() == pytest.approx(
+        [3.0 - 0.1 * j for j in range(10)]
+    )

@@ -1,0 +1,50 @@
+rule activations:
+    input:
+        unpack(activation_inputs),
+    output:
+        f"{OUT}/layers/{{layer}}/activations.parquet",
+    log:
+        f"{OUT}/logs/activations/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/activations/{{layer}}.tsv"
+    conda:
+        "../envs/saesteer.yaml"
+    threads: workflow.cores if MINED else 1
+    resources:
+        gpu=1 if MINED else 0,
+        mem_mb=6000 if MINED else 2000,
+    params:
+        settings=activation_settings(),
+        mining=lambda wildcards, input: (
+            f"--model {input.model} --sae {input.sae} --chunks {input.chunks}"
+            if MINED
+            else ""
+        ),
+        device=MODEL["device"],
+    shell:
+        "saesteer activations --layer {wildcards.layer} --features {input.features} "
+        "--settings {params.settings:q} {params.mining} --device {params.device} "
+        "--out {output} 2> {log}"
+
+
+rule input_scores:
+    input:
+        model=f"{OUT}/model.json",
+        logit_lens=f"{OUT}/layers/{{layer}}/logit_lens.parquet",
+        activations=f"{OUT}/layers/{{layer}}/activations.parquet",
+    output:
+        f"{OUT}/layers/{{layer}}/input_scores.parquet",
+    log:
+        f"{OUT}/logs/input_scores/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/input_scores/{{layer}}.tsv"
+    conda:
+        "../envs/saesteer.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        settings=json.dumps(config["input_score"], sort_keys=True),
+    shell:
+        "saesteer input-score --model {input.model} --logit-lens {input.logit_lens} "
+        "--activations {input.activations} --settings {params.settings:q} "
+        "--out {output} 2> {log}"
