@@ -42,8 +42,10 @@ test: lint
 	pytest
 
 # Speed of the fast paths against reference-style loops, same process (see README).
+# Mining reads the demo's tokenized corpus: run `make demo` first.
 bench: install
 	python benchmarks/bench_output_score.py $(BENCH_ARGS)
+	python benchmarks/bench_mining.py $(MINING_BENCH_ARGS)
 
 clean:
 	rm -rf results .snakemake
