@@ -54,6 +54,25 @@ def test_batched_mining_equals_the_reference_loop(tiny_model, chunks, kind, batc
             assert 2 not in [ids[example.max_token_index]]
 
 
+def test_encoding_a_slice_of_positions_at_a_time_changes_nothing(tiny_model, chunks):
+    model, tokenizer = tiny_model
+    sae = random_sae("topk", layer=1)
+    runs = [
+        mine_top_examples(
+            model,
+            sae,
+            1,
+            chunks,
+            [3, 9],
+            tokenizer.all_special_ids,
+            MiningSettings(n_examples=5, max_latents=max_latents),
+        )
+        for max_latents in (2**25, 7 * 256)  # every position at once; 7 positions at a time
+    ]
+    assert torch.equal(runs[0].chunk, runs[1].chunk)
+    torch.testing.assert_close(runs[0].values, runs[1].values)
+
+
 def test_windows_clip_at_the_chunk_edges(tiny_model, chunks):
     model, tokenizer = tiny_model
     sae = random_sae("standard", layer=1)

@@ -53,7 +53,9 @@ def test_downloads_parse_and_cache_each_feature(server, tmp_path):
     assert examples[5] == parse_feature_json(feature_json(5), "expected")
     assert [e.max_token_index for e in examples[9]] == [2] * 12
     assert examples[9][0].tokens[2] == "w9" and examples[9][1].tokens[2] == "w10"
-    cached = tmp_path / MODEL_ID / f"{LAYER}-res-test" / "5.json"
+    cached = api.cache_path(LAYER, 5)
+    host = server.url.removeprefix("http://").replace(":", "_")
+    assert cached == tmp_path / host / MODEL_ID / f"{LAYER}-res-test" / "5.json"
     assert json.loads(cached.read_text()) == feature_json(5)
     assert api.url(LAYER, 5) == f"{server.url}/api/feature/{MODEL_ID}/3-res-test/5"
     # Cached features are never fetched again.
@@ -77,7 +79,7 @@ def test_server_errors_are_retried_then_reported(server, tmp_path):
     with pytest.raises(NeuronpediaError, match=r"feature 2: HTTP 500 from .*/2 after 2 retries"):
         fetch_features(settings(server.url, tmp_path), LAYER, [2])
     assert server.requests[2] == 3  # the first try and 2 retries
-    assert not (tmp_path / MODEL_ID / f"{LAYER}-res-test" / "2.json").exists()
+    assert not settings(server.url, tmp_path).cache_path(LAYER, 2).exists()
 
 
 def test_a_timeout_is_retried_then_reported(server, tmp_path):
@@ -133,6 +135,19 @@ def test_api_key_is_sent_and_never_logged_or_written(tmp_path, monkeypatch, capl
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and secret in p.read_text()]
 
 
+def test_redirects_are_not_followed_so_the_key_stays(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAESTEER_TEST_NP_KEY", "np-secret-4f1d9c")
+    with FakeNeuronpedia() as server, FakeNeuronpedia() as elsewhere:
+        location = f"{elsewhere.url}/api/feature/{MODEL_ID}/3-res-test/1"
+        server.script[1] = [Reply(302, b"", headers={"Location": location})]
+        with pytest.raises(
+            NeuronpediaError, match=f"feature 1: HTTP 302 .* redirects to {location}"
+        ):
+            fetch_features(settings(server.url, tmp_path), LAYER, [1])
+    assert server.keys_seen == ["np-secret-4f1d9c"]
+    assert elsewhere.keys_seen == [] and not elsewhere.requests
+
+
 def test_concurrency_is_bounded(server, tmp_path):
     for index in range(12):
         server.script[index] = [Reply(delay=0.1)]
@@ -140,26 +155,47 @@ def test_concurrency_is_bounded(server, tmp_path):
     assert 2 <= server.max_in_flight <= 3
 
 
-def test_a_killed_download_resumes_without_refetching(server, tmp_path):
-    """Kill the real CLI mid-download; the rerun fetches only what was not cached."""
-    features = list(range(6))
-    for index in features[3:]:
-        server.script[index] = [Reply(delay=60.0)]
+def _cli(tmp_path, api: NeuronpediaSettings, features: list[int]) -> list[str]:
     write_parquet(features_frame(LAYER, features), tmp_path / "features.parquet", FEATURES_SCHEMA)
-    api = settings(server.url, tmp_path / "cache", concurrency=1, timeout=120.0)
     section = {k: v for k, v in api.__dict__.items()}
-    command = [
+    return [
         *(sys.executable, "-m", "saesteer.cli", "activations", "--layer", str(LAYER)),
         *("--features", str(tmp_path / "features.parquet")),
         *("--out", str(tmp_path / "activations.parquet"), "--settings"),
         json.dumps({"source": "neuronpedia", "n_examples": 10, "neuronpedia": section}),
     ]
-    cache = tmp_path / "cache" / MODEL_ID / f"{LAYER}-res-test"
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while len(list(cache.glob("[0-9]*.json"))) < 3 or server.requests[3] == 0:
+
+
+def _wait_for(condition, process, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
         assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
+        time.sleep(0.05)
+
+
+def test_ctrl_c_stops_the_queue(server, tmp_path):
+    for index in range(20):
+        server.script[index] = [Reply(delay=0.5)]
+    api = settings(server.url, tmp_path / "cache", concurrency=2, timeout=10.0)
+    process = subprocess.Popen(_cli(tmp_path, api, list(range(20))), stderr=subprocess.PIPE)
+    cache = api.cache_path(LAYER, 0).parent
+    _wait_for(lambda: len(list(cache.glob("[0-9]*.json"))) >= 2, process)
+    os.kill(process.pid, signal.SIGINT)
+    assert process.wait(timeout=10) != 0
+    assert sum(server.requests.values()) <= 8  # not the 20 queued
+    assert not (tmp_path / "activations.parquet").exists()
+
+
+def test_a_killed_download_resumes_without_refetching(server, tmp_path):
+    """Kill the real CLI mid-download; the rerun fetches only what was not cached."""
+    features = list(range(6))
+    for index in features[3:]:
+        server.script[index] = [Reply(delay=60.0)]
+    api = settings(server.url, tmp_path / "cache", concurrency=1, timeout=120.0)
+    command = _cli(tmp_path, api, features)
+    cache = api.cache_path(LAYER, 0).parent
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: len(list(cache.glob("[0-9]*.json"))) >= 3 and server.requests[3], process)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not (tmp_path / "activations.parquet").exists()

@@ -177,6 +177,8 @@ def _mined_activations(args, settings: dict, features: list[int]):
         raise ConfigError("activations.source mine: needs --model, --sae and --chunks")
     model, tokenizer, sae, layer = _load_layer(args.model, args.sae, args.device)
     chunks = read_chunks(args.chunks, "train")
+    if chunks.size == 0:
+        raise ConfigError(f"activations.source mine: {args.chunks} has no train chunks")
     if mining.max_tokens is not None:
         chunks = chunks[: max(1, mining.max_tokens // chunks.shape[1])]
     top = mine_top_examples(

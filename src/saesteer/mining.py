@@ -19,6 +19,7 @@ class MiningSettings:
     context_after: int = 8  # and after it (clipped to the chunk)
     max_tokens: int | None = None  # corpus tokens to run (None = every train chunk)
     batch_size: int = 16  # chunks per forward
+    max_latents: int = 2**25  # positions x d_sae encoded at once (bounds memory)
 
     @classmethod
     def from_config(cls, section: dict) -> MiningSettings:
@@ -75,11 +76,27 @@ def mine_top_examples(
     for start in tqdm(range(0, len(chunks), settings.batch_size), desc=f"mining layer {layer}"):
         tokens = chunks[start : start + settings.batch_size].to(device)
         hidden = block_output(model, layer, tokens)
-        acts = sae.encode(hidden.to(sae.W_dec.dtype))[..., index].float()  # [B, T, F]
-        acts = acts * non_sink_positions(tokens, hidden, special_ids).unsqueeze(-1)
+        acts = _encode_selected(sae, hidden, index, settings.max_latents)  # [B, T, F]
+        acts = acts * _non_sink_per_chunk(tokens, hidden, special_ids).unsqueeze(-1)
         batch = _batch_candidates(tokens, acts.transpose(1, 2), window, start)
         top = TopExamples.best([t for t in (top, batch) if t is not None], settings.n_examples)
     return top
+
+
+def _encode_selected(sae, hidden: torch.Tensor, index: torch.Tensor, max_latents: int):
+    """The selected latents of every position, encoding a slice of positions at a time so
+    that positions x d_sae stays under `max_latents` (a 1M-latent SAE would otherwise
+    need gigabytes for one batch)."""
+    flat = hidden.reshape(-1, hidden.shape[-1]).to(sae.W_dec.dtype)
+    step = max(1, max_latents // sae.cfg.d_sae)
+    parts = [sae.encode(part)[:, index].float() for part in flat.split(step)]
+    return torch.cat(parts).reshape(*hidden.shape[:-1], len(index))
+
+
+def _non_sink_per_chunk(tokens, hidden, special_ids) -> torch.Tensor:
+    """The sink test per chunk, so examples do not depend on how chunks are batched."""
+    pairs = zip(tokens.split(1), hidden.split(1), strict=True)
+    return torch.cat([non_sink_positions(t, h, special_ids) for t, h in pairs])
 
 
 def _batch_candidates(
@@ -135,6 +152,7 @@ def top_examples_by_feature(
 ) -> dict[int, list[Example]]:
     """Examples with a positive activation, in the activations schema (token strings are
     vocabulary pieces, as Neuronpedia shows them)."""
+    top = TopExamples(*(t.cpu() for t in (top.value, top.chunk, top.token_ids, top.values)))
     result = {}
     for row, feature in enumerate(features):
         examples = []

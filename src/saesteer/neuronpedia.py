@@ -11,7 +11,7 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -52,7 +52,10 @@ class NeuronpediaSettings:
         return f"{self.base_url.rstrip('/')}/api/feature/{path}/{feature}"
 
     def cache_path(self, layer: int, feature: int) -> Path:
-        return Path(self.cache_dir) / self.model_id / self.source_id(layer) / f"{feature}.json"
+        """Per host too, so a mirror's answers are never taken for another server's."""
+        host = urlsplit(self.base_url).netloc.replace(":", "_")
+        folder = Path(self.cache_dir) / host / self.model_id / self.source_id(layer)
+        return folder / f"{feature}.json"
 
 
 class NeuronpediaError(ActivationsError):
@@ -96,11 +99,18 @@ def _download(settings: NeuronpediaSettings, layer: int, features: list[int]) ->
         futures = [pool.submit(_fetch_one, client, settings, layer, f) for f in features]
         for future in futures:
             future.add_done_callback(lambda _: bar.update())
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in pending:
-            future.cancel()
-        for future in done:
-            future.result()  # the first error, naming its feature
+        try:
+            pending = set(futures)
+            while pending:
+                # A timeout, so the main thread wakes to take Ctrl-C: the signal may land
+                # on a worker thread, and an untimed wait would sleep through it.
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()  # the first error, naming its feature
+        except BaseException:
+            # An error or Ctrl-C: drop the queued features instead of fetching them all.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def _fetch_one(client: _Client, settings: NeuronpediaSettings, layer: int, feature: int) -> None:
@@ -129,7 +139,6 @@ class _Client:
                 allowed_methods=frozenset({"GET"}),
                 respect_retry_after_header=True,
                 raise_on_status=False,
-                remove_headers_on_redirect=Retry.DEFAULT_REMOVE_HEADERS_ON_REDIRECT | {"X-Api-Key"},
             )
             session = requests.Session()
             session.mount("http://", HTTPAdapter(max_retries=retry))
@@ -143,7 +152,8 @@ class _Client:
     def get_json(self, url: str, what: str):
         s = self.settings
         try:
-            response = self.session().get(url, timeout=s.timeout)
+            # Redirects are not followed: requests would carry X-Api-Key to any host.
+            response = self.session().get(url, timeout=s.timeout, allow_redirects=False)
         except requests.RequestException as e:
             # urllib3 wraps the last failure (a timeout, a refused connection) in its reason.
             reason = getattr(e.args[0], "reason", e) if e.args else e
@@ -155,6 +165,12 @@ class _Client:
             raise NeuronpediaError(
                 f"{what}: HTTP {response.status_code} from {url}: the API key in "
                 f"${s.api_key_env} {state}"
+            )
+        if response.is_redirect:
+            target = response.headers.get("Location", "?")
+            raise NeuronpediaError(
+                f"{what}: HTTP {response.status_code} from {url} redirects to {target}; not "
+                f"followed, so the API key goes nowhere else (point neuronpedia.base_url there)"
             )
         if response.status_code == 404:
             raise NeuronpediaError(
