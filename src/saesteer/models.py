@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from dataclasses import dataclass
@@ -195,3 +196,14 @@ def model_info(model) -> dict:
         "d_model": cfg.hidden_size,
         "vocab_size": model.get_output_embeddings().weight.shape[0],
     }
+
+
+def cache_keyword(model) -> str:
+    """The forward keyword of the KV cache: transformers 5 renamed `past_key_values` to
+    `cache`."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def returned_cache(output):
+    return output["cache"] if "cache" in output else output["past_key_values"]

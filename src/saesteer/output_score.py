@@ -17,7 +17,6 @@ Two ways to get p for many features, registered in `SCORERS`:
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from saesteer.hooks import block_output, start_after_block
+from saesteer.models import cache_keyword, returned_cache
 from saesteer.prompts import OUTPUT_SCORE_PROMPT, PREFIXES, encode_prompt
 from saesteer.steering import add_steering, latent_max, steer_reference, steering_directions
 
@@ -103,16 +103,6 @@ def score_from_probs(probs: torch.Tensor, token_ids: torch.Tensor) -> dict[str, 
     return {"min_rank": min_rank.cpu(), "max_prob": max_prob.double().cpu(), "score": score.cpu()}
 
 
-def _cache_keyword(model) -> str:
-    # transformers 5 renamed `past_key_values` to `cache`.
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def _returned_cache(output):
-    return output["cache"] if "cache" in output else output["past_key_values"]
-
-
 @torch.no_grad()
 def score_prompt_fast(
     model, sae, layer, prompt_ids, features, token_ids, factor, batch_size
@@ -121,8 +111,8 @@ def score_prompt_fast(
     ids = torch.tensor([prompt_ids], device=device)
     prefix_cache = None
     if ids.shape[1] > 1:  # the decoder stack only: the prefix's logits are never read
-        prefix_cache = _returned_cache(model.base_model(ids[:, :-1], use_cache=True))
-    cache_keyword = _cache_keyword(model)
+        prefix_cache = returned_cache(model.base_model(ids[:, :-1], use_cache=True))
+    keyword = cache_keyword(model)
     last = block_output(model, layer, ids)[:, -1]
     a_max = latent_max(sae, last)
     directions = steering_directions(sae, features)
@@ -140,7 +130,7 @@ def score_prompt_fast(
             cache.batch_repeat_interleave(n)
         with start_after_block(model, layer, steered[:, None]):
             logits = model(
-                ids[:, -1:].expand(n, 1), use_cache=cache is not None, **{cache_keyword: cache}
+                ids[:, -1:].expand(n, 1), use_cache=cache is not None, **{keyword: cache}
             ).logits[:, -1]
         probs = torch.softmax(logits.float(), dim=-1)
         if baseline is None:

@@ -1,0 +1,162 @@
+"""The batched steered sampler against one-row-at-a-time loops with the same random streams."""
+
+import contextlib
+
+import pytest
+import torch
+
+from saesteer.generation import (
+    SamplingSettings,
+    _gumbel_noise,
+    row_seed,
+    sample_steered,
+    stop_tokens,
+)
+from saesteer.models import cache_keyword, returned_cache
+from saesteer.steering import steer_reference, steering_directions
+from tests.conftest import TINY_VOCAB, random_sae
+
+PROMPTS = [[1, 5, 9], [1, 40], [1, 7, 7, 7, 30], [1, 100, 3, 4]]
+
+
+def reference_sample(model, prompt, seed, settings, stops, intervention=None):
+    """One row, a KV cache, `intervention` (a context manager) around every forward."""
+    generator = torch.Generator().manual_seed(seed)
+    ids, cache, out = torch.tensor([prompt]), None, []
+    with intervention or contextlib.nullcontext():
+        for _ in range(settings.max_new_tokens):
+            output = model(ids, use_cache=True, **{cache_keyword(model): cache})
+            cache = returned_cache(output)
+            logits = output.logits[:, -1].double() / settings.temperature
+            token = (logits + _gumbel_noise([generator], logits.shape[-1], "cpu")).argmax(-1)
+            out.append(token.item())
+            if stops[token.item()]:
+                break
+            ids = token[:, None]
+    return out
+
+
+@pytest.fixture(scope="module")
+def stops():
+    mask = torch.zeros(TINY_VOCAB, dtype=torch.bool)
+    mask[[2, 11, 17, 23]] = True  # </s> and three words, so rows stop at different steps
+    return mask
+
+
+def test_factor_zero_is_unsteered_sampling(tiny_model, stops):
+    model, _ = tiny_model
+    sae = random_sae("topk", layer=2)
+    settings = SamplingSettings(max_new_tokens=12, batch_size=8)
+    seeds = [row_seed(0, i) for i in range(len(PROMPTS))]
+    directions = steering_directions(sae, [0, 1, 2, 3])
+    got = sample_steered(
+        model, sae, 2, PROMPTS, directions, torch.zeros(4), seeds, stops, 0, settings
+    )
+    expected = [
+        reference_sample(model, p, s, settings, stops) for p, s in zip(PROMPTS, seeds, strict=True)
+    ]
+    assert got == expected
+    assert any(len(g) < 12 for g in got) and any(len(g) == 12 for g in got)
+
+
+@pytest.mark.parametrize("kind", ["standard", "topk", "jumprelu"])
+def test_steered_batch_equals_one_row_at_a_time_with_the_public_form(tiny_model, stops, kind):
+    model, _ = tiny_model
+    sae = random_sae(kind, layer=1)
+    features, factors = [5, 5, 17, 200], [0.5, 4.0, 2.0, 8.0]
+    settings = SamplingSettings(max_new_tokens=10, batch_size=3)  # two batches
+    seeds = [row_seed(1, i) for i in range(4)]
+    got = sample_steered(
+        model,
+        sae,
+        1,
+        PROMPTS,
+        steering_directions(sae, features),
+        torch.tensor(factors),
+        seeds,
+        stops,
+        0,
+        settings,
+    )
+    expected = [
+        reference_sample(model, p, s, settings, stops, steer_reference(model, sae, 1, f, c))
+        for p, s, f, c in zip(PROMPTS, seeds, features, factors, strict=True)
+    ]
+    assert got == expected
+    unsteered = sample_steered(
+        model,
+        sae,
+        1,
+        PROMPTS,
+        steering_directions(sae, features),
+        torch.zeros(4),
+        seeds,
+        stops,
+        0,
+        settings,
+    )
+    assert unsteered != got  # the steering changed something
+
+
+def test_a_rows_text_does_not_depend_on_its_batch(tiny_model, stops):
+    model, _ = tiny_model
+    sae = random_sae("standard", layer=3)
+    prompts = PROMPTS * 3
+    seeds = [row_seed(7, i) for i in range(len(prompts))]
+    directions = steering_directions(sae, list(range(len(prompts))))
+    factors = torch.linspace(0, 6, len(prompts))
+    runs = [
+        sample_steered(
+            model,
+            sae,
+            3,
+            prompts,
+            directions,
+            factors,
+            seeds,
+            stops,
+            0,
+            SamplingSettings(max_new_tokens=8, batch_size=size),
+        )
+        for size in (1, 5, 12)
+    ]
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_rows_stop_after_their_stop_token(tiny_model, stops):
+    model, _ = tiny_model
+    sae = random_sae("standard", layer=0)
+    seeds = [row_seed(3, i) for i in range(16)]
+    got = sample_steered(
+        model,
+        sae,
+        0,
+        PROMPTS * 4,
+        steering_directions(sae, [0] * 16),
+        torch.zeros(16),
+        seeds,
+        stops,
+        0,
+        SamplingSettings(max_new_tokens=15, batch_size=16),
+    )
+    for row in got:
+        assert not any(stops[t] for t in row[:-1])
+        assert stops[row[-1]] or len(row) == 15
+
+
+def test_stop_tokens_hold_the_stop_string_or_end_the_sequence(embedded_model):
+    _, tokenizer = embedded_model
+    stops = stop_tokens(tokenizer, ".", len(tokenizer))
+    assert stops[tokenizer.convert_tokens_to_ids(".")] and stops[tokenizer.eos_token_id]
+    assert not stops[tokenizer.convert_tokens_to_ids("Ġthe")]
+    assert all(
+        "." in tokenizer.decode([i])
+        for i in torch.nonzero(stops).flatten()[:50].tolist()
+        if i != tokenizer.eos_token_id
+    )
+
+
+def test_row_seeds_are_stable_and_distinct():
+    assert row_seed(0, 3, 17, 0.4, 2) == row_seed(0, 3, 17, 0.4, 2)
+    seeds = {row_seed(0, 3, f, c, p) for f in range(5) for c in (0.0, 0.2) for p in range(5)}
+    assert len(seeds) == 50 and all(0 <= s < 2**63 for s in seeds)
