@@ -2,16 +2,21 @@
 
 import contextlib
 
+import polars as pl
 import pytest
 import torch
 
+from saesteer.gen_metrics import score_generations
 from saesteer.generation import (
+    GENERATIONS_SCHEMA,
     SamplingSettings,
     _gumbel_noise,
+    generate_grid,
     row_seed,
     sample_steered,
     stop_tokens,
 )
+from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
 from saesteer.models import cache_keyword, returned_cache
 from saesteer.steering import steer_reference, steering_directions
 from tests.conftest import TINY_VOCAB, random_sae
@@ -160,3 +165,56 @@ def test_row_seeds_are_stable_and_distinct():
     assert row_seed(0, 3, 17, 0.4, 2) == row_seed(0, 3, 17, 0.4, 2)
     seeds = {row_seed(0, 3, f, c, p) for f in range(5) for c in (0.0, 0.2) for p in range(5)}
     assert len(seeds) == 50 and all(0 <= s < 2**63 for s in seeds)
+
+
+GRID_PREFIXES = ["w1 w2", "w3", "w4 w5 w6"]
+
+
+def test_the_grid_is_every_feature_factor_and_prefix_reproducibly(tiny_model):
+    model, tokenizer = tiny_model
+    sae = random_sae("topk", layer=2)
+    settings = SamplingSettings(max_new_tokens=6, batch_size=5)
+    args = (model, tokenizer, sae, 2, [3, 17], [0.0, 2.0, 8.0], GRID_PREFIXES, 11)
+    frame = generate_grid(*args, settings)
+    assert frame.columns == list(GENERATIONS_SCHEMA)
+    assert frame.select("feature", "factor", "prefix_id").rows() == [
+        (f, c, p) for f in (3, 17) for c in (0.0, 2.0, 8.0) for p in range(3)
+    ]
+    assert (frame["text"] == frame["prefix"] + frame["continuation"]).all()
+    assert frame["n_tokens"].is_between(1, 6).all() and set(frame["source"]) == {"sampled"}
+    # Factor 0 is no steering: one baseline per prefix, shared by every feature.
+    baseline = frame.filter(pl.col("factor") == 0)
+    assert (
+        baseline.filter(pl.col("feature") == 3)
+        .drop("feature")
+        .equals(baseline.filter(pl.col("feature") == 17).drop("feature"))
+    )
+    assert frame.filter(pl.col("factor") > 0)["seed"].n_unique() == 12
+    # Same seed, same Parquet; another batch size too; another seed differs.
+    assert generate_grid(*args, settings).equals(frame)
+    assert generate_grid(*args, SamplingSettings(max_new_tokens=6, batch_size=64)).equals(frame)
+    other = generate_grid(*args[:-1], 12, settings)
+    assert not other["continuation"].equals(frame["continuation"])
+
+
+@pytest.mark.slow
+def test_a_strongly_steered_output_feature_raises_gen_success(embedded_model):
+    """On the real SmolLM2: a latent whose decoder row is the unembedding of " ocean" has
+    " ocean" first in its logit lens, and steering it hard fills the continuations with it."""
+    model, tokenizer = embedded_model
+    sae = random_sae("standard", layer=20, d_in=576, d_sae=64)
+    word = tokenizer.convert_tokens_to_ids("Ġocean")
+    with torch.no_grad():
+        sae.W_dec[9] = model.get_output_embeddings().weight[word]
+    ids, probs = logit_lens_topk(model, sae.W_dec, [9], 20)
+    assert ids[0, 0] == word
+    prefixes = ["I believe that", "She saw a", "Then the man said:"]
+    frame = generate_grid(
+        model, tokenizer, sae, 20, [9], [0.0, 8.0], prefixes, 0, SamplingSettings(max_new_tokens=10)
+    )
+    lens = logit_lens_frame(20, [9], ids, probs, tokenizer)
+    metrics = score_generations(frame, lens, tokenizer, model, tokenizer, "smollm2")
+    gen_success = dict(metrics.select("factor", "gen_success_1").iter_rows())
+    assert gen_success[0.0] < 1 and gen_success[8.0] >= 8
+    steered = frame.filter(pl.col("factor") == 8)["continuation"]
+    assert steered.str.count_matches(" ocean").min() >= 8

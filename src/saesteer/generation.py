@@ -1,5 +1,6 @@
-"""Steered sampling: many (prefix, feature, factor) rows per forward, left-padded, each row
-with its own steering vector, its own random stream and its own stop.
+"""Steered generation over the factor grid: many (prefix, feature, factor) rows per
+forward, left-padded, each row with its own steering vector, its own random stream and its
+own stop.
 
 A row's random stream is a generator seeded from the row's identity (`row_seed`), and
 sampling is Gumbel-max over that stream, so a row's text does not depend on which rows
@@ -8,14 +9,33 @@ share its batch: a rerun, another batch size or another feature list gives the s
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, fields
 
+import polars as pl
 import torch
 from tqdm import tqdm
 
 from saesteer.models import cache_keyword, returned_cache
-from saesteer.steering import steer
+from saesteer.prompts import encode_prompt
+from saesteer.steering import steer, steering_directions
+
+# The method's grid; 0.0 is the unsteered baseline.
+FACTOR_GRID = (0.0, 0.2, 0.4, 0.8, 1.2, 1.6, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 20.0)
+
+GENERATIONS_SCHEMA = {
+    "layer": pl.Int32,
+    "feature": pl.Int64,
+    "factor": pl.Float64,
+    "prefix_id": pl.Int32,
+    "prefix": pl.Utf8,
+    "text": pl.Utf8,  # prefix + continuation, as in the paper's released generations
+    "continuation": pl.Utf8,
+    "n_tokens": pl.Int32,  # generated tokens, the stop token included
+    "seed": pl.Int64,  # the row's random stream (null for imported texts)
+    "source": pl.Utf8,  # "sampled", or the released file the text came from
+}
 
 
 @dataclass(frozen=True)
@@ -40,9 +60,11 @@ def row_seed(seed: int, *key) -> int:
 def stop_tokens(tokenizer, stop: str, vocab_size: int) -> torch.Tensor:
     """Bool [vocab]: tokens whose text holds `stop`, and the end-of-sequence tokens.
 
-    Checked per token, so a stop string split across two tokens is not caught."""
-    texts = tokenizer.batch_decode([[i] for i in range(vocab_size)])
-    stops = torch.tensor([stop in text for text in texts])
+    Checked per token, so a stop string split across two tokens is not caught. Rows of a
+    model's vocabulary beyond the tokenizer's (padding) never stop."""
+    texts = tokenizer.batch_decode([[i] for i in range(min(vocab_size, len(tokenizer)))])
+    stops = torch.zeros(vocab_size, dtype=torch.bool)
+    stops[: len(texts)] = torch.tensor([stop in text for text in texts])
     eos = tokenizer.eos_token_id
     for token in [eos] if isinstance(eos, int) else (eos or []):
         stops[token] = True
@@ -63,23 +85,53 @@ def sample_steered(
     settings: SamplingSettings,
 ) -> list[list[int]]:
     """The continuation (token ids, the stop token included) of each row: prompt `r`
-    steered along `directions[r]` with factor `factors[r]`, sampled from stream `seeds[r]`."""
+    steered along `directions[r]` with factor `factors[r]`, sampled from stream `seeds[r]`.
+
+    Steering changes a prompt only from its last token on, so every distinct prompt's
+    other tokens run once and their KV cache is shared by all rows that use it."""
+    device = next(model.parameters()).device
+    unique: dict[tuple[int, ...], int] = {}
+    prompt_index = torch.tensor([unique.setdefault(tuple(p), len(unique)) for p in prompts])
+    prefix = _prefix_cache(model, [list(p) for p in unique], pad_id, device)
     out: list[list[int]] = []
-    for start in tqdm(range(0, len(prompts), settings.batch_size), desc=f"sampling layer {layer}"):
+    bar = tqdm(total=len(prompts), desc=f"sampling layer {layer}", unit="row")
+    for start in range(0, len(prompts), settings.batch_size):
         rows = slice(start, start + settings.batch_size)
         out += _sample_batch(
             model,
             sae,
             layer,
-            prompts[rows],
-            directions[rows],
-            factors[rows],
+            prefix,
+            prompt_index[rows].to(device),
+            directions[rows].to(device),
+            factors[rows].to(device),
             seeds[rows],
-            stops,
+            stops.to(device),
             pad_id,
             settings,
         )
+        bar.update(len(out) - bar.n)
+    bar.close()
     return out
+
+
+@dataclass
+class _PrefixCache:
+    """Distinct prompts, left-padded: the KV cache of all but their last token (None when
+    every prompt is one token), the mask of the whole prompt and its last token."""
+
+    cache: object
+    last: torch.Tensor  # [prompts] last token
+    mask: torch.Tensor  # [prompts, width]
+    last_position: torch.Tensor  # [prompts]
+
+    def for_rows(self, index: torch.Tensor):
+        """Cache, input ids, mask and positions of the first forward of rows `index`."""
+        cache = None
+        if self.cache is not None:
+            cache = copy.deepcopy(self.cache)
+            cache.reorder_cache(index)
+        return cache, self.last[index, None], self.mask[index], self.last_position[index, None]
 
 
 def _left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, ...]:
@@ -92,6 +144,21 @@ def _left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tens
     return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
 
 
+def _prefix_cache(model, prompts: list[list[int]], pad_id: int, device) -> _PrefixCache:
+    ids, mask, positions = _left_pad(prompts, pad_id, device)
+    cache = None
+    if ids.shape[1] > 1:  # the decoder stack only: the prefix's logits are never read
+        cache = returned_cache(
+            model.base_model(
+                ids[:, :-1],
+                attention_mask=mask[:, :-1],
+                position_ids=positions[:, :-1],
+                use_cache=True,
+            )
+        )
+    return _PrefixCache(cache, ids[:, -1], mask, positions[:, -1])
+
+
 def _gumbel_noise(generators: list[torch.Generator], vocab: int, device) -> torch.Tensor:
     uniform = torch.stack(
         [torch.rand(vocab, generator=g, device=device, dtype=torch.float64) for g in generators]
@@ -100,32 +167,130 @@ def _gumbel_noise(generators: list[torch.Generator], vocab: int, device) -> torc
 
 
 def _sample_batch(
-    model, sae, layer, prompts, directions, factors, seeds, stops, pad_id, settings
+    model, sae, layer, prefix, prompt_index, directions, factors, seeds, stops, pad_id, settings
 ) -> list[list[int]]:
-    device = next(model.parameters()).device
-    ids, mask, positions = _left_pad(prompts, pad_id, device)
+    """Rows that have stopped leave the batch (and the cache), so the forwards shrink."""
+    device = prompt_index.device
+    cache, ids, mask, positions = prefix.for_rows(prompt_index)
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
-    stops = stops.to(device)
-    keyword, cache = cache_keyword(model), None
-    tokens = torch.full((len(prompts), settings.max_new_tokens), pad_id, device=device)
-    done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
-    lengths = torch.zeros(len(prompts), dtype=torch.long, device=device)
-    with steer(model, sae, layer, directions, factors):
-        for step in range(settings.max_new_tokens):
+    keyword = cache_keyword(model)
+    tokens: list[list[int]] = [[] for _ in seeds]
+    alive = torch.arange(len(seeds), device=device)  # batch position -> row
+    for _ in range(settings.max_new_tokens):
+        with steer(model, sae, layer, directions, factors):
             output = model(
                 ids, attention_mask=mask, position_ids=positions, use_cache=True, **{keyword: cache}
             )
-            cache = returned_cache(output)
-            logits = output.logits[:, -1].double() / settings.temperature
-            noise = _gumbel_noise(generators, logits.shape[-1], device)
-            new = (logits + noise[:, : logits.shape[-1]]).argmax(-1)
-            new = torch.where(done, torch.full_like(new, pad_id), new)
-            tokens[:, step] = new
-            lengths += (~done).long()
-            done |= stops[new]
-            if done.all():
+        cache = returned_cache(output)
+        logits = output.logits[:, -1].double() / settings.temperature
+        noise = _gumbel_noise(generators, logits.shape[-1], device)
+        new = (logits + noise[:, : logits.shape[-1]]).argmax(-1)
+        for row, token in zip(alive.tolist(), new.tolist(), strict=True):
+            tokens[row].append(token)
+        going = ~stops[new]
+        if not going.all():
+            if not going.any():
                 break
-            ids = new[:, None]
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            positions = positions[:, -1:] + 1
-    return [row[:n].tolist() for row, n in zip(tokens, lengths.tolist(), strict=True)]
+            keep = going.nonzero().flatten()
+            cache.reorder_cache(keep)
+            alive, new, mask, positions = alive[keep], new[keep], mask[keep], positions[keep]
+            directions, factors = directions[keep], factors[keep]
+            generators = [generators[i] for i in keep.tolist()]
+        ids = new[:, None]
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        positions = positions[:, -1:] + 1
+    return tokens
+
+
+def generate_grid(
+    model,
+    tokenizer,
+    sae,
+    layer: int,
+    features: list[int],
+    factors: list[float],
+    prefixes: list[str],
+    seed: int,
+    settings: SamplingSettings,
+) -> pl.DataFrame:
+    """One sampled continuation per (feature, factor, prefix), in a GENERATIONS_SCHEMA frame.
+
+    Factor 0 is no steering at all, so its continuations are sampled once per prefix and
+    shared by every feature (the common unsteered baseline)."""
+    if not features:
+        raise ValueError(f"layer {layer}: no features to steer")
+    steered = [
+        (f, float(c), p) for f in features for c in factors if c != 0 for p in range(len(prefixes))
+    ]
+    baseline = [(None, 0.0, p) for p in range(len(prefixes))] if 0.0 in map(float, factors) else []
+    jobs = baseline + steered
+    index = {f: i for i, f in enumerate(features)}
+    directions = steering_directions(sae, features)
+    prompt_ids = [encode_prompt(tokenizer, prefix) for prefix in prefixes]
+    seeds = [row_seed(seed, f, c, p) for f, c, p in jobs]
+    vocab = model.get_output_embeddings().weight.shape[0]
+    pad_id = next(i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if i is not None)
+    continuations = sample_steered(
+        model,
+        sae,
+        layer,
+        [prompt_ids[p] for _, _, p in jobs],
+        directions[[0 if f is None else index[f] for f, _, _ in jobs]],
+        torch.tensor([c for _, c, _ in jobs]),
+        seeds,
+        stop_tokens(tokenizer, settings.stop, vocab),
+        pad_id,
+        settings,
+    )
+    texts = [
+        continuation_text(tokenizer, prompt_ids[p], ids)
+        for (_, _, p), ids in zip(jobs, continuations, strict=True)
+    ]
+    frame = pl.DataFrame(
+        {
+            "feature": [f for f, _, _ in jobs],
+            "factor": [c for _, c, _ in jobs],
+            "prefix_id": [p for _, _, p in jobs],
+            "continuation": texts,
+            "n_tokens": [len(ids) for ids in continuations],
+            "seed": seeds,
+        },
+        schema_overrides={"feature": pl.Int64, "seed": pl.Int64},
+    )
+    shared = frame.filter(pl.col("feature").is_null()).drop("feature")
+    frame = pl.concat(
+        [
+            pl.DataFrame({"feature": features}, schema={"feature": pl.Int64}).join(
+                shared, how="cross"
+            ),
+            frame.filter(pl.col("feature").is_not_null()),
+        ]
+    )
+    return generations_frame(layer, frame, prefixes, "sampled")
+
+
+def generations_frame(layer: int, frame: pl.DataFrame, prefixes: list[str], source) -> pl.DataFrame:
+    """Add layer, prefix, text and source to (feature, factor, prefix_id, continuation,
+    n_tokens, seed) rows, sorted by feature, factor and prefix."""
+    frame = frame.with_columns(
+        layer=pl.lit(layer),
+        prefix=pl.col("prefix_id").map_elements(prefixes.__getitem__, return_dtype=pl.Utf8),
+        source=pl.lit(source) if isinstance(source, str) else source,
+    ).with_columns(text=pl.col("prefix") + pl.col("continuation"))
+    return (
+        frame.sort("feature", "factor", "prefix_id", maintain_order=True)
+        .select(list(GENERATIONS_SCHEMA))
+        .cast(GENERATIONS_SCHEMA)
+    )
+
+
+def continuation_text(tokenizer, prompt_ids: list[int], ids: list[int]) -> str:
+    """The text the continuation adds to the prompt: decoded together with the prompt, as a
+    tokenizer may drop a leading space when a piece is decoded on its own."""
+    before = tokenizer.decode(prompt_ids, skip_special_tokens=True)
+    after = tokenizer.decode(prompt_ids + ids, skip_special_tokens=True)
+    return (
+        after[len(before) :]
+        if after.startswith(before)
+        else tokenizer.decode(ids, skip_special_tokens=True)
+    )

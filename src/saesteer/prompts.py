@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from saesteer.config import ConfigError
+
 # The output score's neutral prompt: the public code's text (the paper's says "In my experience,").
 OUTPUT_SCORE_PROMPT = "From my experience,"
 
@@ -66,3 +70,22 @@ def encode_prompt(tokenizer, text: str) -> list[int]:
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     bos = tokenizer.bos_token_id
     return ids if bos is None else [bos, *ids]
+
+
+def resolve_prefixes(spec: str | list | dict, n: int | None = None) -> list[str]:
+    """The generation prefixes: `method` (the method's 50), a list, or `{file: path}` with
+    one prefix per line; the first `n` of them when `n` is set."""
+    if spec == "method":
+        prefixes = list(PREFIXES)
+    elif isinstance(spec, dict):
+        path = Path(spec["file"])
+        if not path.is_file():
+            raise ConfigError(f"generation.prefixes.file: {path} not found")
+        prefixes = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    else:
+        prefixes = list(spec)
+    if not prefixes or any(not isinstance(p, str) or not p for p in prefixes):
+        raise ConfigError("generation.prefixes: need one or more non-empty prefixes")
+    if n is not None and n > len(prefixes):
+        raise ConfigError(f"generation.n_prefixes: {n} > the {len(prefixes)} prefixes")
+    return prefixes[:n]
