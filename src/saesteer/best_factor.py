@@ -1,0 +1,85 @@
+"""The best steering factor of each feature, by the paper's rule (§4.1).
+
+1. Candidates: every factor but 0.0 (the unsteered baseline) whose GenSuccess@20 is at
+   most `max_gen_success` (3 in the paper; above it the text is mostly repetition) and
+   whose perplexity is known.
+2. Normalize GenSuccess@20 and perplexity to 0-1 by dividing each by its maximum over all
+   the data (`normalization: max`; `none` keeps raw values).
+3. Pick the factor with the largest normalized GenSuccess@20 / normalized perplexity; on a
+   tie (e.g. all GenSuccess zero) the smallest factor.
+
+Dividing by a maximum scales every candidate's objective by the same constant, so the
+normalization changes the reported `objective`, never the choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+BEST_FACTORS_SCHEMA = {
+    "layer": pl.Int32,
+    "feature": pl.Int64,
+    "best_factor": pl.Float64,  # null when no factor is a candidate
+    "gen_success_1": pl.Float64,
+    "gen_success_5": pl.Float64,
+    "gen_success_20": pl.Float64,
+    "perplexity": pl.Float64,
+    "objective": pl.Float64,
+    "n_candidates": pl.Int32,
+    "released_factor": pl.Float64,  # the paper's choice, when its best-factor JSON is given
+}
+
+NORMALIZATIONS = ("max", "none")
+
+
+@dataclass(frozen=True)
+class BestFactorSettings:
+    max_gen_success: float = 3.0
+    normalization: str = "max"
+    released: str | None = None  # the paper's best-factor JSON
+
+    @classmethod
+    def from_config(cls, section: dict | None) -> BestFactorSettings:
+        settings = cls(**(section or {}))
+        if settings.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"best_factor.normalization: {settings.normalization!r} "
+                f"(known: {list(NORMALIZATIONS)})"
+            )
+        return settings
+
+
+def choose_best_factors(
+    metrics: pl.DataFrame,
+    settings: BestFactorSettings,
+    released: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """One BEST_FACTORS_SCHEMA row per feature of `metrics` (GEN_METRICS_SCHEMA rows)."""
+    scale_gs, scale_ppl = 1.0, 1.0
+    if settings.normalization == "max":
+        scale_gs = metrics["gen_success_20"].max() or 1.0  # all zero: objectives all zero
+        scale_ppl = metrics["perplexity"].max() or 1.0
+    candidates = metrics.filter(
+        (pl.col("factor") != 0)
+        & (pl.col("gen_success_20") <= settings.max_gen_success)
+        & pl.col("perplexity").is_not_null()
+    ).with_columns(
+        objective=(pl.col("gen_success_20") / scale_gs) / (pl.col("perplexity") / scale_ppl),
+        n_candidates=pl.len().over("feature"),
+    )
+    best = candidates.sort("feature", "objective", "factor", descending=[False, True, False])
+    best = best.group_by("feature", maintain_order=True).first().rename({"factor": "best_factor"})
+    features = metrics.select("layer", "feature").unique(maintain_order=True)
+    columns = [c for c in BEST_FACTORS_SCHEMA if c not in ("layer", "released_factor")]
+    frame = features.join(best.select(columns), on="feature", how="left", maintain_order="left")
+    if released is None:
+        released = pl.DataFrame(schema={"feature": pl.Int64, "released_factor": pl.Float64})
+    frame = frame.join(released, on="feature", how="left", maintain_order="left")
+    return (
+        frame.with_columns(pl.col("n_candidates").fill_null(0))
+        .sort("feature")
+        .select(list(BEST_FACTORS_SCHEMA))
+        .cast(BEST_FACTORS_SCHEMA)
+    )

@@ -1,0 +1,124 @@
+"""GenSuccess@k and perplexity against hand computations on fixed texts."""
+
+import math
+
+import polars as pl
+import pytest
+import torch
+
+from saesteer.gen_metrics import (
+    GEN_METRICS_SCHEMA,
+    gen_success_counts,
+    perplexities,
+    score_generations,
+    text_sequences,
+)
+from saesteer.generation import GENERATIONS_SCHEMA
+
+
+def lens_frame(tops: dict[int, list[int]]) -> pl.DataFrame:
+    """Logit-lens rows: feature f's token ids in rank order (20 each, padded with w100..)."""
+    rows = []
+    for feature, ids in tops.items():
+        ids = ids + [i for i in range(100, 128) if i not in ids][: 20 - len(ids)]
+        rows += [(feature, rank, token, f"w{token - 3}") for rank, token in enumerate(ids)]
+    return pl.DataFrame(rows, schema=["feature", "rank", "token_id", "token"], orient="row")
+
+
+def generations(rows) -> pl.DataFrame:
+    """GENERATIONS_SCHEMA rows from (feature, factor, prefix_id, prefix, continuation)."""
+    frame = pl.DataFrame(
+        rows, schema=["feature", "factor", "prefix_id", "prefix", "continuation"], orient="row"
+    )
+    frame = frame.with_columns(
+        layer=pl.lit(2),
+        text=pl.col("prefix") + pl.col("continuation"),
+        n_tokens=pl.lit(0),
+        seed=pl.lit(0),
+        source=pl.lit("test"),
+    )
+    return frame.select(list(GENERATIONS_SCHEMA)).cast(GENERATIONS_SCHEMA)
+
+
+# Word w<n> is token n + 3 in the tiny tokenizer.
+FIXED = generations(
+    [
+        (7, 0.0, 0, "w1 w2", " w5 w5 w9"),
+        (7, 0.0, 1, "w3", " w6"),
+        (7, 4.0, 0, "w1 w2", " w5 w6 w7 w5 w8"),
+        (7, 4.0, 1, "w3", ""),
+        (9, 4.0, 0, "w1 w2", " w5 w6 w7 w5 w8"),
+        (9, 4.0, 1, "w3", " w30 w30"),
+    ]
+)
+# Feature 7: w5 rank 0, w6 rank 3, w7 rank 10; feature 9: w30 rank 0, w8 rank 4.
+TOPS = {7: [8, 50, 51, 9, 52, 53, 54, 55, 56, 57, 10], 9: [33, 60, 61, 62, 11]}
+
+
+def test_gen_success_counts_tokens_in_the_top_k_repeats_included(tiny_model):
+    _, tokenizer = tiny_model
+    hits = gen_success_counts(FIXED, lens_frame(TOPS), tokenizer, (1, 5, 20))
+    assert hits.rows() == [
+        # tokens, @1, @5, @20
+        (3, 2, 2, 2),  # w5 w5 w9: w5 twice at rank 0
+        (1, 0, 1, 1),  # w6: rank 3
+        (5, 2, 3, 4),  # w5 w6 w7 w5 w8: w5 x2 (@1), + w6 (@5), + w7 rank 10 (@20)
+        (0, 0, 0, 0),  # empty continuation
+        (5, 0, 1, 1),  # feature 9: w8 rank 4
+        (2, 2, 2, 2),  # w30 twice at rank 0
+    ]
+
+
+def test_gen_success_needs_every_feature_and_enough_ranks(tiny_model):
+    _, tokenizer = tiny_model
+    with pytest.raises(ValueError, match=r"no logit-lens tokens for features \[9\]"):
+        gen_success_counts(FIXED, lens_frame({7: TOPS[7]}), tokenizer, (1, 5, 20))
+    short = lens_frame(TOPS).filter(pl.col("rank") < 5)
+    with pytest.raises(ValueError, match="GenSuccess@20 needs 20"):
+        gen_success_counts(FIXED, short, tokenizer, (1, 5, 20))
+
+
+@pytest.mark.parametrize("of", ["text", "continuation"])
+def test_perplexity_equals_the_models_own_loss_text_by_text(tiny_model, of):
+    """Batched, padded, sorted by length against one unpadded forward per text with HF's
+    own cross-entropy (`labels`, -100 on the tokens that are not scored)."""
+    model, tokenizer = tiny_model
+    sequences, starts = text_sequences(FIXED, tokenizer, of)
+    got = perplexities(model, sequences, starts, batch_size=4)
+    for sequence, start, value in zip(sequences, starts, got, strict=True):
+        ids = torch.tensor([sequence])
+        labels = ids.clone()
+        labels[0, :start] = -100
+        if (labels[0, 1:] != -100).sum() == 0:
+            assert value is None  # nothing to score: an empty continuation
+            continue
+        expected = math.exp(model(ids, labels=labels).loss.item())
+        assert value == pytest.approx(expected, rel=1e-5)
+
+
+def test_text_sequences_score_the_text_or_the_continuation(tiny_model):
+    _, tokenizer = tiny_model
+    sequences, starts = text_sequences(FIXED[:1], tokenizer, "text")
+    assert sequences == [[1, 4, 5, 8, 8, 12]] and starts == [1]  # BOS w1 w2 | w5 w5 w9
+    assert text_sequences(FIXED[:1], tokenizer, "continuation")[1] == [3]
+    with pytest.raises(ValueError, match="perplexity_of"):
+        text_sequences(FIXED, tokenizer, "prefix")
+
+
+def test_score_generations_averages_over_prefixes(tiny_model):
+    model, tokenizer = tiny_model
+    metrics = score_generations(
+        FIXED, lens_frame(TOPS), tokenizer, model, tokenizer, "local:tiny", "continuation", 2
+    )
+    assert metrics.columns == list(GEN_METRICS_SCHEMA)
+    rows = {(r["feature"], r["factor"]): r for r in metrics.iter_rows(named=True)}
+    assert sorted(rows) == [(7, 0.0), (7, 4.0), (9, 4.0)]
+    assert rows[7, 0.0]["gen_success_1"] == 1.0 and rows[7, 0.0]["gen_success_5"] == 1.5
+    assert rows[7, 4.0]["gen_success_20"] == 2.0 and rows[9, 4.0]["gen_success_1"] == 1.0
+    assert rows[7, 4.0]["mean_tokens"] == 2.5 and rows[7, 4.0]["n_prefixes"] == 2
+    sequences, starts = text_sequences(FIXED, tokenizer, "continuation")
+    each = perplexities(model, sequences, starts, 8)
+    assert rows[7, 0.0]["perplexity"] == pytest.approx((each[0] + each[1]) / 2)
+    assert rows[7, 4.0]["perplexity"] == pytest.approx(each[2])  # the empty text has none
+    assert set(metrics["perplexity_of"]) == {"continuation"}
+    assert set(metrics["evaluator"]) == {"local:tiny"}
