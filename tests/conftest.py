@@ -108,10 +108,17 @@ def make_tiny_config(tiny_model_dir: Path, tiny_saes: Path, tiny_corpus: Path) -
         "sae": {"source": "local", "path": f"{tiny_saes}/layer_{{layer}}"},
         "corpus": {"sources": [], "files": [str(tiny_corpus)], "context_size": 32},
         "features": {"random": 8, "seed": 1},
-        "logit_lens": {"top_k": 5},
+        "logit_lens": {"top_k": 20},
         "output_score": {"top_k": 5, "robustness_prompts": ["w1 w2", "w3"]},
         "activations": {"n_examples": 20, "mine": {"context_before": 4, "context_after": 2}},
         "input_score": {"top_k": 5, "min_examples": 5},
+        "generation": {
+            "factors": [0.0, 2.0, 8.0],
+            "prefixes": ["w1 w2", "w3", "w4"],
+            "n_prefixes": 2,
+            "max_features": 6,
+            "max_new_tokens": 4,
+        },
         "layers": {1: {}, 2: {"features": [0, 3, 7, 255]}},
     }
 

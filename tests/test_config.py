@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_valid_config_gets_defaults(tiny_config):
     config = validate_config(tiny_config)
     assert config["model"]["dtype"] == "float32"
-    assert config["logit_lens"] == {"top_k": 5, "batch_size": 256}
+    assert config["logit_lens"] == {"top_k": 20, "batch_size": 256}
     assert config["output_score"] == {
         "prompt": "From my experience,",
         "factor": 10.0,
@@ -50,7 +50,7 @@ def _set(config, dotted, value):
     *parents, last = dotted.split(".")
     node = config
     for key in parents:
-        node = node[int(key) if key.isdigit() and int(key) in node else key]
+        node = node.setdefault(int(key) if key.isdigit() and int(key) in node else key, {})
     node[int(last) if last.isdigit() and int(last) in node else last] = value
 
 
@@ -80,7 +80,7 @@ BAD_VALUES = [
     ("layers", {"first": {}}, "at layers"),
     ("layers", {9: {}}, "layers.9: layer out of range"),
     ("logit_lens.top_k", 0, "at logit_lens.top_k"),
-    ("output_score.top_k", 6, "output_score.top_k: 6 > logit_lens.top_k=5"),
+    ("output_score.top_k", 21, "output_score.top_k: 21 > logit_lens.top_k=20"),
     ("output_score.factor", "ten", "at output_score.factor"),
     ("output_score.robustness_prompts", "all", "at output_score.robustness_prompts"),
     ("output_score.method", "quick", "at output_score.method"),
@@ -92,7 +92,30 @@ BAD_VALUES = [
     ("activations.mine.context_before", -1, "at activations.mine.context_before"),
     ("activations.neuronpedia", {"base_url": "ftp://x"}, "at activations.neuronpedia.base_url"),
     ("activations.neuronpedia", {"concurrency": 0}, "at activations.neuronpedia.concurrency"),
-    ("input_score.top_k", 6, "input_score.top_k: 6 > logit_lens.top_k=5"),
+    ("input_score.top_k", 21, "input_score.top_k: 21 > logit_lens.top_k=20"),
+    ("logit_lens.top_k", 19, "logit_lens.top_k: 19 < 20, GenSuccess@20 reads"),
+    ("generation.factors", [], "at generation.factors"),
+    ("generation.factors", [0.0, -1.0], "at generation.factors"),
+    ("generation.factors", [2.0, 2.0], "at generation.factors"),
+    ("layers.2.factors", ["x"], "at layers.2.factors"),
+    ("generation.prefixes", "paper", "at generation.prefixes"),
+    ("generation.prefixes", [""], "at generation.prefixes"),
+    ("generation.prefixes", {"file": "/no/prefixes.txt"}, "/no/prefixes.txt not found"),
+    ("generation.n_prefixes", 4, "generation.n_prefixes: 4 > the 3 prefixes"),
+    ("generation.temperature", 0, "at generation.temperature"),
+    ("generation.source", "api", "at generation.source"),
+    ("generation.source", "released", "generation.released.files: required"),
+    (
+        "generation",
+        {"source": "released", "released": {"files": "/no/g_{factor}.json"}},
+        "generation.released.files: /no/g_0.0.json not found (layer 1, factor 0.0)",
+    ),
+    ("gen_metrics.evaluator", "gpt-9", "at gen_metrics.evaluator"),
+    ("gen_metrics.evaluator", "embedded:gpt-9", "unknown embedded model 'gpt-9'"),
+    ("gen_metrics.perplexity_of", "prefix", "at gen_metrics.perplexity_of"),
+    ("best_factor.max_gen_success", -1, "at best_factor.max_gen_success"),
+    ("best_factor.normalization", "zscore", "at best_factor.normalization"),
+    ("best_factor.released", "/no/best.json", "best_factor.released: /no/best.json not found"),
     ("input_score.min_examples", 0, "at input_score.min_examples"),
     ("corpus.files", ["/no/such/*.txt"], "corpus.files: no file matches '/no/such/*.txt'"),
     ("activations", {"source": "neuronpedia"}, "activations.neuronpedia.model_id: required"),

@@ -53,7 +53,7 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
         assert features.height == n_features and set(features["layer"]) == {layer}
         lens = pl.read_parquet(out / f"layers/{layer}/logit_lens.parquet")
         assert lens.columns == ["layer", "feature", "rank", "token_id", "token", "prob"]
-        assert lens.height == n_features * 5
+        assert lens.height == n_features * 20
         assert (out / f"logs/logit_lens/{layer}.log").stat().st_size > 0
         assert (out / f"benchmarks/logit_lens/{layer}.tsv").is_file()
         scores = pl.read_parquet(out / f"layers/{layer}/output_scores.parquet")
@@ -74,6 +74,16 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
         assert inputs["feature"].to_list() == features["feature"].to_list()
         assert inputs.drop_nulls("input_score")["input_score"].is_between(0, 1).all()
         assert (inputs["top_k"] == 5).all()
+        steered = features["feature"].to_list()[:6]  # generation.max_features
+        generations = pl.read_parquet(out / f"layers/{layer}/generations.parquet")
+        assert generations.height == len(steered) * 3 * 2  # factors x prefixes
+        assert set(generations["prefix"]) == {"w1 w2", "w3"}  # the first n_prefixes
+        assert "mean tokens by factor" in (out / f"logs/generations/{layer}.log").read_text()
+        metrics = pl.read_parquet(out / f"layers/{layer}/gen_metrics.parquet")
+        assert metrics.height == len(steered) * 3 and metrics["perplexity"].is_not_null().all()
+        best = pl.read_parquet(out / f"layers/{layer}/best_factors.parquet")
+        assert best["feature"].to_list() == steered
+        assert best.drop_nulls("best_factor")["best_factor"].is_in([2.0, 8.0]).all()
     assert pl.read_parquet(out / "layers/2/features.parquet")["feature"].to_list() == [0, 3, 7, 255]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["path"] == str(tiny_model_dir)
@@ -91,20 +101,83 @@ def test_editing_one_layer_reruns_only_that_layer(finished_run):
     assert sorted(jobs) == sorted([("all", "")] + [(rule, "2") for rule in PER_FEATURE_RULES])
 
 
-PER_FEATURE_RULES = ["features", "logit_lens", "output_scores", "activations", "input_scores"]
+PER_FEATURE_RULES = [
+    "features",
+    "logit_lens",
+    "output_scores",
+    "activations",
+    "input_scores",
+    "generations",
+    "gen_metrics",
+    "best_factors",
+]
 
 
 def test_editing_a_global_setting_reruns_every_layer(finished_run):
     workdir, config = finished_run
-    config["logit_lens"]["top_k"] = 3
-    config["output_score"]["top_k"] = 3
-    config["input_score"]["top_k"] = 3
+    config["logit_lens"]["top_k"] = 25
     jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
     assert sorted(jobs) == [("all", "")] + [
         (rule, layer)
-        for rule in ("input_scores", "logit_lens", "output_scores")
+        for rule in ("best_factors", "gen_metrics", "input_scores", "logit_lens", "output_scores")
         for layer in ("1", "2")
     ]
+
+
+def test_editing_one_layers_factor_grid_reruns_only_its_steering(finished_run):
+    workdir, config = finished_run
+    config["layers"][2]["factors"] = [0.0, 4.0]
+    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    steering = ["generations", "gen_metrics", "best_factors"]
+    assert sorted(jobs) == sorted([("all", "")] + [(rule, "2") for rule in steering])
+    config["layers"][2].pop("factors")
+    config["best_factor"] = {"max_gen_success": 1.0}
+    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    assert sorted(jobs) == [("all", ""), ("best_factors", "1"), ("best_factors", "2")]
+    config["gen_metrics"] = {"perplexity_of": "continuation"}
+    jobs = {rule for rule, _ in _jobs(run_snakemake(workdir, config, "-n").stdout)}
+    assert jobs == {"all", "gen_metrics", "best_factors"}
+
+
+def test_a_rerun_of_the_generations_gives_the_same_parquet(finished_run):
+    workdir, config = finished_run
+    path = workdir / "results/tiny/layers/1/generations.parquet"
+    before = pl.read_parquet(path)
+    result = run_snakemake(
+        workdir, config, "--forcerun", "generations", str(path.relative_to(workdir))
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert pl.read_parquet(path).equals(before) and path.stat().st_mtime > 0
+
+
+def test_the_papers_released_generations_and_best_factors(finished_run):
+    """source: released imports the texts (no sampling), then they are scored as usual."""
+    workdir, config = finished_run
+    features = pl.read_parquet(workdir / "results/tiny/layers/1/features.parquet")["feature"]
+    for factor, text in [(0.0, " w9 w9"), (2.0, " w9 w10"), (8.0, " w11")]:
+        data = {f"1_{f}": [f"w1 w2{text}", f"w3{text}"] for f in features}
+        (workdir / f"released_{factor}.json").write_text(json.dumps(data))
+    (workdir / "best.json").write_text(json.dumps({f"1_{features[0]}": 8.0, "2_0": 0.2}))
+    config["layers"] = {1: {}}
+    config["generation"] |= {"source": "released", "released": {"files": "released_{factor}.json"}}
+    config["best_factor"] = {"released": "best.json"}
+    target = "results/tiny/layers/1/best_factors.parquet"
+    result = run_snakemake(workdir, config, target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sampling layer" not in (workdir / "results/tiny/logs/generations/1.log").read_text()
+    generations = pl.read_parquet(workdir / "results/tiny/layers/1/generations.parquet")
+    assert generations.filter(pl.col("factor") == 2.0)["continuation"].unique().to_list() == [
+        " w9 w10"
+    ]
+    assert generations["source"].str.starts_with("released_").all()
+    best = pl.read_parquet(workdir / target)
+    assert best["released_factor"].to_list() == [8.0] + [None] * 5  # 6 steered features
+    # A missing factor file is a config error before any job runs.
+    config["layers"] = {1: {"factors": [0.0, 0.4]}}
+    result = run_snakemake(workdir, config, "-n")
+    assert result.returncode != 0
+    message = "generation.released.files: released_0.4.json not found (layer 1, factor 0.4)"
+    assert message in result.stderr + result.stdout
 
 
 def test_editing_the_mining_reruns_activations_and_input_scores(finished_run):
@@ -268,6 +341,6 @@ def test_input_scores_from_neuronpedia_data(tmp_path, tiny_config, tiny_model, s
     for f in features:
         # The fake's example j peaks on word w{f + j % 3}: 4 examples on each of 3 words
         # (words beyond the tiny vocabulary re-tokenize to <unk>).
-        top = set(lens.filter(pl.col("feature") == f)["token_id"])
+        top = set(lens.filter((pl.col("feature") == f) & (pl.col("rank") < 5))["token_id"])
         expected = sum(4 for j in range(3) if vocab.get(f"w{f + j}", 0) in top) / 12
         assert scores.filter(pl.col("feature") == f)["input_score"].item() == expected

@@ -12,6 +12,7 @@ from saesteer import __version__
 from saesteer.activations import ActivationsError
 from saesteer.config import DEFAULT_SCHEMA, ConfigError
 from saesteer.io import read_json, write_json, write_parquet
+from saesteer.released import ReleasedDataError
 
 log = logging.getLogger("saesteer")
 
@@ -234,6 +235,106 @@ def cmd_input_score(args) -> None:
     )
 
 
+def cmd_generate(args) -> None:
+    import polars as pl
+
+    from saesteer.generation import GENERATIONS_SCHEMA, SamplingSettings, generate_grid
+    from saesteer.released import read_released_generations
+
+    settings = json.loads(args.settings)
+    features = pl.read_parquet(args.features)["feature"].to_list()[: settings["max_features"]]
+    factors, prefixes = settings["factors"], settings["prefixes"]
+    if settings["source"] == "released":
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(read_json(args.model)["path"])
+        template = settings["released"]["files"]
+        frame = read_released_generations(
+            template, args.layer, features, factors, prefixes, tokenizer
+        )
+    else:
+        model, tokenizer, sae, layer = _load_layer(args.model, args.sae, args.device)
+        sampling = SamplingSettings.from_config(settings)
+        frame = generate_grid(
+            model, tokenizer, sae, layer, features, factors, prefixes, settings["seed"], sampling
+        )
+    write_parquet(frame, args.out, GENERATIONS_SCHEMA)
+    stopped = frame.group_by("factor").agg(pl.col("n_tokens").mean()).sort("factor")
+    log.info(
+        "layer %d: %d texts (%d features x %d factors x %d prefixes, %s); mean tokens by factor %s",
+        args.layer,
+        frame.height,
+        len(features),
+        len(factors),
+        len(prefixes),
+        settings["source"],
+        dict(zip(stopped["factor"], stopped["n_tokens"].round(1), strict=True)),
+    )
+
+
+def cmd_gen_metrics(args) -> None:
+    import polars as pl
+    from transformers import AutoTokenizer
+
+    from saesteer.gen_metrics import GEN_METRICS_SCHEMA, score_generations
+    from saesteer.models import load_model, model_source
+
+    settings = json.loads(args.settings)
+    run_model = read_json(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(run_model["path"])
+    evaluator_spec = settings.get("evaluator")
+    if evaluator_spec:
+        path, dtype = model_source(evaluator_spec).resolve(Path(args.resources)), run_model["dtype"]
+    else:
+        evaluator_spec, path, dtype = run_model["source"], run_model["path"], run_model["dtype"]
+    evaluator, evaluator_tokenizer = load_model(path, dtype, args.device)
+    metrics = score_generations(
+        pl.read_parquet(args.generations),
+        pl.read_parquet(args.logit_lens),
+        tokenizer,
+        evaluator,
+        evaluator_tokenizer,
+        evaluator_spec,
+        settings["perplexity_of"],
+        settings["batch_size"],
+    )
+    write_parquet(metrics, args.out, GEN_METRICS_SCHEMA)
+    by_factor = metrics.group_by("factor").agg(
+        pl.col("gen_success_20").mean(), pl.col("perplexity").median()
+    )
+    for factor, gs20, ppl in by_factor.sort("factor").iter_rows():
+        log.info(
+            "layer %d, factor %g: mean GenSuccess@20 %.3f, median perplexity %.1f",
+            metrics["layer"][0],
+            factor,
+            gs20,
+            ppl if ppl is not None else float("nan"),
+        )
+
+
+def cmd_best_factors(args) -> None:
+    import polars as pl
+
+    from saesteer.best_factor import BEST_FACTORS_SCHEMA, BestFactorSettings, choose_best_factors
+    from saesteer.released import read_released_best_factors
+
+    settings = BestFactorSettings.from_config(json.loads(args.settings))
+    metrics = pl.read_parquet(args.gen_metrics)
+    layer = metrics["layer"][0]
+    released = None
+    if settings.released:
+        released = read_released_best_factors(settings.released, layer)
+    best = choose_best_factors(metrics, settings, released)
+    write_parquet(best, args.out, BEST_FACTORS_SCHEMA)
+    counts = best["best_factor"].value_counts().sort("best_factor")
+    log.info(
+        "layer %d: best factors %s (%d features without a candidate)",
+        layer,
+        dict(counts.drop_nulls().iter_rows()),
+        best["best_factor"].null_count(),
+    )
+
+
 def cmd_corpus(args) -> None:
     from saesteer.corpus import DOCUMENTS_SCHEMA, build_documents
 
@@ -387,6 +488,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", default="{}", help="the `input_score` settings as JSON")
     p.add_argument("--out", required=True)
 
+    p = step("generate", cmd_generate, "steered generations over one layer's factor grid")
+    p.add_argument("--layer", type=int, required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--sae", help="the layer's sae.json (source sample)")
+    p.add_argument("--features", required=True)
+    p.add_argument("--settings", required=True, help="the layer's `generation` settings as JSON")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+
+    p = step("gen-metrics", cmd_gen_metrics, "GenSuccess@k and perplexity of generations")
+    p.add_argument("--model", required=True, help="the run's model.json (its tokenizer)")
+    p.add_argument("--generations", required=True)
+    p.add_argument("--logit-lens", required=True)
+    p.add_argument("--settings", required=True, help="the `gen_metrics` settings as JSON")
+    p.add_argument("--resources", default="resources")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+
+    p = step("best-factors", cmd_best_factors, "each feature's best steering factor")
+    p.add_argument("--gen-metrics", required=True)
+    p.add_argument("--settings", default="{}", help="the `best_factor` settings as JSON")
+    p.add_argument("--out", required=True)
+
     p = step("corpus", cmd_corpus, "build the text corpus (documents)")
     p.add_argument("--sources", nargs="*", default=[])
     p.add_argument("--files", nargs="*", default=[])
@@ -434,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, ActivationsError) as e:
+    except (ConfigError, ActivationsError, ReleasedDataError) as e:
         log.error("%s", e)
         return 2
     return 0

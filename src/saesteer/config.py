@@ -14,6 +14,9 @@ import yaml
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
+# The largest k of GenSuccess@k (gen_metrics.GEN_SUCCESS_KS).
+GEN_SUCCESS_TOP_K = 20
+
 
 class ConfigError(ValueError):
     """A config value is invalid; the message names the field."""
@@ -54,7 +57,8 @@ def layer_settings(config: dict, layer: int | str) -> dict:
         if field in sae:
             sae[field] = sae[field].format(layer=int(key))
     features = copy.deepcopy(own.get("features", config.get("features")))
-    return {"layer": int(key), "sae": sae, "features": features}
+    factors = list(own.get("factors", config.get("generation", {}).get("factors", [])))
+    return {"layer": int(key), "sae": sae, "features": features, "factors": factors}
 
 
 def configured_layers(config: dict) -> list[int]:
@@ -107,6 +111,7 @@ def _check_semantics(config: dict) -> None:
                 f"{config['logit_lens']['top_k']} (the score reads the logit-lens tokens)"
             )
     _check_activations(config)
+    _check_generation(config)
     source = model_source(config["model"]["source"])
     n_layers = source.n_layers()
     for layer in configured_layers(config):
@@ -146,6 +151,36 @@ def _check_activations(config: dict) -> None:
             export_files(activations["bulk"]["files"], layer)
         except ActivationsError as e:
             raise ConfigError(f"{e} (layer {layer})") from None
+
+
+def _check_generation(config: dict) -> None:
+    from saesteer.models import model_source
+    from saesteer.prompts import resolve_prefixes
+    from saesteer.released import factor_file
+
+    generation = config["generation"]
+    if config["logit_lens"]["top_k"] < GEN_SUCCESS_TOP_K:
+        raise ConfigError(
+            f"logit_lens.top_k: {config['logit_lens']['top_k']} < {GEN_SUCCESS_TOP_K}, "
+            f"GenSuccess@{GEN_SUCCESS_TOP_K} reads that many logit-lens tokens"
+        )
+    resolve_prefixes(generation["prefixes"], generation["n_prefixes"])
+    if generation["source"] == "released":
+        if "files" not in generation["released"]:
+            raise ConfigError("generation.released.files: required for source released")
+        for layer in configured_layers(config):
+            for factor in layer_settings(config, layer)["factors"]:
+                path = factor_file(generation["released"]["files"], factor)
+                if not Path(path).is_file():
+                    raise ConfigError(
+                        f"generation.released.files: {path} not found (layer {layer}, "
+                        f"factor {factor})"
+                    )
+    if config["gen_metrics"]["evaluator"]:
+        model_source(config["gen_metrics"]["evaluator"])
+    released = config["best_factor"]["released"]
+    if released and not Path(released).is_file():
+        raise ConfigError(f"best_factor.released: {released} not found")
 
 
 def _check_corpus(config: dict) -> None:

@@ -2,6 +2,8 @@ import json
 
 from saesteer.activations import export_files
 from saesteer.config import configured_layers, layer_settings, read_feature_file
+from saesteer.prompts import resolve_prefixes
+from saesteer.released import factor_file
 
 OUT = f"results/{config['run']}"
 LAYERS = configured_layers(config)
@@ -73,4 +75,45 @@ def activation_inputs(wildcards):
         inputs["export"] = export_files(
             ACTIVATIONS["bulk"]["files"], int(wildcards.layer)
         )
+    return inputs
+
+
+GENERATION = config["generation"]
+SAMPLED = GENERATION["source"] == "sample"
+
+
+def generation_settings(wildcards):
+    """This layer's grid and the resolved prefixes; the released files only when read."""
+    settings = {
+        key: value
+        for key, value in GENERATION.items()
+        if key not in ("factors", "prefixes", "n_prefixes", "released")
+    }
+    settings["factors"] = layer_settings(config, wildcards.layer)["factors"]
+    settings["prefixes"] = resolve_prefixes(
+        GENERATION["prefixes"], GENERATION["n_prefixes"]
+    )
+    if not SAMPLED:
+        settings["released"] = GENERATION["released"]
+    return json.dumps(settings, sort_keys=True)
+
+
+def generation_inputs(wildcards):
+    layer = f"{OUT}/layers/{wildcards.layer}"
+    inputs = {"model": f"{OUT}/model.json", "features": f"{layer}/features.parquet"}
+    if SAMPLED:
+        inputs["sae"] = f"{layer}/sae.json"
+    else:
+        # The released files are inputs, so replacing them re-imports.
+        inputs["released"] = [
+            factor_file(GENERATION["released"]["files"], factor)
+            for factor in layer_settings(config, wildcards.layer)["factors"]
+        ]
+    return inputs
+
+
+def best_factor_inputs(wildcards):
+    inputs = {"gen_metrics": f"{OUT}/layers/{wildcards.layer}/gen_metrics.parquet"}
+    if config["best_factor"]["released"]:
+        inputs["released"] = config["best_factor"]["released"]
     return inputs

@@ -1,0 +1,44 @@
+rule gen_metrics:
+    input:
+        model=f"{OUT}/model.json",
+        generations=f"{OUT}/layers/{{layer}}/generations.parquet",
+        logit_lens=f"{OUT}/layers/{{layer}}/logit_lens.parquet",
+    output:
+        f"{OUT}/layers/{{layer}}/gen_metrics.parquet",
+    log:
+        f"{OUT}/logs/gen_metrics/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/gen_metrics/{{layer}}.tsv"
+    conda:
+        "../envs/saesteer.yaml"
+    threads: workflow.cores
+    resources:
+        gpu=1,
+        mem_mb=8000,
+    params:
+        settings=json.dumps(config["gen_metrics"], sort_keys=True),
+        device=MODEL["device"],
+    shell:
+        "saesteer gen-metrics --model {input.model} --generations {input.generations} "
+        "--logit-lens {input.logit_lens} --settings {params.settings:q} "
+        "--device {params.device} --out {output} 2> {log}"
+
+
+rule best_factors:
+    input:
+        unpack(best_factor_inputs),
+    output:
+        f"{OUT}/layers/{{layer}}/best_factors.parquet",
+    log:
+        f"{OUT}/logs/best_factors/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/best_factors/{{layer}}.tsv"
+    conda:
+        "../envs/saesteer.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        settings=json.dumps(config["best_factor"], sort_keys=True),
+    shell:
+        "saesteer best-factors --gen-metrics {input.gen_metrics} "
+        "--settings {params.settings:q} --out {output} 2> {log}"

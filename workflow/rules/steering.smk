@@ -1,0 +1,23 @@
+rule generations:
+    input:
+        unpack(generation_inputs),
+    output:
+        f"{OUT}/layers/{{layer}}/generations.parquet",
+    log:
+        f"{OUT}/logs/generations/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/generations/{{layer}}.tsv"
+    conda:
+        "../envs/saesteer.yaml"
+    threads: workflow.cores if SAMPLED else 1
+    resources:
+        gpu=1 if SAMPLED else 0,
+        mem_mb=8000 if SAMPLED else 2000,
+    params:
+        settings=generation_settings,
+        sae=lambda wildcards, input: f"--sae {input.sae}" if SAMPLED else "",
+        device=MODEL["device"],
+    shell:
+        "saesteer generate --layer {wildcards.layer} --model {input.model} {params.sae} "
+        "--features {input.features} --settings {params.settings:q} "
+        "--device {params.device} --out {output} 2> {log}"
