@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import glob
-import json
 from pathlib import Path
 from typing import Any
 
@@ -215,16 +214,10 @@ def check_features(spec: Any, layer: int, d_sae: int | None) -> None:
 
 def read_feature_file(path: str | Path, layer: int) -> list[int]:
     """Read the paper's feature-list JSON, `{"<layer>": [index, ...]}`, for one layer."""
-    path = Path(path)
+    from saesteer.io import read_json_object
+
     where = f"features file {path}"
-    if not path.is_file():
-        raise ConfigError(f"{where}: file not found")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{where}: not valid JSON ({e})") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f'{where}: expected {{"<layer>": [ids]}}, got {type(data).__name__}')
+    data = read_json_object(path, where, '{"<layer>": [ids]}', ConfigError)
     if str(layer) not in data:
         raise ConfigError(f"{where}: no entry for layer {layer} (has {sorted(data)[:10]})")
     ids = data[str(layer)]

@@ -64,3 +64,18 @@ def write_json(obj: Any, path: str | Path) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def read_json_object(path: str | Path, where: str, expected: str, error: type[Exception]) -> dict:
+    """A JSON file holding one object, else `error` naming `where`: missing file, invalid
+    JSON, or another type than the `expected` shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{where}: file not found")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise error(f"{where}: not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise error(f"{where}: expected {expected}, got {type(data).__name__}")
+    return data

@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
+
+from saesteer.io import read_json_object
 
 
 class ReleasedDataError(ValueError):
@@ -18,18 +19,7 @@ class ReleasedDataError(ValueError):
 
 
 def _read_object(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ReleasedDataError(f"{path}: file not found")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ReleasedDataError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(data, dict):
-        raise ReleasedDataError(
-            f'{path}: expected {{"<layer>_<index>": ...}}, got {type(data).__name__}'
-        )
-    return data
+    return read_json_object(path, str(path), '{"<layer>_<index>": ...}', ReleasedDataError)
 
 
 def factor_file(template: str, factor: float) -> str:
