@@ -13,15 +13,10 @@ factors and prefixes:
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import torch
-from common import load_layer_sae, setup_line, timed
+from common import bench_parser, run_layers, timed
 
 from saesteer.generation import FACTOR_GRID, SamplingSettings, generate_grid
-from saesteer.models import EmbeddedSource, load_model, resolve_device
 from saesteer.prompts import PREFIXES, encode_prompt
 from saesteer.steering import steer_reference
 
@@ -85,48 +80,36 @@ def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model directory (default: the embedded SmolLM2)")
-    parser.add_argument("--sae", help="SAE-Lens directory template with {layer}; default random")
-    parser.add_argument("--layers", type=int, nargs="+", default=[3, 15, 27])
+    parser = bench_parser(__doc__)
     parser.add_argument("--features", type=int, default=8)
     parser.add_argument("--prefixes", type=int, default=10)
     parser.add_argument("--reference-rows", type=int, default=26)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--out", help="also write the results as JSON here")
     args = parser.parse_args()
-
-    device = resolve_device(args.device)
-    path = args.model or EmbeddedSource("smollm2-135m-instruct").resolve()
-    model, tokenizer = load_model(path, args.dtype, device)
-    d_model = model.config.get_text_config().hidden_size
-    rows = []
-    for layer in args.layers:
-        sae = load_layer_sae(args.sae, layer, d_model, device)
-        rows.append(bench_layer(model, tokenizer, sae, layer, args, device))
-        print(json.dumps(rows[-1]), flush=True)
-    extra = (
+    run_layers(
+        args,
+        lambda model, tokenizer, sae, layer, device: bench_layer(
+            model, tokenizer, sae, layer, args, device
+        ),
         f"batch {args.batch_size}, {args.features} features x {len(FACTOR_GRID)} factors "
-        f"x {args.prefixes} prefixes"
+        f"x {args.prefixes} prefixes",
+        [
+            "layer",
+            "batched (tokens/s)",
+            "reference loop (tokens/s)",
+            "ratio",
+            "peak MiB batched / ref",
+            "batched texts, tokens, s",
+        ],
+        lambda r: [
+            str(r["layer"]),
+            f"{r['batched_tokens_per_s']:.0f}",
+            f"{r['reference_tokens_per_s']:.1f}",
+            f"{r['ratio']:.1f}x",
+            f"{r['batched_peak_mib']:.0f} / {r['reference_peak_mib']:.0f}",
+            f"{r['batched_texts']}, {r['batched_tokens']}, {r['batched_seconds']:.0f}",
+        ],
     )
-    header = setup_line(path, device, args.dtype, extra)
-    print(f"\n{header}\n")
-    print(
-        "| layer | batched (tokens/s) | reference loop (tokens/s) | ratio "
-        "| peak MiB batched / ref | batched texts, tokens, s |"
-    )
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['layer']} | {r['batched_tokens_per_s']:.0f} | "
-            f"{r['reference_tokens_per_s']:.1f} | {r['ratio']:.1f}x | "
-            f"{r['batched_peak_mib']:.0f} / {r['reference_peak_mib']:.0f} | "
-            f"{r['batched_texts']}, {r['batched_tokens']}, {r['batched_seconds']:.0f} |"
-        )
-    if args.out:
-        Path(args.out).write_text(json.dumps({"setup": header, "layers": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

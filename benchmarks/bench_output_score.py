@@ -9,15 +9,10 @@ ratio, peak memory above the model's, and the largest score difference between t
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import torch
-from common import load_layer_sae, setup_line, timed
+from common import bench_parser, run_layers, timed
 
 from saesteer.logit_lens import logit_lens_topk
-from saesteer.models import EmbeddedSource, load_model, resolve_device
 from saesteer.output_score import score_prompt_fast, score_prompt_reference
 from saesteer.prompts import OUTPUT_SCORE_PROMPT, encode_prompt
 
@@ -50,44 +45,35 @@ def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model directory (default: the embedded SmolLM2)")
-    parser.add_argument("--sae", help="SAE-Lens directory template with {layer}; default random")
-    parser.add_argument("--layers", type=int, nargs="+", default=[3, 15, 27])
+    parser = bench_parser(__doc__)
     parser.add_argument("--features", type=int, default=256, help="features for the fast path")
     parser.add_argument("--reference-features", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--prompt", default=OUTPUT_SCORE_PROMPT)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--out", help="also write the results as JSON here")
     args = parser.parse_args()
-
-    device = resolve_device(args.device)
-    path = args.model or EmbeddedSource("smollm2-135m-instruct").resolve()
-    model, tokenizer = load_model(path, args.dtype, device)
-    d_model = model.config.get_text_config().hidden_size
-    rows = []
-    for layer in args.layers:
-        sae = load_layer_sae(args.sae, layer, d_model, device)
-        rows.append(bench_layer(model, tokenizer, sae, layer, args, device))
-        print(json.dumps(rows[-1]), flush=True)
-    header = setup_line(path, device, args.dtype, f"batch {args.batch_size}")
-    print(f"\n{header}\n")
-    print(
-        "| layer | fast (features/s) | reference (features/s) | ratio | peak MiB fast / ref "
-        "| max abs score diff |"
+    run_layers(
+        args,
+        lambda model, tokenizer, sae, layer, device: bench_layer(
+            model, tokenizer, sae, layer, args, device
+        ),
+        f"batch {args.batch_size}",
+        [
+            "layer",
+            "fast (features/s)",
+            "reference (features/s)",
+            "ratio",
+            "peak MiB fast / ref",
+            "max abs score diff",
+        ],
+        lambda r: [
+            str(r["layer"]),
+            f"{r['fast_features_per_s']:.1f}",
+            f"{r['reference_features_per_s']:.2f}",
+            f"{r['ratio']:.1f}x",
+            f"{r['fast_peak_mib']:.0f} / {r['reference_peak_mib']:.0f}",
+            f"{r['max_abs_score_diff']:.1e}",
+        ],
     )
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['layer']} | {r['fast_features_per_s']:.1f} | "
-            f"{r['reference_features_per_s']:.2f} | {r['ratio']:.1f}x | "
-            f"{r['fast_peak_mib']:.0f} / {r['reference_peak_mib']:.0f} | "
-            f"{r['max_abs_score_diff']:.1e} |"
-        )
-    if args.out:
-        Path(args.out).write_text(json.dumps({"setup": header, "layers": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

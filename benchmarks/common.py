@@ -1,15 +1,21 @@
-"""Shared by the benchmarks: timing with peak memory, SAE loading, the setup line."""
+"""Shared by the benchmarks: timing with peak memory, SAE loading, the command line and
+the per-layer driver that prints the results table."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
+from saesteer.models import EmbeddedSource, load_model, resolve_device
 
 
 def _rss_bytes() -> int:
@@ -80,3 +86,43 @@ def setup_line(path, device: str, dtype: str, extra: str) -> str:
         f"{Path(path).name}, {device} ({hardware or platform.machine()}), "
         f"{torch.get_num_threads()} threads, dtype {dtype}, {extra}"
     )
+
+
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every benchmark has: model, SAEs, layers, device, dtype, JSON output."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--model", help="model directory (default: the embedded SmolLM2)")
+    parser.add_argument("--sae", help="SAE-Lens directory template with {layer}; default random")
+    parser.add_argument("--layers", type=int, nargs="+", default=[3, 15, 27])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--out", help="also write the results as JSON here")
+    return parser
+
+
+def run_layers(
+    args,
+    bench_layer: Callable[..., dict],
+    setup: str,
+    columns: list[str],
+    row: Callable[[dict], list[str]],
+) -> None:
+    """Load the model once, run `bench_layer(model, tokenizer, sae, layer, device)` per
+    layer (a JSON line each), then print a Markdown table of `row(result)` cells."""
+    device = resolve_device(args.device)
+    path = args.model or EmbeddedSource("smollm2-135m-instruct").resolve()
+    model, tokenizer = load_model(path, args.dtype, device)
+    d_model = model.config.get_text_config().hidden_size
+    rows = []
+    for layer in args.layers:
+        sae = load_layer_sae(args.sae, layer, d_model, device)
+        rows.append(bench_layer(model, tokenizer, sae, layer, device))
+        print(json.dumps(rows[-1]), flush=True)
+    header = setup_line(path, device, args.dtype, setup)
+    print(f"\n{header}\n")
+    print("| " + " | ".join(columns) + " |")
+    print("|---" * len(columns) + "|")
+    for result in rows:
+        print("| " + " | ".join(row(result)) + " |")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"setup": header, "layers": rows}, indent=2) + "\n")
