@@ -1,5 +1,6 @@
 """GenSuccess@k and perplexity against hand computations on fixed texts."""
 
+import json
 import math
 
 import polars as pl
@@ -122,3 +123,27 @@ def test_score_generations_averages_over_prefixes(tiny_model):
     assert rows[7, 4.0]["perplexity"] == pytest.approx(each[2])  # the empty text has none
     assert set(metrics["perplexity_of"]) == {"continuation"}
     assert set(metrics["evaluator"]) == {"local:tiny"}
+
+
+def test_the_cli_scores_with_the_runs_model_or_a_named_evaluator(tmp_path, tiny_model_dir):
+    from saesteer.cli import main
+
+    (tmp_path / "model.json").write_text(
+        json.dumps(
+            {"source": f"local:{tiny_model_dir}", "path": str(tiny_model_dir), "dtype": "float32"}
+        )
+    )
+    FIXED.write_parquet(tmp_path / "generations.parquet")
+    lens_frame(TOPS).with_columns(layer=pl.lit(2)).write_parquet(tmp_path / "lens.parquet")
+    runs = {}
+    for name, evaluator in [("run", None), ("named", f"local:{tiny_model_dir}/")]:
+        settings = {"evaluator": evaluator, "perplexity_of": "text", "batch_size": 4}
+        args = ["gen-metrics", "--model", str(tmp_path / "model.json")]
+        args += ["--generations", str(tmp_path / "generations.parquet")]
+        args += ["--logit-lens", str(tmp_path / "lens.parquet"), "--device", "cpu"]
+        args += ["--settings", json.dumps(settings), "--out", str(tmp_path / f"{name}.parquet")]
+        assert main(args) == 0
+        runs[name] = pl.read_parquet(tmp_path / f"{name}.parquet")
+    assert set(runs["run"]["evaluator"]) == {f"local:{tiny_model_dir}"}
+    assert set(runs["named"]["evaluator"]) == {f"local:{tiny_model_dir}/"}
+    assert runs["run"].drop("evaluator").equals(runs["named"].drop("evaluator"))

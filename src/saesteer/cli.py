@@ -282,12 +282,11 @@ def cmd_gen_metrics(args) -> None:
     settings = json.loads(args.settings)
     run_model = read_json(args.model)
     tokenizer = AutoTokenizer.from_pretrained(run_model["path"])
-    evaluator_spec = settings.get("evaluator")
-    if evaluator_spec:
-        path, dtype = model_source(evaluator_spec).resolve(Path(args.resources)), run_model["dtype"]
-    else:
-        evaluator_spec, path, dtype = run_model["source"], run_model["path"], run_model["dtype"]
-    evaluator, evaluator_tokenizer = load_model(path, dtype, args.device)
+    evaluator_spec = settings.get("evaluator") or run_model["source"]
+    path = run_model["path"]
+    if evaluator_spec != run_model["source"]:
+        path = model_source(evaluator_spec).resolve(Path(args.resources))
+    evaluator, evaluator_tokenizer = load_model(path, run_model["dtype"], args.device)
     metrics = score_generations(
         pl.read_parquet(args.generations),
         pl.read_parquet(args.logit_lens),
