@@ -7,8 +7,10 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 # Debian packages that carry the default corpus's English text (see README, "Corpus").
 CORPUS_DEBS := debian-handbook python3.11-doc fortunes
+# The browser the report test opens the HTML report in (its own driver: nothing downloaded).
+BROWSER_DEBS := chromium chromium-driver
 
-.PHONY: install corpus-deps demo test lint bench clean
+.PHONY: install corpus-deps browser-deps demo report test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,17 +22,29 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-corpus-deps:
-	@missing=$$(for p in $(CORPUS_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# Install the Debian packages in $(1) that are missing (as root, or through sudo).
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-		echo "installing corpus packages: $$missing"; \
+		echo "installing Debian packages: $$missing"; \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+corpus-deps:
+	$(call apt_install,$(CORPUS_DEBS))
+
+browser-deps:
+	$(call apt_install,$(BROWSER_DEBS))
 
 demo: install corpus-deps
 	snakemake --cores $(CORES) --configfile $(CONFIG)
+
+# The HTML report of the finished run: results/<run>/report.html
+report: demo
+	snakemake --configfile $(CONFIG) --report results/$$(python -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['run'])" $(CONFIG))/report.html
 
 lint: install corpus-deps
 	ruff check .
@@ -38,7 +52,7 @@ lint: install corpus-deps
 	snakefmt --check workflow
 	snakemake --lint --configfile $(CONFIG)
 
-test: lint
+test: lint browser-deps
 	pytest
 
 # Speed of the fast paths against reference-style loops, same process (see README).

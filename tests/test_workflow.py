@@ -3,9 +3,11 @@
 import copy
 import gzip
 import json
+import os
 import re
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -13,6 +15,7 @@ import torch
 import yaml
 
 from saesteer.models import EmbeddedSource, load_model
+from saesteer.plots import PLOTS
 from tests.conftest import REPO, make_tiny_config, reference_topk, run_snakemake, save_sae
 from tests.fake_neuronpedia import MODEL_ID, SOURCE, FakeNeuronpedia, feature_json
 
@@ -85,6 +88,19 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
         assert best["feature"].to_list() == steered
         assert best.drop_nulls("best_factor")["best_factor"].is_in([2.0, 8.0]).all()
     assert pl.read_parquet(out / "layers/2/features.parquet")["feature"].to_list() == [0, 3, 7, 255]
+    table = pl.read_parquet(out / "features.parquet")
+    assert table.height == 12 and table["depth"].unique().sort().to_list() == [0.5, 0.75]
+    assert table["logit_lens_tokens"].list.len().unique().to_list() == [20]
+    unsteered = table.filter(pl.col("layer") == 1)[6:]  # beyond generation.max_features
+    assert (
+        unsteered["best_factor"].is_null().all() and unsteered["output_score"].is_not_null().all()
+    )
+    summary = pl.read_parquet(out / "summary.parquet")
+    assert summary["layer"].to_list() == [1, 2, None]
+    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(
+        f"{name}.png" for name in PLOTS
+    )
+    assert json.loads((out / "findings.json").read_text())["n_features"] == 12
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["path"] == str(tiny_model_dir)
     assert manifest["model"]["n_layers"] == 4
@@ -98,8 +114,11 @@ def test_editing_one_layer_reruns_only_that_layer(finished_run):
     assert _jobs(run_snakemake(workdir, config, "-n").stdout) == []
     config["layers"][2]["features"] = [1, 2]
     jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
-    assert sorted(jobs) == sorted([("all", "")] + [(rule, "2") for rule in PER_FEATURE_RULES])
+    assert sorted(jobs) == sorted(FINAL + [(rule, "2") for rule in PER_FEATURE_RULES])
 
+
+# The run-level rules after the per-layer ones: any layer's change reruns them.
+FINAL = [("aggregate", ""), ("all", ""), ("findings", ""), ("plots", "")]
 
 PER_FEATURE_RULES = [
     "features",
@@ -117,11 +136,20 @@ def test_editing_a_global_setting_reruns_every_layer(finished_run):
     workdir, config = finished_run
     config["logit_lens"]["top_k"] = 25
     jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
-    assert sorted(jobs) == [("all", "")] + [
-        (rule, layer)
-        for rule in ("best_factors", "gen_metrics", "input_scores", "logit_lens", "output_scores")
-        for layer in ("1", "2")
-    ]
+    assert sorted(jobs) == sorted(
+        FINAL
+        + [
+            (rule, layer)
+            for rule in (
+                "best_factors",
+                "gen_metrics",
+                "input_scores",
+                "logit_lens",
+                "output_scores",
+            )
+            for layer in ("1", "2")
+        ]
+    )
 
 
 def test_editing_one_layers_factor_grid_reruns_only_its_steering(finished_run):
@@ -129,14 +157,14 @@ def test_editing_one_layers_factor_grid_reruns_only_its_steering(finished_run):
     config["layers"][2]["factors"] = [0.0, 4.0]
     jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
     steering = ["generations", "gen_metrics", "best_factors"]
-    assert sorted(jobs) == sorted([("all", "")] + [(rule, "2") for rule in steering])
+    assert sorted(jobs) == sorted(FINAL + [(rule, "2") for rule in steering])
     config["layers"][2].pop("factors")
     config["best_factor"] = {"max_gen_success": 1.0}
     jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
-    assert sorted(jobs) == [("all", ""), ("best_factors", "1"), ("best_factors", "2")]
+    assert sorted(jobs) == sorted(FINAL + [("best_factors", "1"), ("best_factors", "2")])
     config["gen_metrics"] = {"perplexity_of": "continuation"}
     jobs = {rule for rule, _ in _jobs(run_snakemake(workdir, config, "-n").stdout)}
-    assert jobs == {"all", "gen_metrics", "best_factors"}
+    assert jobs == {"gen_metrics", "best_factors"} | {rule for rule, _ in FINAL}
 
 
 def test_a_rerun_of_the_generations_gives_the_same_parquet(finished_run):
@@ -185,8 +213,7 @@ def test_editing_the_mining_reruns_activations_and_input_scores(finished_run):
     config["activations"]["n_examples"] = 10
     jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
     assert sorted(jobs) == sorted(
-        [("all", "")]
-        + [(rule, layer) for rule in ("activations", "input_scores") for layer in ("1", "2")]
+        FINAL + [(rule, layer) for rule in ("activations", "input_scores") for layer in ("1", "2")]
     )
     # Another source's settings are not this run's: nothing to redo.
     config["activations"]["n_examples"] = 20
@@ -194,14 +221,14 @@ def test_editing_the_mining_reruns_activations_and_input_scores(finished_run):
     assert _jobs(run_snakemake(workdir, config, "-n").stdout) == []
     config["input_score"]["min_examples"] = 2
     jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
-    assert sorted(jobs) == [("all", ""), ("input_scores", "1"), ("input_scores", "2")]
+    assert sorted(jobs) == sorted(FINAL + [("input_scores", "1"), ("input_scores", "2")])
 
 
 def test_editing_the_output_score_reruns_only_the_scores(finished_run):
     workdir, config = finished_run
     config["output_score"]["factor"] = 4.0
     jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
-    assert sorted(jobs) == [("all", ""), ("output_scores", "1"), ("output_scores", "2")]
+    assert sorted(jobs) == sorted(FINAL + [("output_scores", "1"), ("output_scores", "2")])
 
 
 def test_bad_config_fails_before_any_job(tmp_path, tiny_config):
@@ -272,7 +299,7 @@ def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
     # A trained SAE is protected: editing a layer's features must not retrain it.
     tiny_config["layers"][3]["features"] = [8]
     jobs = _jobs(run_snakemake(tmp_path, tiny_config, "-n").stdout)
-    assert sorted(jobs) == sorted([("all", "")] + [(rule, "3") for rule in PER_FEATURE_RULES])
+    assert sorted(jobs) == sorted(FINAL + [(rule, "3") for rule in PER_FEATURE_RULES])
 
 
 def _job_counts(dry_run_output: str) -> dict[str, int]:
@@ -289,6 +316,7 @@ def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers):
     assert result.returncode == 0, result.stderr[-3000:]
     per_layer = ["train_sae", "sae", "sae_metrics", *PER_FEATURE_RULES]
     once = ["model", "embedded_model", "corpus", "tokenize_corpus", "manifest", "all"]
+    once += ["aggregate", "plots", "findings"]
     assert _job_counts(result.stdout) == {
         **dict.fromkeys(per_layer, n_layers),
         **dict.fromkeys(once, 1),
@@ -344,3 +372,78 @@ def test_input_scores_from_neuronpedia_data(tmp_path, tiny_config, tiny_model, s
         top = set(lens.filter((pl.col("feature") == f) & (pl.col("rank") < 5))["token_id"])
         expected = sum(4 for j in range(3) if vocab.get(f"w{f + j}", 0) in top) / 12
         assert scores.filter(pl.col("feature") == f)["input_score"].item() == expected
+
+
+def _browser():
+    """Headless Debian chromium through its own chromedriver (no driver download)."""
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (make browser-deps)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(chromedriver), options=options)
+
+
+def _show_result(driver, page: str, category: str, filename: str) -> None:
+    """Open the report, pick a result category in the menu, then view one file."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(page)
+    wait = WebDriverWait(driver, 30)
+    wait.until(lambda d: d.find_element(By.XPATH, f"//*[normalize-space(text())='{category}']"))
+    driver.find_element(By.XPATH, f"//*[normalize-space(text())='{category}']").click()
+    row = wait.until(lambda d: d.find_element(By.XPATH, f"//tr[td[contains(., '{filename}')]]"))
+    row.find_element(By.CSS_SELECTOR, "a[iconname='eye']").click()
+
+
+def test_the_report_opens_in_a_browser_with_plots_and_findings(finished_run, tmp_path):
+    """`snakemake --report` on the tiny run, opened in headless chromium: the findings
+    table holds this run's numbers and every plot loads as an image of its real size."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    workdir, config = finished_run
+    result = run_snakemake(workdir, config, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads((workdir / "results/tiny/findings.json").read_text())
+    shots = Path(os.environ.get("SAESTEER_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    page = (workdir / "report.html").as_uri()
+    driver = _browser()
+    try:
+        _show_result(driver, page, "Findings", "findings.html")
+        frame = WebDriverWait(driver, 30).until(lambda d: d.find_element(By.TAG_NAME, "iframe"))
+        driver.switch_to.frame(frame)
+        table = WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "findings"))
+        assert "Fraction with input score > 0.5 and output score > 0.5" in table.text
+        assert f"{found['n_features']} ({found['n_layers']})" in table.text
+        thresholds = driver.find_elements(By.CSS_SELECTOR, "#thresholds tr")
+        assert [r.text.split()[0] for r in thresholds[1:]] == ["0.01", "0.1", "0.5"]
+        driver.switch_to.default_content()
+        driver.save_screenshot(str(shots / "findings.png"))
+        categories = {
+            "roles_across_layers": "Scores across layers",
+            "input_vs_output": "Scores across layers",
+            "output_threshold_curve": "Filtering by output score",
+            "gen_success_filtering": "Filtering by output score",
+            "best_factor_histogram": "Steering",
+        }
+        for name, category in categories.items():
+            _show_result(driver, page, category, f"{name}.png")
+            # The PNG is 6.4 x 4.2 inches at 120 dpi.
+            WebDriverWait(driver, 30).until(
+                lambda d: any(
+                    (img.get_attribute("naturalWidth"), img.get_attribute("naturalHeight"))
+                    == ("768", "504")
+                    for img in d.find_elements(By.TAG_NAME, "img")
+                )
+            )
+            driver.save_screenshot(str(shots / f"{name}.png"))
+    finally:
+        driver.quit()

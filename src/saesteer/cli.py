@@ -334,6 +334,55 @@ def cmd_best_factors(args) -> None:
     )
 
 
+def cmd_aggregate(args) -> None:
+    from saesteer.aggregate import (
+        FEATURE_TABLE_SCHEMA,
+        LAYER_FILES,
+        SUMMARY_SCHEMA,
+        feature_table,
+        summary_table,
+    )
+
+    run_dir = Path(args.run_dir)
+    kinds = ["features", "logit_lens", "sae_metrics", *LAYER_FILES]
+    layers = {
+        layer: {kind: run_dir / "layers" / str(layer) / f"{kind}.parquet" for kind in kinds}
+        for layer in args.layers
+    }
+    for layer, files in layers.items():
+        absent = [kind for kind, path in files.items() if not path.is_file()]
+        if absent:
+            log.info("layer %d: no %s (their columns stay null)", layer, ", ".join(absent))
+    features = feature_table(layers, read_json(args.model)["n_layers"])
+    summary = summary_table(features)
+    write_parquet(features, args.features_out, FEATURE_TABLE_SCHEMA)
+    write_parquet(summary, args.summary_out, SUMMARY_SCHEMA)
+    log.info("%d features of %d layers", features.height, len(layers))
+
+
+def cmd_plots(args) -> None:
+    import polars as pl
+
+    from saesteer.plots import write_plots
+
+    paths = write_plots(pl.read_parquet(args.features), pl.read_parquet(args.summary), args.out)
+    log.info("wrote %s", ", ".join(p.name for p in paths))
+
+
+def cmd_findings(args) -> None:
+    import polars as pl
+
+    from saesteer.aggregate import findings
+    from saesteer.io import atomic_path
+    from saesteer.plots import findings_html
+
+    found = findings(pl.read_parquet(args.features), pl.read_parquet(args.summary))
+    write_json(found, args.out_json)
+    with atomic_path(args.out_html) as tmp:
+        tmp.write_text(findings_html(found, args.run))
+    log.info("findings: %s", json.dumps(found))
+
+
 def cmd_corpus(args) -> None:
     from saesteer.corpus import DOCUMENTS_SCHEMA, build_documents
 
@@ -509,6 +558,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gen-metrics", required=True)
     p.add_argument("--settings", default="{}", help="the `best_factor` settings as JSON")
     p.add_argument("--out", required=True)
+
+    p = step("aggregate", cmd_aggregate, "join every layer's Parquet: features and summary")
+    p.add_argument("--run-dir", required=True, help="results/<run>")
+    p.add_argument("--model", required=True)
+    p.add_argument("--layers", type=int, nargs="+", required=True)
+    p.add_argument("--features-out", required=True)
+    p.add_argument("--summary-out", required=True)
+
+    p = step("plots", cmd_plots, "the paper's figures from the aggregated tables")
+    p.add_argument("--features", required=True)
+    p.add_argument("--summary", required=True)
+    p.add_argument("--out", required=True, help="directory for the PNG files")
+
+    p = step("findings", cmd_findings, "the paper's findings on this run, JSON and HTML")
+    p.add_argument("--run", required=True)
+    p.add_argument("--features", required=True)
+    p.add_argument("--summary", required=True)
+    p.add_argument("--out-json", required=True)
+    p.add_argument("--out-html", required=True)
 
     p = step("corpus", cmd_corpus, "build the text corpus (documents)")
     p.add_argument("--sources", nargs="*", default=[])

@@ -1,0 +1,239 @@
+"""The paper's figures from the aggregated tables (matplotlib, PNG), and the findings as
+an HTML table for the report. A figure whose data is missing says so on the canvas."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from saesteer.aggregate import threshold_rows
+from saesteer.io import atomic_path
+
+FIGSIZE = (6.4, 4.2)
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=FIGSIZE, dpi=120)
+
+
+def _save(fig, path: str | Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def _no_data(ax, what: str) -> None:
+    ax.text(0.5, 0.5, f"no data: {what}", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_roles(summary: pl.DataFrame, ax) -> None:
+    """Median and IQR of input and output scores per layer, layer as fraction of depth."""
+    layers = summary.drop_nulls("layer").sort("depth")
+    ax.set_title("Feature roles across layers")
+    shown = False
+    for score, color in (("input_score", "tab:blue"), ("output_score", "tab:orange")):
+        rows = layers.drop_nulls(f"{score}_median")
+        if rows.is_empty():
+            continue
+        shown = True
+        depth = rows["depth"].to_numpy()
+        ax.plot(depth, rows[f"{score}_median"], "o-", color=color, label=f"{score} (median)")
+        ax.fill_between(
+            depth,
+            rows[f"{score}_q25"].to_numpy(),
+            rows[f"{score}_q75"].to_numpy(),
+            color=color,
+            alpha=0.2,
+            label=f"{score} (IQR)",
+        )
+    if not shown:
+        return _no_data(ax, "input and output scores")
+    ax.set_xlabel("layer / number of layers (depth)")
+    ax.set_ylabel("score (0-1)")
+    ax.set_xlim(0, 1.02)
+    ax.legend(fontsize=8)
+
+
+def plot_threshold_curve(features: pl.DataFrame, ax) -> None:
+    """Mean GenSuccess@20 at the best factor, and features kept, against the threshold."""
+    ax.set_title("Filtering by output score")
+    if (
+        features["gen_success_20"].drop_nulls().is_empty()
+        or features["output_score"].drop_nulls().is_empty()
+    ):
+        return _no_data(ax, "output scores and best-factor GenSuccess@20")
+    thresholds = np.logspace(-5, 0, 26)
+    rows = threshold_rows(features, thresholds.tolist())
+    ax.plot(thresholds, rows["mean_gen_success_20"], "o-", color="tab:green", markersize=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("output-score threshold (keep features with score >= threshold)")
+    ax.set_ylabel("mean GenSuccess@20 at best factor (tokens)", color="tab:green")
+    kept = ax.twinx()
+    kept.plot(thresholds, 100 * rows["kept_fraction"].to_numpy(), "--", color="tab:gray")
+    kept.set_ylabel("features kept (%)", color="tab:gray")
+    kept.set_ylim(0, 105)
+
+
+def plot_scatter(features: pl.DataFrame, ax) -> None:
+    """Input score against output score, one point per feature, coloured by depth."""
+    ax.set_title("Input vs output score")
+    scored = features.drop_nulls(["input_score", "output_score"])
+    if scored.is_empty():
+        return _no_data(ax, "features with both scores")
+    points = ax.scatter(
+        scored["input_score"],
+        scored["output_score"],
+        c=scored["depth"],
+        cmap="viridis",
+        vmin=0,
+        vmax=1,
+        s=14,
+        alpha=0.8,
+    )
+    ax.figure.colorbar(points, ax=ax, label="depth (layer / number of layers)")
+    ax.set_xlabel("input score")
+    ax.set_ylabel("output score")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+
+
+def plot_best_factors(features: pl.DataFrame, ax) -> None:
+    """How many features chose each steering factor."""
+    ax.set_title("Best steering factor")
+    counts = features.drop_nulls("best_factor").group_by("best_factor").len().sort("best_factor")
+    if counts.is_empty():
+        return _no_data(ax, "best factors")
+    positions = np.arange(counts.height)  # one bar per factor tried, evenly spaced
+    ax.bar(positions, counts["len"], color="tab:purple")
+    ax.set_xticks(positions, [f"{f:g}" for f in counts["best_factor"]])
+    ax.set_xlabel("steering factor s")
+    ax.set_ylabel("features")
+
+
+def plot_filtering(features: pl.DataFrame, ax, thresholds=(0.01, 0.1, 0.5)) -> None:
+    """Mean GenSuccess@20 at the best factor: all steered features, then after filtering."""
+    ax.set_title("GenSuccess@20 before and after filtering")
+    rows = threshold_rows(features, [0.0, *thresholds])  # 0.0 keeps every scored feature
+    steered = features.drop_nulls("gen_success_20")
+    if steered.is_empty():
+        return _no_data(ax, "best-factor GenSuccess@20")
+    labels = ["all"] + [f"output >= {t:g}" for t in thresholds]
+    means = [steered["gen_success_20"].mean(), *rows["mean_gen_success_20"][1:]]
+    counts = [steered.height, *rows["n_steered_kept"][1:]]
+    bars = ax.bar(np.arange(len(labels)), [m or 0.0 for m in means], color="tab:green")
+    ax.set_xticks(np.arange(len(labels)), labels)
+    for bar, mean, n in zip(bars, means, counts, strict=True):
+        text = "none" if mean is None else f"{mean:.2f}\nn={n}"
+        ax.annotate(
+            text,
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    ax.set_ylabel("mean GenSuccess@20 at best factor (tokens)")
+    ax.margins(y=0.25)
+
+
+PLOTS: dict[str, tuple[str, Callable]] = {
+    "roles_across_layers": ("summary", plot_roles),
+    "output_threshold_curve": ("features", plot_threshold_curve),
+    "input_vs_output": ("features", plot_scatter),
+    "best_factor_histogram": ("features", plot_best_factors),
+    "gen_success_filtering": ("features", plot_filtering),
+}
+
+
+def write_plots(features: pl.DataFrame, summary: pl.DataFrame, out_dir: str | Path) -> list[Path]:
+    tables = {"features": features, "summary": summary}
+    paths = []
+    for name, (table, plot) in PLOTS.items():
+        fig, ax = _figure()
+        plot(tables[table], ax)
+        path = Path(out_dir) / f"{name}.png"
+        _save(fig, path)
+        paths.append(path)
+    return paths
+
+
+def _number(value, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def findings_html(found: dict, run: str) -> str:
+    """A self-contained page: one table of the findings, one of the threshold filter."""
+    rows = [
+        ("Features (layers)", f"{found['n_features']} ({found['n_layers']})"),
+        ("Features with both scores", _number(found["n_scored_both"])),
+        (
+            "Fraction with input score > 0.5 and output score > 0.5",
+            _number(found["fraction_both_above_half"]),
+        ),
+        ("Pearson correlation, input vs output score", _number(found["pearson_input_output"])),
+        ("Spearman correlation, input vs output score", _number(found["spearman_input_output"])),
+        (
+            "First layer whose median output score exceeds its median input score",
+            _number(found["first_layer_output_above_input"]),
+        ),
+        (
+            "Mean GenSuccess@20 at the best factor, all steered features",
+            f"{_number(found['mean_gen_success_20'])} (n={found['n_steered']})",
+        ),
+    ]
+    main = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    filtered = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(_number(row[key]))}</td>"
+            for key in (
+                "threshold",
+                "n_kept",
+                "kept_fraction",
+                "n_steered_kept",
+                "mean_gen_success_20",
+                "gain",
+                "ratio",
+            )
+        )
+        + "</tr>"
+        for row in found["thresholds"]
+    )
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Findings: {html.escape(run)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1em; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
+th, td {{ border: 1px solid #bbb; padding: 4px 8px; text-align: left; }}
+th {{ background: #f0f0f0; }}
+</style></head><body>
+<h2>Findings: {html.escape(run)}</h2>
+<table id="findings">{main}</table>
+<h3>Filtering features by output score</h3>
+<table id="thresholds">
+<tr><th>output score &ge;</th><th>features kept</th><th>share kept</th>
+<th>steered kept</th><th>mean GenSuccess@20 at best factor</th>
+<th>gain over all steered</th><th>ratio</th></tr>
+{filtered}
+</table>
+<p>GenSuccess@20 is read at each feature's best factor; "—" means the data cannot say
+(a stage not run, or no feature kept).</p>
+</body></html>
+"""

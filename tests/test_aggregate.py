@@ -1,0 +1,178 @@
+"""Aggregation, findings and plots on small hand-made Parquet files with known answers."""
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from saesteer.aggregate import (
+    FEATURE_TABLE_SCHEMA,
+    SUMMARY_SCHEMA,
+    feature_table,
+    findings,
+    summary_table,
+    threshold_rows,
+)
+from saesteer.plots import PLOTS, findings_html, write_plots
+
+# layer -> feature -> (input score, output score, best factor, GenSuccess@20 at it)
+SCORES = {
+    2: {10: (0.9, 0.0, 0.2, 0.0), 11: (0.6, 0.001, 0.4, 0.5), 12: (0.7, 0.02, 2.0, 1.0)},
+    8: {10: (0.1, 0.3, 4.0, 2.0), 11: (0.0, 0.6, 6.0, 3.0), 12: (0.8, 0.7, None, None)},
+}
+
+
+def write_layer(root, layer: int, with_sae_metrics: bool = True, with_steering: bool = True):
+    rows = SCORES[layer]
+    out = root / "layers" / str(layer)
+    out.mkdir(parents=True)
+    features = list(rows)
+    pl.DataFrame({"layer": layer, "feature": features}).write_parquet(out / "features.parquet")
+    lens = [(layer, f, r, 100 + r, f"t{f}_{r}") for f in features for r in (1, 0)]
+    pl.DataFrame(
+        lens, schema=["layer", "feature", "rank", "token_id", "token"], orient="row"
+    ).write_parquet(out / "logit_lens.parquet")
+    pl.DataFrame(
+        {"feature": features, "input_score": [v[0] for v in rows.values()], "n_examples": 50}
+    ).write_parquet(out / "input_scores.parquet")
+    pl.DataFrame(
+        {"feature": features, "output_score": [v[1] for v in rows.values()]}
+    ).write_parquet(out / "output_scores.parquet")
+    if with_steering:
+        gs = [v[3] for v in rows.values()]
+        pl.DataFrame(
+            {
+                "feature": features,
+                "best_factor": [v[2] for v in rows.values()],
+                "gen_success_1": gs,
+                "gen_success_5": gs,
+                "gen_success_20": gs,
+                "perplexity": [30.0] * 3,
+            },
+            schema_overrides={"best_factor": pl.Float64, "gen_success_20": pl.Float64},
+        ).write_parquet(out / "best_factors.parquet")
+    if with_sae_metrics:
+        pl.DataFrame(
+            {
+                "variance_explained": [0.8],
+                "ce_loss_recovered": [0.9],
+                "l0": [64.0],
+                "dead_fraction": [0.01],
+            }
+        ).write_parquet(out / "sae_metrics.parquet")
+    kinds = [
+        "features",
+        "logit_lens",
+        "input_scores",
+        "output_scores",
+        "best_factors",
+        "sae_metrics",
+    ]
+    return {kind: out / f"{kind}.parquet" for kind in kinds}
+
+
+@pytest.fixture
+def tables(tmp_path):
+    layers = {2: write_layer(tmp_path, 2), 8: write_layer(tmp_path, 8, with_sae_metrics=False)}
+    features = feature_table(layers, n_layers=10)
+    return features, summary_table(features)
+
+
+def test_one_row_per_feature_with_every_stage(tables):
+    features, _ = tables
+    assert features.schema == pl.Schema(FEATURE_TABLE_SCHEMA)
+    assert features.select("layer", "feature").rows() == [
+        (2, 10),
+        (2, 11),
+        (2, 12),
+        (8, 10),
+        (8, 11),
+        (8, 12),
+    ]
+    first = features.row(0, named=True)
+    assert first["logit_lens_tokens"] == ["t10_0", "t10_1"]  # in rank order
+    assert first["depth"] == 0.3 and first["input_score"] == 0.9 and first["best_factor"] == 0.2
+    assert first["variance_explained"] == 0.8 and first["n_examples"] == 50
+    # Layer 8 has no SAE metrics (e.g. a downloaded SAE): null, not zero.
+    assert features.filter(pl.col("layer") == 8)["variance_explained"].is_null().all()
+    assert features.filter(pl.col("feature") == 12)["best_factor"].to_list() == [2.0, None]
+
+
+def test_a_missing_stage_is_null_not_zero(tmp_path):
+    files = write_layer(tmp_path, 2, with_steering=False)
+    files["input_scores"].unlink()
+    features = feature_table({2: files}, n_layers=10)
+    for column in ("input_score", "best_factor", "gen_success_20", "perplexity"):
+        assert features[column].is_null().all()
+    assert features["output_score"].to_list() == [0.0, 0.001, 0.02]
+    with pytest.raises(ValueError, match="layer 2: no features file"):
+        files["features"].unlink()
+        feature_table({2: files}, n_layers=10)
+
+
+def test_summary_per_layer_and_overall(tables):
+    features, summary = tables
+    assert summary.schema == pl.Schema(SUMMARY_SCHEMA)
+    two, eight, overall = summary.rows(named=True)
+    assert (two["layer"], eight["layer"], overall["layer"]) == (2, 8, None)
+    assert two["input_score_median"] == 0.7 and eight["output_score_median"] == 0.6
+    assert two["input_score_q25"] == pytest.approx(0.65) and two[
+        "input_score_q75"
+    ] == pytest.approx(0.8)
+    assert eight["n_both_above_half"] == 1 and overall["n_both_above_half"] == 1  # (8, 12)
+    assert eight["n_steered"] == 2 and eight["mean_gen_success_20"] == 2.5
+    assert overall["n_features"] == 6 and overall["median_best_factor"] == 2.0
+
+
+def test_findings_equal_hand_computations(tables):
+    features, summary = tables
+    found = findings(features, summary)
+    assert found["fraction_both_above_half"] == pytest.approx(1 / 6)
+    inputs = np.array([0.9, 0.6, 0.7, 0.1, 0.0, 0.8])
+    outputs = np.array([0.0, 0.001, 0.02, 0.3, 0.6, 0.7])
+    assert found["pearson_input_output"] == pytest.approx(np.corrcoef(inputs, outputs)[0, 1])
+    ranks = [np.argsort(np.argsort(v)) for v in (inputs, outputs)]
+    assert found["spearman_input_output"] == pytest.approx(np.corrcoef(*ranks)[0, 1])
+    assert found["first_layer_output_above_input"] == 8  # 0.6 > 0.1 there, 0.001 < 0.7 at 2
+    assert found["n_steered"] == 5 and found["mean_gen_success_20"] == pytest.approx(6.5 / 5)
+    at = {row["threshold"]: row for row in found["thresholds"]}
+    # >= 0.01 keeps (2,12), (8,10), (8,11), (8,12): 3 steered with GenSuccess 1, 2, 3
+    assert at[0.01]["n_kept"] == 4 and at[0.01]["n_steered_kept"] == 3
+    assert at[0.01]["mean_gen_success_20"] == 2.0
+    assert at[0.01]["gain"] == pytest.approx(2.0 - 1.3) and at[0.01]["ratio"] == pytest.approx(
+        2 / 1.3
+    )
+    assert at[0.5]["n_kept"] == 2 and at[0.5]["mean_gen_success_20"] == 3.0
+    assert at[0.1]["kept_fraction"] == pytest.approx(3 / 6)
+
+
+def test_thresholds_that_keep_nothing_say_so():
+    features = pl.DataFrame(
+        {"output_score": [0.001, 0.002], "gen_success_20": [1.0, None]},
+        schema={"output_score": pl.Float64, "gen_success_20": pl.Float64},
+    )
+    row = threshold_rows(features, [0.5]).row(0, named=True)
+    assert row["n_kept"] == 0 and row["mean_gen_success_20"] is None and row["gain"] is None
+
+
+def test_plots_and_the_findings_page(tables, tmp_path):
+    features, summary = tables
+    paths = write_plots(features, summary, tmp_path / "plots")
+    assert [p.stem for p in paths] == list(PLOTS)
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    page = findings_html(findings(features, summary), "hand-made")
+    assert '<table id="findings">' in page and '<table id="thresholds">' in page
+    assert "<td>0.167</td>" in page  # the share with both scores > 0.5
+
+
+def test_plots_without_steering_data_still_draw(tmp_path):
+    files = write_layer(tmp_path, 2, with_steering=False)
+    features = feature_table({2: files}, n_layers=10)
+    paths = write_plots(features, summary_table(features), tmp_path / "plots")
+    assert all(p.stat().st_size > 5_000 for p in paths)
+    found = findings(features, summary_table(features))
+    assert found["n_steered"] == 0 and found["mean_gen_success_20"] is None
+    assert all(row["gain"] is None for row in found["thresholds"])
+    assert not math.isnan(found["pearson_input_output"])
