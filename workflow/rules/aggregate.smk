@@ -1,7 +1,3 @@
-def layer_outputs(kind, layers=None):
-    return expand(f"{OUT}/layers/{{layer}}/{kind}.parquet", layer=layers or LAYERS)
-
-
 rule aggregate:
     input:
         model=f"{OUT}/model.json",
@@ -25,9 +21,11 @@ rule aggregate:
     resources:
         mem_mb=2000,
     params:
+        run_dir=lambda wildcards, output: Path(output.features).parent,
         layers=" ".join(str(layer) for layer in LAYERS),
     shell:
-        "saesteer aggregate --run-dir {OUT} --model {input.model} --layers {params.layers} "
+        "saesteer aggregate --run-dir {params.run_dir} --model {input.model} "
+        "--layers {params.layers} "
         "--features-out {output.features} --summary-out {output.summary} 2> {log}"
 
 
@@ -61,9 +59,11 @@ rule plots:
         "../envs/saesteer.yaml"
     resources:
         mem_mb=2000,
+    params:
+        out=lambda wildcards, output: Path(output[0]).parent,
     shell:
         "saesteer plots --features {input.features} --summary {input.summary} "
-        "--out {OUT}/plots 2> {log}"
+        "--out {params.out} 2> {log}"
 
 
 rule findings:

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from saesteer.activations import export_files
 from saesteer.config import configured_layers, layer_settings, read_feature_file
@@ -117,3 +118,8 @@ def best_factor_inputs(wildcards):
     if config["best_factor"]["released"]:
         inputs["released"] = config["best_factor"]["released"]
     return inputs
+
+
+def layer_outputs(kind, layers=None):
+    """One per-layer artifact of every configured layer (or of `layers`)."""
+    return expand(f"{OUT}/layers/{{layer}}/{kind}.parquet", layer=layers or LAYERS)
