@@ -123,11 +123,15 @@ def make_tiny_config(tiny_model_dir: Path, tiny_saes: Path, tiny_corpus: Path) -
     }
 
 
-def run_snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    """Run the real workflow in `workdir` on `config`, with this interpreter's tools on PATH."""
+def run_snakemake(
+    workdir: Path, config: dict, *args: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run the real workflow in `workdir` on `config`, with this interpreter's tools first
+    on PATH; `env` adds or replaces variables."""
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, **(env or {})}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     cmd = [
         "snakemake",
         "--snakefile",

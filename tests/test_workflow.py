@@ -323,6 +323,20 @@ def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers):
     }
 
 
+def test_the_gemma_config_plans_the_papers_study(tmp_path):
+    """26 layers of GemmaScope SAEs with Neuronpedia activations: no corpus, no training."""
+    config = yaml.safe_load((REPO / "config" / "gemma-2-2b.yaml").read_text())
+    config["features"]["file"] = str(REPO / config["features"]["file"])
+    result = run_snakemake(tmp_path, config, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    per_layer = [rule for rule in PER_FEATURE_RULES] + ["sae"]
+    once = ["model", "manifest", "all", "aggregate", "plots", "findings"]
+    assert _job_counts(result.stdout) == {**dict.fromkeys(per_layer, 26), **dict.fromkeys(once, 1)}
+    features = json.loads((REPO / "config" / "gemma-2-2b-features.json").read_text())
+    assert sorted(map(int, features)) == list(range(26))
+    assert all(len(set(ids)) == 100 and max(ids) < 16384 for ids in features.values())
+
+
 @pytest.mark.parametrize("source", ["neuronpedia", "bulk"])
 def test_input_scores_from_neuronpedia_data(tmp_path, tiny_config, tiny_model, source):
     """The API (a loopback fake) and a bulk export give the same activations and scores."""

@@ -11,8 +11,8 @@ rule activations:
         "../envs/saesteer.yaml"
     threads: workflow.cores if MINED else 1
     resources:
-        gpu=1 if MINED else 0,
-        mem_mb=6000 if MINED else 2000,
+        gpu=GPU if MINED else 0,
+        mem_mb=model_mem(5000) if MINED else 2000,
     params:
         settings=activation_settings(),
         mining=lambda wildcards, input: (

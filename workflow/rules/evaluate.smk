@@ -13,8 +13,8 @@ rule gen_metrics:
         "../envs/saesteer.yaml"
     threads: workflow.cores
     resources:
-        gpu=1,
-        mem_mb=8000,
+        gpu=GPU,
+        mem_mb=model_mem(7000) + EVALUATOR_MB,
     params:
         settings=json.dumps(config["gen_metrics"], sort_keys=True),
         device=MODEL["device"],

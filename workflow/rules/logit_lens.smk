@@ -13,8 +13,8 @@ rule logit_lens:
         "../envs/saesteer.yaml"
     threads: workflow.cores
     resources:
-        gpu=1,
-        mem_mb=4000,
+        gpu=GPU,
+        mem_mb=model_mem(3000),
     params:
         top_k=config["logit_lens"]["top_k"],
         batch_size=config["logit_lens"]["batch_size"],

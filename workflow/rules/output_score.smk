@@ -14,8 +14,8 @@ rule output_scores:
         "../envs/saesteer.yaml"
     threads: workflow.cores
     resources:
-        gpu=1,
-        mem_mb=6000,
+        gpu=GPU,
+        mem_mb=model_mem(5000),
     params:
         settings=json.dumps(config["output_score"], sort_keys=True),
         device=MODEL["device"],

@@ -11,8 +11,8 @@ rule generations:
         "../envs/saesteer.yaml"
     threads: workflow.cores if SAMPLED else 1
     resources:
-        gpu=1 if SAMPLED else 0,
-        mem_mb=8000 if SAMPLED else 2000,
+        gpu=GPU if SAMPLED else 0,
+        mem_mb=model_mem(7000) if SAMPLED else 2000,
     params:
         settings=generation_settings,
         sae=lambda wildcards, input: f"--sae {input.sae}" if SAMPLED else "",

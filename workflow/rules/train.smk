@@ -12,8 +12,8 @@ rule train_sae:
         "../envs/saesteer.yaml"
     threads: workflow.cores
     resources:
-        gpu=1,
-        mem_mb=8000,
+        gpu=GPU,
+        mem_mb=model_mem(7000),
     params:
         settings=train_settings,
         device=MODEL["device"],
@@ -38,8 +38,8 @@ rule sae_metrics:
         "../envs/saesteer.yaml"
     threads: workflow.cores
     resources:
-        gpu=1,
-        mem_mb=4000,
+        gpu=GPU,
+        mem_mb=model_mem(3000),
     params:
         max_tokens=config["sae_metrics"]["max_tokens"],
         ce_tokens=config["sae_metrics"]["ce_tokens"],
