@@ -12,20 +12,6 @@ MODEL = config["model"]
 # Rules that run the model ask for one GPU (the executor plugin's `gpu` resource: sbatch
 # --gpus=1), unless the model is pinned to a device without one.
 GPU = 0 if MODEL["device"] in ("cpu", "mps") else 1
-# The loaded model's memory (MiB): model.mem_mb, else 1 GB for the embedded 135M model
-# and 20 GB for any other (a 2-9B model in 16-bit, with room).
-MODEL_MB = MODEL.get("mem_mb") or (
-    1000 if MODEL["source"].startswith("embedded:") else 20000
-)
-
-
-def model_mem(extra_mb):
-    """mem_mb of a rule that loads the model: the model plus the rule's working set."""
-    return MODEL_MB + extra_mb
-
-
-# A separate perplexity evaluator (gen_metrics.evaluator) is counted as another 20 GB.
-EVALUATOR_MB = 20000 if config["gen_metrics"]["evaluator"] else 0
 
 
 CORPUS = config["corpus"]
@@ -142,3 +128,19 @@ def best_factor_inputs(wildcards):
 def layer_outputs(kind, layers=None):
     """One per-layer artifact of every configured layer (or of `layers`)."""
     return expand(f"{OUT}/layers/{{layer}}/{kind}.parquet", layer=layers or LAYERS)
+
+
+# The loaded model's memory (MiB): model.mem_mb, else 1 GB for the embedded 135M model
+# and 20 GB for any other (a 2-9B model in 16-bit, with room).
+MODEL_MB = MODEL.get("mem_mb") or (
+    1000 if MODEL["source"].startswith("embedded:") else 20000
+)
+
+
+def model_mem(extra_mb):
+    """mem_mb for jobs that load the model (the model plus their working set)."""
+    return MODEL_MB + extra_mb
+
+
+# A separate perplexity evaluator (gen_metrics.evaluator) is counted as another 20 GB.
+EVALUATOR_MB = 20000 if config["gen_metrics"]["evaluator"] else 0
