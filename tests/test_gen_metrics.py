@@ -12,7 +12,7 @@ from saesteer.gen_metrics import (
     gen_success_counts,
     perplexities,
     score_generations,
-    text_sequences,
+    text_tokens,
 )
 from saesteer.generation import GENERATIONS_SCHEMA
 
@@ -81,15 +81,16 @@ def test_gen_success_needs_every_feature_and_enough_ranks(tiny_model):
 
 @pytest.mark.parametrize("of", ["text", "continuation"])
 def test_perplexity_equals_the_models_own_loss_text_by_text(tiny_model, of):
-    """Batched, padded, sorted by length against one unpadded forward per text with HF's
-    own cross-entropy (`labels`, -100 on the tokens that are not scored)."""
+    """Prefix run once, continuations batched on its cache, right-padded and sorted by
+    length, against one unpadded forward per text with HF's own cross-entropy (`labels`,
+    -100 on the tokens that are not scored)."""
     model, tokenizer = tiny_model
-    sequences, starts = text_sequences(FIXED, tokenizer, of)
-    got = perplexities(model, sequences, starts, batch_size=4)
-    for sequence, start, value in zip(sequences, starts, got, strict=True):
-        ids = torch.tensor([sequence])
+    prefixes, continuations = text_tokens(FIXED, tokenizer)
+    got = perplexities(model, prefixes, continuations, of == "text", batch_size=2)
+    for prefix, continuation, value in zip(prefixes, continuations, got, strict=True):
+        ids = torch.tensor([prefix + continuation])
         labels = ids.clone()
-        labels[0, :start] = -100
+        labels[0, : 1 if of == "text" else len(prefix)] = -100
         if (labels[0, 1:] != -100).sum() == 0:
             assert value is None  # nothing to score: an empty continuation
             continue
@@ -97,13 +98,15 @@ def test_perplexity_equals_the_models_own_loss_text_by_text(tiny_model, of):
         assert value == pytest.approx(expected, rel=1e-5)
 
 
-def test_text_sequences_score_the_text_or_the_continuation(tiny_model):
+def test_text_tokens_are_bos_prefix_and_continuation(tiny_model):
     _, tokenizer = tiny_model
-    sequences, starts = text_sequences(FIXED[:1], tokenizer, "text")
-    assert sequences == [[1, 4, 5, 8, 8, 12]] and starts == [1]  # BOS w1 w2 | w5 w5 w9
-    assert text_sequences(FIXED[:1], tokenizer, "continuation")[1] == [3]
+    assert text_tokens(FIXED[:1], tokenizer) == ([[1, 4, 5]], [[8, 8, 12]])  # w1 w2 | w5 w5 w9
+
+
+def test_an_unknown_perplexity_mode_is_refused(tiny_model):
+    model, tokenizer = tiny_model
     with pytest.raises(ValueError, match="perplexity_of"):
-        text_sequences(FIXED, tokenizer, "prefix")
+        score_generations(FIXED, lens_frame(TOPS), tokenizer, model, tokenizer, "x", "prefix")
 
 
 def test_score_generations_averages_over_prefixes(tiny_model):
@@ -117,8 +120,7 @@ def test_score_generations_averages_over_prefixes(tiny_model):
     assert rows[7, 0.0]["gen_success_1"] == 1.0 and rows[7, 0.0]["gen_success_5"] == 1.5
     assert rows[7, 4.0]["gen_success_20"] == 2.0 and rows[9, 4.0]["gen_success_1"] == 1.0
     assert rows[7, 4.0]["mean_tokens"] == 2.5 and rows[7, 4.0]["n_prefixes"] == 2
-    sequences, starts = text_sequences(FIXED, tokenizer, "continuation")
-    each = perplexities(model, sequences, starts, 8)
+    each = perplexities(model, *text_tokens(FIXED, tokenizer), False, 8)
     assert rows[7, 0.0]["perplexity"] == pytest.approx((each[0] + each[1]) / 2)
     assert rows[7, 4.0]["perplexity"] == pytest.approx(each[2])  # the empty text has none
     assert set(metrics["perplexity_of"]) == {"continuation"}

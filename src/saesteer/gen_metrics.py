@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -19,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from saesteer.config import GEN_SUCCESS_TOP_K
+from saesteer.models import cache_keyword, returned_cache
 
 GEN_SUCCESS_KS = (1, 5, GEN_SUCCESS_TOP_K)
 
@@ -72,42 +74,84 @@ def gen_success_counts(
 
 
 @torch.no_grad()
-def perplexities(model, sequences: list[list[int]], scored_from: list[int], batch_size: int):
-    """exp(mean NLL) of each sequence's tokens from position `scored_from[i]` on (each token
-    predicted from the ones before it); None where no token is scored."""
+def perplexities(
+    model,
+    prefixes: list[list[int]],
+    continuations: list[list[int]],
+    score_prefix: bool,
+    batch_size: int,
+) -> list[float | None]:
+    """exp(mean NLL) of each text `prefixes[i] + continuations[i]` (each token predicted
+    from the ones before it), over every token after the first when `score_prefix`, else
+    over the continuation's tokens only; None where no token is scored.
+
+    Texts sharing a prefix share one forward of it: its KV cache is copied to a batch of
+    their continuations, and its last position's logits score their first tokens."""
     device = next(model.parameters()).device
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    result: list[float | None] = [None] * len(sequences)
-    for start in tqdm(range(0, len(order), batch_size), desc="perplexity", unit="batch"):
-        batch = order[start : start + batch_size]
-        width = max(len(sequences[i]) for i in batch)
-        ids = torch.zeros(len(batch), width, dtype=torch.long)
-        scored = torch.zeros(len(batch), width, dtype=torch.bool)
-        for row, i in enumerate(batch):
-            ids[row, : len(sequences[i])] = torch.tensor(sequences[i])
-            scored[row, max(1, scored_from[i]) : len(sequences[i])] = True
-        mask = torch.arange(width) < torch.tensor([len(sequences[i]) for i in batch])[:, None]
-        logits = model(ids.to(device), attention_mask=mask.long().to(device)).logits[:, :-1]
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        nll = -logprobs.gather(-1, ids[:, 1:, None].to(device))[..., 0].cpu().double()
-        counted = scored[:, 1:]
-        total = (nll * counted).sum(-1)
-        for row, i in enumerate(batch):
-            n = int(counted[row].sum())
-            result[i] = math.exp(total[row] / n) if n else None
+    keyword = cache_keyword(model)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, prefix in enumerate(prefixes):
+        groups.setdefault(tuple(prefix), []).append(i)
+    result: list[float | None] = [None] * len(prefixes)
+    for prefix, rows in tqdm(groups.items(), desc="perplexity", unit="prefix"):
+        ids = torch.tensor([prefix], device=device)
+        output = model(ids, use_cache=True)
+        logprobs = torch.log_softmax(output.logits[0].float(), dim=-1)
+        prefix_nll = -logprobs[:-1].gather(-1, ids[0, 1:, None]).sum().item()
+        first = logprobs[-1]  # predicts each continuation's first token
+        rows = sorted(rows, key=lambda i: len(continuations[i]))
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            nll = _continuation_nll(
+                model,
+                keyword,
+                returned_cache(output),
+                len(prefix),
+                first,
+                [continuations[i] for i in batch],
+            )
+            for i, (total, count) in zip(batch, nll, strict=True):
+                if score_prefix:
+                    total, count = total + prefix_nll, count + len(prefix) - 1
+                result[i] = math.exp(total / count) if count else None
     return result
 
 
-def text_sequences(generations: pl.DataFrame, tokenizer, of: str) -> tuple[list, list]:
-    """BOS + prefix tokens + continuation tokens of each row, and where scoring starts."""
-    if of not in PERPLEXITY_OF:
-        raise ValueError(f"gen_metrics.perplexity_of: {of!r} (known: {list(PERPLEXITY_OF)})")
+def _continuation_nll(model, keyword, cache, prefix_len, first, continuations):
+    """(summed NLL, token count) of each continuation after a cached prefix."""
+    device = first.device
+    width = max(len(c) for c in continuations)
+    ids = torch.zeros(len(continuations), max(width, 1), dtype=torch.long, device=device)
+    mask = torch.zeros_like(ids)
+    for row, tokens in enumerate(continuations):
+        ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        mask[row, : len(tokens)] = 1
+    totals = -first[ids[:, 0]].double() * mask[:, 0]
+    if width > 1:
+        rows = copy.deepcopy(cache)
+        rows.batch_repeat_interleave(len(continuations))
+        prefix_mask = torch.ones(len(continuations), prefix_len, dtype=torch.long, device=device)
+        logits = model(
+            ids[:, :-1],
+            attention_mask=torch.cat([prefix_mask, mask[:, :-1]], dim=1),
+            position_ids=(prefix_len + torch.arange(width - 1, device=device)).expand(
+                len(continuations), -1
+            ),
+            use_cache=True,
+            **{keyword: rows},
+        ).logits
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        nll = -logprobs.gather(-1, ids[:, 1:, None])[..., 0].double()
+        totals += (nll * mask[:, 1:]).sum(-1)
+    return list(zip(totals.tolist(), mask.sum(-1).tolist(), strict=True))
+
+
+def text_tokens(generations: pl.DataFrame, tokenizer) -> tuple[list, list]:
+    """BOS + prefix tokens, and continuation tokens, of each row."""
     bos = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
     prefix = tokenizer(generations["prefix"].to_list(), add_special_tokens=False)["input_ids"]
     cont = tokenizer(generations["continuation"].to_list(), add_special_tokens=False)["input_ids"]
-    sequences = [bos + p + c for p, c in zip(prefix, cont, strict=True)]
-    starts = [len(bos) if of == "text" else len(bos) + len(p) for p in prefix]
-    return sequences, starts
+    return [bos + p for p in prefix], cont
 
 
 def score_generations(
@@ -124,12 +168,11 @@ def score_generations(
     (the unsteered baseline is shared by all features)."""
     hits = gen_success_counts(generations, logit_lens, tokenizer, GEN_SUCCESS_KS)
     texts = generations.select("prefix", "continuation").unique(maintain_order=True)
-    sequences, starts = text_sequences(texts, evaluator_tokenizer, of)
-    texts = texts.with_columns(
-        perplexity=pl.Series(
-            perplexities(evaluator, sequences, starts, batch_size), dtype=pl.Float64
-        )
-    )
+    if of not in PERPLEXITY_OF:
+        raise ValueError(f"gen_metrics.perplexity_of: {of!r} (known: {list(PERPLEXITY_OF)})")
+    prefixes, continuations = text_tokens(texts, evaluator_tokenizer)
+    values = perplexities(evaluator, prefixes, continuations, of == "text", batch_size)
+    texts = texts.with_columns(perplexity=pl.Series(values, dtype=pl.Float64))
     rows = pl.concat([generations, hits], how="horizontal").join(
         texts, on=["prefix", "continuation"], how="left", nulls_equal=True
     )
