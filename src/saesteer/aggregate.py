@@ -105,7 +105,8 @@ def feature_table(
     return pl.concat(tables).sort("layer", "feature")
 
 
-def _summary_row(frame: pl.DataFrame) -> list[pl.Expr]:
+def _summary_exprs() -> list[pl.Expr]:
+    """The summary columns, for one group of features."""
     quantiles = [
         pl.col(score).quantile(q, "linear").alias(f"{score}_{name}")
         for score in ("input_score", "output_score")
@@ -125,8 +126,8 @@ def _summary_row(frame: pl.DataFrame) -> list[pl.Expr]:
 
 def summary_table(features: pl.DataFrame) -> pl.DataFrame:
     """SUMMARY_SCHEMA: per layer, then all layers (layer and depth null)."""
-    per_layer = features.group_by("layer", "depth").agg(_summary_row(features)).sort("layer")
-    overall = features.select(_summary_row(features)).with_columns(
+    per_layer = features.group_by("layer", "depth").agg(_summary_exprs()).sort("layer")
+    overall = features.select(_summary_exprs()).with_columns(
         layer=pl.lit(None, pl.Int32), depth=pl.lit(None, pl.Float64)
     )
     columns = list(SUMMARY_SCHEMA)

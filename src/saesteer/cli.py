@@ -281,12 +281,14 @@ def cmd_gen_metrics(args) -> None:
 
     settings = json.loads(args.settings)
     run_model = read_json(args.model)
-    tokenizer = AutoTokenizer.from_pretrained(run_model["path"])
     evaluator_spec = settings.get("evaluator") or run_model["source"]
     path = run_model["path"]
     if evaluator_spec != run_model["source"]:
         path = model_source(evaluator_spec).resolve(Path(args.resources))
     evaluator, evaluator_tokenizer = load_model(path, run_model["dtype"], args.device)
+    tokenizer = evaluator_tokenizer  # GenSuccess counts in the run's tokens
+    if path != run_model["path"]:
+        tokenizer = AutoTokenizer.from_pretrained(run_model["path"])
     metrics = score_generations(
         pl.read_parquet(args.generations),
         pl.read_parquet(args.logit_lens),

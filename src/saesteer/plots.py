@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from saesteer.aggregate import threshold_rows
+from saesteer.aggregate import THRESHOLDS, threshold_rows
 from saesteer.io import atomic_path
 
 FIGSIZE = (6.4, 4.2)
@@ -124,16 +124,16 @@ def plot_best_factors(features: pl.DataFrame, ax) -> None:
     ax.set_ylabel("features")
 
 
-def plot_filtering(features: pl.DataFrame, ax, thresholds=(0.01, 0.1, 0.5)) -> None:
+def plot_filtering(features: pl.DataFrame, ax, thresholds=THRESHOLDS) -> None:
     """Mean GenSuccess@20 at the best factor: all steered features, then after filtering."""
     ax.set_title("GenSuccess@20 before and after filtering")
-    rows = threshold_rows(features, [0.0, *thresholds])  # 0.0 keeps every scored feature
     steered = features.drop_nulls("gen_success_20")
     if steered.is_empty():
         return _no_data(ax, "best-factor GenSuccess@20")
+    rows = threshold_rows(features, thresholds)
     labels = ["all"] + [f"output >= {t:g}" for t in thresholds]
-    means = [steered["gen_success_20"].mean(), *rows["mean_gen_success_20"][1:]]
-    counts = [steered.height, *rows["n_steered_kept"][1:]]
+    means = [steered["gen_success_20"].mean(), *rows["mean_gen_success_20"]]
+    counts = [steered.height, *rows["n_steered_kept"]]
     bars = ax.bar(np.arange(len(labels)), [m or 0.0 for m in means], color="tab:green")
     ax.set_xticks(np.arange(len(labels)), labels)
     for bar, mean, n in zip(bars, means, counts, strict=True):
