@@ -1,0 +1,34 @@
+"""The one retry policy for every HTTP client here: urllib3's `Retry` on rate limits and
+server errors, with exponential backoff and the server's `Retry-After` honoured."""
+
+from __future__ import annotations
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from saesteer import __version__
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+def retrying_session(
+    retries: int, backoff: float, methods: frozenset[str], headers: dict[str, str]
+) -> requests.Session:
+    """A session that retries `methods` on RETRY_STATUSES, timeouts and dropped connections.
+    After the last retry the final response is returned, not raised, so callers can report
+    its status code themselves."""
+    retry = Retry(
+        total=retries,
+        backoff_factor=backoff,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=methods,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    session.headers["User-Agent"] = f"saesteer/{__version__}"
+    session.headers.update(headers)
+    return session

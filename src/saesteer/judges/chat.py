@@ -1,0 +1,297 @@
+"""An LLM judge behind any OpenAI-compatible `/chat/completions` endpoint.
+
+Each (prompt, response) pair is one POST, retried by urllib3 on 429/5xx/timeouts (see
+`saesteer.http`), run on a bounded thread pool whose request starts are spaced by a shared
+rate limiter. The API key is read from an environment variable and never appears in an
+error, a log line or a cache entry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, fields
+from urllib.parse import urlsplit
+
+import requests
+from tqdm import tqdm
+
+from saesteer.http import RETRY_STATUSES, retrying_session
+from saesteer.judges.base import ASPECTS, Item, Judge, JudgeError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "OPENAI_API_KEY"
+    retries: int = 5
+    backoff: float = 1.0
+    timeout: float = 60.0
+    concurrency: int = 4
+    requests_per_minute: float = 60.0  # across all threads; 0 = unlimited
+    max_tokens: int = 64
+    temperature: float = 0.0
+
+    @classmethod
+    def from_config(cls, section: dict) -> ChatSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in section.items() if k in known})
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url.rstrip('/')}/chat/completions"
+
+
+SYSTEM = (
+    "You are a careful, consistent grader of short texts. Apply the rubric you are given "
+    "literally, and always finish with the rating line it asks for."
+)
+
+_ENDING = (
+    "Give at most one short sentence of reasoning, then end your reply with a line of exactly "
+    "this form:\nRating: <0|1|2>"
+)
+
+RUBRICS = {
+    "concept": (
+        "Does the response below involve this concept: {concept}\n\n"
+        "Rate only how present the concept is; ignore the text's quality and whether it "
+        "answers any question.\n"
+        "0 = the concept is absent.\n"
+        "1 = the concept shows up only weakly, in passing or indirectly.\n"
+        "2 = the concept is clearly and substantially present.\n\n" + _ENDING
+    ),
+    "instruction": (
+        "Does the response below answer this instruction: {instruction}\n\n"
+        "Rate only how well it addresses what was asked; ignore style, and ignore extra "
+        "topics unless they crowd out the answer.\n"
+        "0 = it does not address the instruction, or is unrelated to it.\n"
+        "1 = it addresses the instruction only partly, or drifts away from it.\n"
+        "2 = it addresses the instruction fully.\n\n" + _ENDING
+    ),
+    "fluency": (
+        "How fluent is the response below as written language?\n\n"
+        "Rate only the language itself, not its topic, accuracy or relevance.\n"
+        "0 = broken: garbled, heavily repetitive or hard to read.\n"
+        "1 = readable but awkward, with noticeable errors or repetition.\n"
+        "2 = natural, well-formed text.\n\n" + _ENDING
+    ),
+}
+
+BEGIN = "=== BEGIN RESPONSE ==="
+END = "=== END RESPONSE ==="
+
+# "Rating: 2", "**Rating:** [[2]]", "Rating: 2/2", "Rating: <1>."; not "Rating: 1.5", "12".
+_PAD = r"[\s*_\[\](){}<>\"'`]*"
+_RATING = re.compile(rf"rating{_PAD}:{_PAD}([012])(?![\d.]*\d)", re.IGNORECASE)
+
+
+def user_message(prompt: str, response: str) -> str:
+    """The rubric, then the response between markers, so the judge cannot mistake text in
+    the response for part of its instructions' ending."""
+    return f"{prompt}\n\n{BEGIN}\n{response}\n{END}"
+
+
+def parse_rating(reply: str) -> int | None:
+    """The last `Rating: N` in the reply, or None."""
+    found = _RATING.findall(reply)
+    return int(found[-1]) if found else None
+
+
+class ChatJudge(Judge):
+    proxy = False
+
+    def __init__(self, settings: ChatSettings):
+        self.settings = settings
+        # What the ratings depend on besides (prompt, response): a change of system
+        # prompt or sampling never reuses old cached ratings.
+        behaviour = json.dumps([SYSTEM, settings.temperature, settings.max_tokens])
+        digest = hashlib.sha256(behaviour.encode()).hexdigest()[:8]
+        self.name = f"chat:{settings.model}@{urlsplit(settings.base_url).netloc}:{digest}"
+
+    def prompt(self, aspect: str, item: Item) -> str:
+        if aspect not in ASPECTS:
+            raise JudgeError(f"judge {self.name}: unknown aspect {aspect!r}")
+        return RUBRICS[aspect].format(concept=item.concept, instruction=item.instruction)
+
+    def rate(self, aspect: str, prompts: list[str], responses: list[str]) -> list[float]:
+        s = self.settings
+        # Checked before any request, so a missing key fails at once rather than as a 401.
+        key = os.environ.get(s.api_key_env)
+        if not key:
+            raise JudgeError(
+                f"judge {self.name}: ${s.api_key_env} is not set; it must hold the API key "
+                f"for {s.base_url}"
+            )
+        client = _Client(self, aspect, key)
+        ratings: list[float | None] = [None] * len(prompts)
+
+        def one(i: int) -> None:
+            ratings[i] = client.rating(user_message(prompts[i], responses[i]))
+
+        try:
+            _run_bounded(one, len(prompts), s.concurrency, f"judge {aspect}")
+        finally:
+            client.close()
+        return ratings  # type: ignore[return-value]
+
+
+def _run_bounded(task, n: int, concurrency: int, desc: str) -> None:
+    """task(i) for i < n on a bounded pool; the first error stops the queue and is raised."""
+    with (
+        ThreadPoolExecutor(max(1, concurrency)) as pool,
+        tqdm(total=n, desc=desc, unit="rating") as bar,
+    ):
+        futures = [pool.submit(task, i) for i in range(n)]
+        for future in futures:
+            future.add_done_callback(lambda _: bar.update())
+        try:
+            pending = set(futures)
+            while pending:
+                # A timeout, so the main thread wakes to take Ctrl-C (see neuronpedia.py).
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+class RateLimiter:
+    """A minimum interval between request starts across threads. Each caller reserves the
+    next free slot under the lock and sleeps outside it, so waiting threads queue fairly."""
+
+    def __init__(self, per_minute: float):
+        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
+        self.lock = threading.Lock()
+        self.next = 0.0
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next)
+            self.next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+class _Client:
+    """One retrying session per thread, sharing one rate limiter."""
+
+    def __init__(self, judge: ChatJudge, aspect: str, key: str):
+        self.settings = judge.settings
+        self.what = f"judge {judge.name}: {aspect}"
+        self.key = key
+        self.limiter = RateLimiter(judge.settings.requests_per_minute)
+        self.local = threading.local()
+        self.sessions: list[requests.Session] = []
+        self.lock = threading.Lock()
+
+    def session(self) -> requests.Session:
+        if not hasattr(self.local, "session"):
+            s = self.settings
+            headers = {"Authorization": f"Bearer {self.key}"}
+            session = retrying_session(s.retries, s.backoff, frozenset({"POST"}), headers)
+            with self.lock:
+                self.sessions.append(session)
+            self.local.session = session
+        return self.local.session
+
+    def close(self) -> None:
+        for session in self.sessions:
+            session.close()
+
+    def rating(self, message: str) -> float:
+        # A reply without a rating line is asked once more before giving up: a model
+        # sometimes runs out of tokens or forgets the format.
+        for attempt in range(2):
+            # The second ask has more room, in case the first ran out of tokens.
+            reply = self.reply(message, self.settings.max_tokens * (1 + attempt))
+            rating = parse_rating(reply)
+            if rating is not None:
+                return float(rating)
+            log.debug("%s: no rating in reply %r, asking again", self.what, reply[:200])
+        raise JudgeError(
+            f"{self.what}: no 'Rating: 0|1|2' line in the reply from {self.settings.url} "
+            f"(asked twice); it starts {self._scrub(reply[:200])!r}"
+        )
+
+    def reply(self, message: str, max_tokens: int) -> str:
+        s = self.settings
+        body = {
+            "model": s.model,
+            "messages": [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": message},
+            ],
+            "temperature": s.temperature,
+            "max_tokens": max_tokens,
+        }
+        self.limiter.wait()
+        try:
+            # Redirects are not followed: requests would carry the bearer key to any host.
+            response = self.session().post(
+                s.url, json=body, timeout=s.timeout, allow_redirects=False
+            )
+        except requests.RequestException as e:
+            # urllib3 wraps the last failure (a timeout, a refused connection) in its reason.
+            reason = getattr(e.args[0], "reason", e) if e.args else e
+            raise JudgeError(
+                f"{self.what}: POST {s.url} failed after {s.retries} retries "
+                f"({self._scrub(str(reason))})"
+            ) from None
+        self._check_status(response)
+        try:
+            data = response.json()
+        except ValueError as e:
+            raise JudgeError(f"{self.what}: malformed JSON from {s.url} ({e})") from None
+        try:
+            content = data["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            content = None
+        if not isinstance(content, str):
+            raise JudgeError(
+                f"{self.what}: no choices[0].message.content in the reply from {s.url}; "
+                f"it starts {self._scrub(response.text[:200])!r}"
+            )
+        return content
+
+    def _check_status(self, response: requests.Response) -> None:
+        s = self.settings
+        code = response.status_code
+        if code in (401, 403):
+            raise JudgeError(
+                f"{self.what}: HTTP {code} from {s.url}: the API key in ${s.api_key_env} "
+                f"was rejected"
+            )
+        if response.is_redirect:
+            target = response.headers.get("Location", "?")
+            raise JudgeError(
+                f"{self.what}: HTTP {code} from {s.url} redirects to {target}; not followed, "
+                f"so the API key goes nowhere else (point base_url there)"
+            )
+        if code == 404:
+            raise JudgeError(
+                f"{self.what}: HTTP 404 from {s.url}: check base_url and that the server "
+                f"serves the model {s.model!r}"
+            )
+        if code != 200:
+            after = f" after {s.retries} retries" if code in RETRY_STATUSES else ""
+            raise JudgeError(
+                f"{self.what}: HTTP {code} from {s.url}{after}: "
+                f"{self._scrub(response.text[:300])!r}"
+            )
+
+    def _scrub(self, text: str) -> str:
+        # Some servers echo the key back in error bodies; it must not reach a message.
+        return text.replace(self.key, "***")
