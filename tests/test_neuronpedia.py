@@ -15,7 +15,12 @@ import pytest
 from saesteer.activations import ActivationsError, parse_feature_json
 from saesteer.features import FEATURES_SCHEMA, features_frame
 from saesteer.io import write_parquet
-from saesteer.neuronpedia import NeuronpediaError, NeuronpediaSettings, fetch_features
+from saesteer.neuronpedia import (
+    NeuronpediaError,
+    NeuronpediaSettings,
+    feature_explanations,
+    fetch_features,
+)
 from tests.fake_neuronpedia import MODEL_ID, SOURCE, FakeNeuronpedia, Reply, feature_json
 
 LAYER = 3
@@ -212,3 +217,20 @@ def test_a_killed_download_resumes_without_refetching(server, tmp_path):
     assert frame.filter(pl.col("feature") == 4)["max_value"].to_list() == pytest.approx(
         [3.0 - 0.1 * j for j in range(10)]
     )
+
+
+def test_explanations_come_from_the_same_cache(server, tmp_path):
+    """A feature with an explanation gives its first non-empty description; a cached
+    feature is not fetched again; one without explanations is left out."""
+    from tests.fake_neuronpedia import feature_json
+
+    with_text = feature_json(4) | {"explanations": [{"description": " "}, {"description": "sea"}]}
+    server.script[4] = [Reply(200, json.dumps(with_text).encode())]
+    got = feature_explanations(settings(server.url, tmp_path), LAYER, [4, 5])
+    assert got == {4: "sea"}
+    assert feature_explanations(settings(server.url, tmp_path), LAYER, [4, 5]) == got
+    assert server.requests[4] == 1 and server.requests[5] == 1
+    bad = feature_json(6) | {"explanations": "sea"}
+    server.script[6] = [Reply(200, json.dumps(bad).encode())]
+    with pytest.raises(NeuronpediaError, match="feature 6 .*not a list"):
+        feature_explanations(settings(server.url, tmp_path), LAYER, [6])

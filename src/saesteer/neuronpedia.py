@@ -14,17 +14,13 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from tqdm import tqdm
-from urllib3.util.retry import Retry
 
-from saesteer import __version__
 from saesteer.activations import ActivationsError, Example, parse_feature_json
+from saesteer.http import RETRY_STATUSES, retrying_session
 from saesteer.io import write_json
 
 log = logging.getLogger(__name__)
-
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
 @dataclass(frozen=True)
@@ -132,21 +128,8 @@ class _Client:
     def session(self) -> requests.Session:
         if not hasattr(self.local, "session"):
             s = self.settings
-            retry = Retry(
-                total=s.retries,
-                backoff_factor=s.backoff,
-                status_forcelist=RETRY_STATUSES,
-                allowed_methods=frozenset({"GET"}),
-                respect_retry_after_header=True,
-                raise_on_status=False,
-            )
-            session = requests.Session()
-            session.mount("http://", HTTPAdapter(max_retries=retry))
-            session.mount("https://", HTTPAdapter(max_retries=retry))
-            session.headers["User-Agent"] = f"saesteer/{__version__}"
-            if self.key:
-                session.headers["X-Api-Key"] = self.key
-            self.local.session = session
+            headers = {"X-Api-Key": self.key} if self.key else {}
+            self.local.session = retrying_session(s.retries, s.backoff, frozenset({"GET"}), headers)
         return self.local.session
 
     def get_json(self, url: str, what: str):
@@ -185,3 +168,28 @@ class _Client:
             return response.json()
         except ValueError as e:
             raise NeuronpediaError(f"{what}: malformed JSON from {url} ({e})") from None
+
+
+def feature_explanations(
+    settings: NeuronpediaSettings, layer: int, features: list[int]
+) -> dict[int, str]:
+    """Each feature's first Neuronpedia explanation (`explanations[].description`), from
+    the same per-feature cache as its activations; features without one are left out."""
+    missing = [f for f in features if not settings.cache_path(layer, f).is_file()]
+    if missing:
+        _download(settings, layer, missing)
+    out = {}
+    for feature in features:
+        path = settings.cache_path(layer, feature)
+        try:
+            explanations = json.loads(path.read_text()).get("explanations") or []
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise NeuronpediaError(f"feature {feature}: cached {path} is not a JSON object") from e
+        if not isinstance(explanations, list):
+            raise NeuronpediaError(f"feature {feature} ({path}): `explanations` is not a list")
+        for entry in explanations:
+            text = entry.get("description") if isinstance(entry, dict) else None
+            if isinstance(text, str) and text.strip():
+                out[feature] = text.strip()
+                break
+    return out
