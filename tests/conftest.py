@@ -27,6 +27,11 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
     )
+    # A chat template, so concept steering can treat it as an instruction-tuned model.
+    tokenizer.chat_template = (
+        "{% for m in messages %}<s> w5 {{ m['content'] }} </s> {% endfor %}"
+        "{% if add_generation_prompt %}w6 {% endif %}"
+    )
     config = LlamaConfig(
         vocab_size=TINY_VOCAB,
         hidden_size=TINY_D_MODEL,

@@ -12,6 +12,7 @@ from saesteer import __version__
 from saesteer.activations import ActivationsError
 from saesteer.config import DEFAULT_SCHEMA, ConfigError
 from saesteer.io import read_json, write_json, write_parquet
+from saesteer.judges.base import JudgeError
 from saesteer.released import ReleasedDataError
 
 log = logging.getLogger("saesteer")
@@ -385,6 +386,185 @@ def cmd_findings(args) -> None:
     log.info("findings: %s", json.dumps(found))
 
 
+def cmd_concepts(args) -> None:
+    import polars as pl
+
+    from saesteer.concepts import CONCEPTS_SCHEMA, concept_table
+
+    settings = json.loads(args.settings)
+    features = pl.read_parquet(args.features)["feature"].to_list()[: settings["max_concepts"]]
+    explanations = {}
+    if settings["description"] == "neuronpedia":
+        from saesteer.neuronpedia import NeuronpediaSettings, feature_explanations
+
+        neuronpedia = NeuronpediaSettings.from_config(settings["neuronpedia"])
+        explanations = feature_explanations(neuronpedia, args.layer, features)
+        without = [f for f in features if f not in explanations]
+        if without:
+            log.warning(
+                "layer %d: %d of %d features have no Neuronpedia explanation, their "
+                "descriptions are derived: %s",
+                args.layer,
+                len(without),
+                len(features),
+                without[:20],
+            )
+    frame = concept_table(
+        args.layer,
+        features,
+        pl.read_parquet(args.logit_lens),
+        pl.read_parquet(args.activations),
+        explanations,
+    )
+    write_parquet(frame, args.out, CONCEPTS_SCHEMA)
+    for feature, concept, source in frame.drop("layer").iter_rows():
+        log.info("layer %d, feature %d (%s): %s", args.layer, feature, source, concept)
+
+
+def cmd_concept_generate(args) -> None:
+    import polars as pl
+    import torch
+
+    from saesteer.concepts import CONCEPT_GENERATIONS_SCHEMA, generate_concepts
+    from saesteer.diffmean import diffmean_directions, example_token_ids
+    from saesteer.generation import SamplingSettings
+    from saesteer.instructions import concept_instructions
+    from saesteer.steering import steering_directions
+
+    settings = json.loads(args.settings)
+    concepts = pl.read_parquet(args.concepts)
+    features = concepts["feature"].to_list()
+    instructions = concept_instructions(
+        settings["instructions"], args.layer, features, settings["n_instructions"], settings["seed"]
+    )
+    model, tokenizer, sae, layer = _load_layer(args.model, args.sae, args.device)
+    sae_rows = steering_directions(sae, features)
+    top = (
+        pl.read_parquet(args.activations)
+        .filter(pl.col("feature").is_in(features))
+        .sort("feature", "example")
+        .group_by("feature", maintain_order=True)
+        .head(settings["diffmean_examples"])
+    )
+    diffmean = diffmean_directions(
+        model, tokenizer, layer, example_token_ids(top, tokenizer), features, sae_rows.norm(dim=-1)
+    )
+    sae_by_feature = dict(zip(features, sae_rows, strict=True))
+    cosine = {
+        f: round(torch.nn.functional.cosine_similarity(sae_by_feature[f], d, dim=0).item(), 3)
+        for f, d in diffmean.items()
+    }
+    log.info("layer %d: cosine(DiffMean, SAE direction) by feature %s", layer, cosine)
+    sampling = SamplingSettings(
+        temperature=settings["temperature"],
+        max_new_tokens=settings["max_new_tokens"],
+        stop=None,
+        batch_size=settings["batch_size"],
+    )
+    frame = generate_concepts(
+        model,
+        tokenizer,
+        sae,
+        layer,
+        concepts,
+        instructions,
+        settings["factors"],
+        {"sae": sae_by_feature, "diffmean": diffmean},
+        settings["n_select"],
+        settings["seed"],
+        sampling,
+    )
+    write_parquet(frame, args.out, CONCEPT_GENERATIONS_SCHEMA)
+    lengths = (
+        frame.group_by("method", "factor").agg(pl.col("n_tokens").mean()).sort("method", "factor")
+    )
+    log.info("layer %d: %d answers; mean tokens %s", layer, frame.height, lengths.rows())
+
+
+def make_judge(settings: dict, model_json: str, device: str, resources: str):
+    """The configured judge (a registry by kind)."""
+    from saesteer.judges.chat import ChatJudge, ChatSettings
+    from saesteer.judges.proxy import ProxyJudge, ProxySettings
+
+    judge = settings["judge"]
+    if judge["kind"] == "chat":
+        return ChatJudge(ChatSettings.from_config(judge["chat"]))
+    from saesteer.models import load_model
+
+    info = read_json(model_json)
+    model, tokenizer = load_model(info["path"], info["dtype"], device)
+    proxy = ProxySettings.from_config(judge["proxy"])
+    return ProxyJudge(proxy, model, tokenizer, info["source"], resources)
+
+
+def cmd_concept_judge(args) -> None:
+    import polars as pl
+
+    from saesteer.concept_eval import RATINGS_SCHEMA, with_harmonic
+    from saesteer.judges import Item, JudgeCache, judge_items
+
+    settings = json.loads(args.settings)
+    generations = pl.read_parquet(args.generations).join(
+        pl.read_parquet(args.concepts).select("layer", "feature", "concept"),
+        on=["layer", "feature"],
+    )
+    judge = make_judge(settings, args.model, args.device, args.resources)
+    items = [
+        Item(concept, instruction, response)
+        for concept, instruction, response in generations.select(
+            "concept", "instruction", "response"
+        ).iter_rows()
+    ]
+    result = judge_items(judge, items, JudgeCache(settings["judge"]["cache_dir"], judge))
+    ratings = with_harmonic(
+        generations.with_columns(
+            concept_rating=pl.Series(result["concept"], dtype=pl.Float64),
+            instruction_rating=pl.Series(result["instruction"], dtype=pl.Float64),
+            fluency_rating=pl.Series(result["fluency"], dtype=pl.Float64),
+            judge=pl.lit(judge.name),
+            judge_proxy=pl.lit(judge.proxy),
+        )
+    )
+    write_parquet(ratings, args.out, RATINGS_SCHEMA)
+    log.info(
+        "judge %s%s: %d ratings from the cache, %d new",
+        judge.name,
+        " (PROXY, not an LLM judge)" if judge.proxy else "",
+        result["cache_hits"],
+        result["rated"],
+    )
+
+
+def cmd_concept_table(args) -> None:
+    import polars as pl
+
+    from saesteer.concept_eval import (
+        CONCEPT_SCORES_SCHEMA,
+        CONCEPT_TABLE_SCHEMA,
+        concept_scores,
+        table_html,
+        table_rows,
+    )
+    from saesteer.io import atomic_path
+
+    settings = json.loads(args.settings)
+    ratings = pl.concat([pl.read_parquet(p) for p in args.ratings])
+    output_scores = pl.concat([pl.read_parquet(p) for p in args.output_scores], how="diagonal")
+    judges = ratings["judge"].unique().to_list()
+    if len(judges) != 1:
+        raise ConfigError(f"concept ratings from {len(judges)} judges {judges}: rerun with one")
+    scores = concept_scores(ratings, output_scores, settings["aggregation"])
+    table = table_rows(scores, settings["thresholds"], judges[0], bool(ratings["judge_proxy"][0]))
+    write_parquet(scores, args.scores_out, CONCEPT_SCORES_SCHEMA)
+    write_parquet(table, args.table_out, CONCEPT_TABLE_SCHEMA)
+    with atomic_path(args.html_out) as tmp:
+        tmp.write_text(
+            f"<!DOCTYPE html><meta charset='utf-8'>{table_html(table, settings['aggregation'])}\n"
+        )
+    for layer, row, n, score in table.select("layer", "row", "n_concepts", "score").iter_rows():
+        log.info("layer %d, %s: %s over %d concepts", layer, row, score, n)
+
+
 def cmd_corpus(args) -> None:
     from saesteer.corpus import DOCUMENTS_SCHEMA, build_documents
 
@@ -580,6 +760,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-json", required=True)
     p.add_argument("--out-html", required=True)
 
+    p = step("concepts", cmd_concepts, "one layer's concepts: features and descriptions")
+    p.add_argument("--layer", type=int, required=True)
+    p.add_argument("--features", required=True)
+    p.add_argument("--logit-lens", required=True)
+    p.add_argument("--activations", required=True)
+    p.add_argument("--settings", required=True, help="the `concepts` settings as JSON")
+    p.add_argument("--out", required=True)
+
+    p = step("concept-generate", cmd_concept_generate, "answers steered by SAE, DiffMean, prompt")
+    p.add_argument("--layer", type=int, required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--sae", required=True)
+    p.add_argument("--concepts", required=True)
+    p.add_argument("--activations", required=True, help="DiffMean's concept texts")
+    p.add_argument("--settings", required=True, help="the `concepts` settings as JSON")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+
+    p = step("concept-judge", cmd_concept_judge, "rate answers: concept, instruction, fluency")
+    p.add_argument("--model", required=True, help="the run's model.json (the proxy's LM)")
+    p.add_argument("--generations", required=True)
+    p.add_argument("--concepts", required=True)
+    p.add_argument("--settings", required=True, help="the `concepts` settings as JSON")
+    p.add_argument("--resources", default="resources")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+
+    p = step("concept-table", cmd_concept_table, "factor choice and Table 1 over all layers")
+    p.add_argument("--ratings", nargs="+", required=True)
+    p.add_argument("--output-scores", nargs="+", required=True)
+    p.add_argument("--settings", required=True, help="the `concepts` settings as JSON")
+    p.add_argument("--scores-out", required=True)
+    p.add_argument("--table-out", required=True)
+    p.add_argument("--html-out", required=True)
+
     p = step("corpus", cmd_corpus, "build the text corpus (documents)")
     p.add_argument("--sources", nargs="*", default=[])
     p.add_argument("--files", nargs="*", default=[])
@@ -627,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, ActivationsError, ReleasedDataError) as e:
+    except (ConfigError, ActivationsError, ReleasedDataError, JudgeError) as e:
         log.error("%s", e)
         return 2
     return 0

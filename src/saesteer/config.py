@@ -111,6 +111,7 @@ def _check_semantics(config: dict) -> None:
             )
     _check_activations(config)
     _check_generation(config)
+    _check_concepts(config)
     source = model_source(config["model"]["source"])
     n_layers = source.n_layers()
     for layer in configured_layers(config):
@@ -180,6 +181,37 @@ def _check_generation(config: dict) -> None:
     released = config["best_factor"]["released"]
     if released and not Path(released).is_file():
         raise ConfigError(f"best_factor.released: {released} not found")
+
+
+def _check_concepts(config: dict) -> None:
+    from saesteer.instructions import INSTRUCTIONS, read_instruction_file
+
+    concepts = config["concepts"]
+    configured = configured_layers(config)
+    for layer in concepts["layers"]:
+        if layer not in configured:
+            raise ConfigError(f"concepts.layers: layer {layer} is not in layers {configured}")
+    if concepts["n_select"] >= concepts["n_instructions"]:
+        raise ConfigError(
+            f"concepts.n_select: {concepts['n_select']} leaves no test instructions "
+            f"(n_instructions {concepts['n_instructions']})"
+        )
+    spec = concepts["instructions"]
+    pool = INSTRUCTIONS if spec == "builtin" else spec
+    if isinstance(spec, dict):
+        pool = read_instruction_file(spec["file"])
+    if isinstance(pool, (list, tuple)) and len(pool) < concepts["n_instructions"]:
+        raise ConfigError(
+            f"concepts.instructions: {len(pool)} instructions, fewer than n_instructions "
+            f"{concepts['n_instructions']}"
+        )
+    if concepts["description"] == "neuronpedia":
+        for field in ("model_id", "source"):
+            if field not in config["activations"].get("neuronpedia", {}):
+                raise ConfigError(
+                    f"activations.neuronpedia.{field}: required for Neuronpedia explanations "
+                    "(concepts.description)"
+                )
 
 
 def _check_corpus(config: dict) -> None:

@@ -42,7 +42,7 @@ GENERATIONS_SCHEMA = {
 class SamplingSettings:
     temperature: float = 0.7
     max_new_tokens: int = 20
-    stop: str = "."  # a row stops once its text gains this
+    stop: str | None = "."  # a row stops once its text gains this (None: end of text only)
     batch_size: int = 128  # rows per forward
 
     @classmethod
@@ -57,14 +57,15 @@ def row_seed(seed: int, *key) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def stop_tokens(tokenizer, stop: str, vocab_size: int) -> torch.Tensor:
-    """Bool [vocab]: tokens whose text holds `stop`, and the end-of-sequence tokens.
+def stop_tokens(tokenizer, stop: str | None, vocab_size: int) -> torch.Tensor:
+    """Bool [vocab]: tokens whose text holds `stop` (unless None), and the end-of-sequence
+    tokens.
 
     Checked per token, so a stop string split across two tokens is not caught. Rows of a
     model's vocabulary beyond the tokenizer's (padding) never stop."""
     texts = tokenizer.batch_decode([[i] for i in range(min(vocab_size, len(tokenizer)))])
     stops = torch.zeros(vocab_size, dtype=torch.bool)
-    stops[: len(texts)] = torch.tensor([stop in text for text in texts])
+    stops[: len(texts)] = torch.tensor([bool(stop) and stop in text for text in texts])
     eos = tokenizer.eos_token_id
     for token in [eos] if isinstance(eos, int) else (eos or []):
         stops[token] = True

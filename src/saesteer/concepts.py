@@ -1,0 +1,237 @@
+"""Concept steering (the AxBench protocol the paper's Table 1 uses): concepts, chat
+prompts, and steered answers to instructions for three methods sharing one sampler.
+
+- `sae`: the feature's SAE direction over the factor grid (the method's steering hook);
+- `diffmean`: the DiffMean direction of the concept, same hook, same grid;
+- `prompting`: no steering, the concept stated in the prompt.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import polars as pl
+import torch
+
+from saesteer.generation import SamplingSettings, row_seed, sample_steered, stop_tokens
+
+CONCEPTS_SCHEMA = {
+    "layer": pl.Int32,
+    "feature": pl.Int64,
+    "concept": pl.Utf8,  # the description judges and the prompting baseline read
+    "description_source": pl.Utf8,  # "neuronpedia" or "derived"
+}
+
+CONCEPT_GENERATIONS_SCHEMA = {
+    "layer": pl.Int32,
+    "method": pl.Utf8,  # sae | diffmean | prompting
+    "feature": pl.Int64,
+    "factor": pl.Float64,  # 0.0 for prompting (no steering)
+    "instruction_id": pl.Int32,  # position in the concept's instructions
+    "split": pl.Utf8,  # "select" (chooses the factor) or "test"
+    "instruction": pl.Utf8,
+    "response": pl.Utf8,
+    "n_tokens": pl.Int32,
+    "seed": pl.Int64,
+}
+
+METHODS = ("sae", "diffmean", "prompting")
+PROMPTING_TEMPLATE = "{instruction}\n\nIn your answer, make sure to talk about {concept}."
+
+
+def _readable(tokens, n: int) -> list[str]:
+    """The first `n` distinct tokens that read as words, stripped."""
+    out: list[str] = []
+    for token in tokens:
+        # SentencePiece and byte-level BPE spell spaces and newlines with these marks
+        word = token.replace("▁", " ").replace("Ġ", " ").replace("Ċ", "\n").strip()
+        if any(c.isalnum() for c in word) and word.lower() not in (w.lower() for w in out):
+            out.append(word)
+        if len(out) == n:
+            break
+    return out
+
+
+def derived_description(lens_tokens: list[str], active_tokens: list[str]) -> str:
+    """A description from the feature's own evidence: what it promotes (logit lens) and
+    what it fires on (its top activating tokens, most frequent first)."""
+    promoted = _readable(lens_tokens, 5)
+    fires = _readable([t for t, _ in Counter(active_tokens).most_common()], 3)
+    parts = []
+    if promoted:
+        parts.append("words like " + ", ".join(f'"{w}"' for w in promoted))
+    if fires:
+        parts.append("contexts around " + ", ".join(f'"{w}"' for w in fires))
+    return " and ".join(parts) or "an unknown concept"
+
+
+def concept_table(
+    layer: int,
+    features: list[int],
+    logit_lens: pl.DataFrame,
+    activations: pl.DataFrame,
+    explanations: dict[int, str],
+) -> pl.DataFrame:
+    """One concept per feature: its Neuronpedia explanation when there is one, else a
+    description derived from its logit-lens and top-activation tokens."""
+    lens = logit_lens.sort("feature", "rank").group_by("feature", maintain_order=True).agg("token")
+    lens_tokens = dict(lens.iter_rows())
+    active = activations.with_columns(
+        top=pl.col("tokens").list.get(pl.col("max_token_index"), null_on_oob=True)
+    )
+    active_tokens = dict(active.group_by("feature").agg(pl.col("top").drop_nulls()).iter_rows())
+    rows = []
+    for f in features:
+        if explanations.get(f):
+            rows.append((layer, f, explanations[f], "neuronpedia"))
+        else:
+            text = derived_description(lens_tokens.get(f, []), active_tokens.get(f, []))
+            rows.append((layer, f, text, "derived"))
+    return pl.DataFrame(rows, schema=CONCEPTS_SCHEMA, orient="row")
+
+
+def chat_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of `text` as one user turn, ready for the assistant's answer."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            "concepts: the model's tokenizer has no chat template; concept steering needs "
+            "an instruction-tuned model"
+        )
+    messages = [{"role": "user", "content": text}]
+    rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return tokenizer(rendered, add_special_tokens=False)["input_ids"]
+
+
+@dataclass(frozen=True)
+class Job:
+    method: str
+    feature: int
+    factor: float
+    instruction_id: int
+    prompt: str  # the user turn
+
+
+def concept_jobs(
+    concepts: pl.DataFrame,
+    instructions: dict[int, list[str]],
+    factors: list[float],
+    n_select: int,
+) -> list[Job]:
+    """Steered methods answer every instruction at every factor; prompting needs no factor
+    to choose, so it answers the test instructions only."""
+    jobs = []
+    for feature, concept in concepts.select("feature", "concept").iter_rows():
+        texts = instructions[feature]
+        for method in METHODS:
+            if method == "prompting":
+                jobs += [
+                    Job(
+                        method,
+                        feature,
+                        0.0,
+                        i,
+                        PROMPTING_TEMPLATE.format(instruction=t, concept=concept),
+                    )
+                    for i, t in enumerate(texts)
+                    if i >= n_select
+                ]
+            else:
+                jobs += [
+                    Job(method, feature, float(c), i, t)
+                    for c in factors
+                    for i, t in enumerate(texts)
+                ]
+    return jobs
+
+
+def end_of_turn_ids(model, tokenizer) -> list[int]:
+    """Tokens that end an answer: the tokenizer's EOS, the model's generation EOS ids (e.g.
+    Gemma's <end_of_turn> next to <eos>), and known end-of-turn marks in the vocabulary."""
+    ids = []
+    config = getattr(model, "generation_config", None)
+    for eos in (tokenizer.eos_token_id, getattr(config, "eos_token_id", None)):
+        ids += [eos] if isinstance(eos, int) else list(eos or [])
+    vocab = tokenizer.get_vocab()
+    ids += [vocab[t] for t in END_OF_TURN if t in vocab]
+    return sorted(set(ids))
+
+
+END_OF_TURN = ("<end_of_turn>", "<|eot_id|>", "<|im_end|>", "<|end|>")
+
+
+def generate_concepts(
+    model,
+    tokenizer,
+    sae,
+    layer: int,
+    concepts: pl.DataFrame,
+    instructions: dict[int, list[str]],
+    factors: list[float],
+    directions: dict[str, dict[int, torch.Tensor]],
+    n_select: int,
+    seed: int,
+    settings: SamplingSettings,
+    chunk_rows: int | None = None,
+) -> pl.DataFrame:
+    """One sampled answer per job of `concept_jobs`; `directions[method][feature]` is the
+    steering direction (a method misses the concepts it has none for). Answers end at an
+    end-of-turn token or after max_new_tokens.
+
+    Jobs run in chunks of `chunk_rows` (16 batches by default), so the KV cache of the
+    distinct prompts held at once stays small however many concepts there are; each row's
+    own random stream makes the answers the same for any chunking."""
+    jobs = [
+        j
+        for j in concept_jobs(concepts, instructions, factors, n_select)
+        if j.method == "prompting" or j.feature in directions.get(j.method, {})
+    ]
+    d_model = sae.cfg.d_in
+    zero = torch.zeros(d_model)
+    rows = (
+        torch.stack(
+            [
+                directions[j.method][j.feature].cpu() if j.method in directions else zero
+                for j in jobs
+            ]
+        )
+        if jobs
+        else torch.zeros(0, d_model)
+    )
+    prompts = {p: chat_ids(tokenizer, p) for p in dict.fromkeys(j.prompt for j in jobs)}
+    seeds = [row_seed(seed, j.method, j.feature, j.factor, j.instruction_id) for j in jobs]
+    vocab = model.get_output_embeddings().weight.shape[0]
+    stops = stop_tokens(tokenizer, settings.stop, vocab)
+    stops[[i for i in end_of_turn_ids(model, tokenizer) if i < vocab]] = True
+    pad_id = next(i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if i is not None)
+    chunk_rows = chunk_rows or 16 * settings.batch_size
+    answers: list[list[int]] = []
+    for start in range(0, len(jobs), chunk_rows):
+        part = slice(start, start + chunk_rows)
+        answers += sample_steered(
+            model,
+            sae,
+            layer,
+            [prompts[j.prompt] for j in jobs[part]],
+            rows[part],
+            torch.tensor([j.factor for j in jobs[part]]),
+            seeds[part],
+            stops,
+            pad_id,
+            settings,
+        )
+    return pl.DataFrame(
+        {
+            "layer": [layer] * len(jobs),
+            "method": [j.method for j in jobs],
+            "feature": [j.feature for j in jobs],
+            "factor": [j.factor for j in jobs],
+            "instruction_id": [j.instruction_id for j in jobs],
+            "split": ["select" if j.instruction_id < n_select else "test" for j in jobs],
+            "instruction": [instructions[j.feature][j.instruction_id] for j in jobs],
+            "response": [tokenizer.decode(a, skip_special_tokens=True).strip() for a in answers],
+            "n_tokens": [len(a) for a in answers],
+            "seed": seeds,
+        },
+        schema=CONCEPT_GENERATIONS_SCHEMA,
+    )
