@@ -306,8 +306,14 @@ def _job_counts(dry_run_output: str) -> dict[str, int]:
     return dict(Counter(rule for rule, _ in _jobs(dry_run_output)))
 
 
-@pytest.mark.parametrize(("name", "n_layers"), [("config.yaml", 3), ("smollm2-full.yaml", 30)])
-def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers):
+CONCEPT_RULES = ["concepts", "concept_generations", "concept_ratings"]
+
+
+@pytest.mark.parametrize(
+    ("name", "n_layers", "n_concept_layers"),
+    [("config.yaml", 3, 1), ("smollm2-full.yaml", 30, 2)],
+)
+def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers, n_concept_layers):
     config = yaml.safe_load((REPO / "config" / name).read_text())
     # The Debian corpus may be absent where tests run; a file corpus plans the same DAG.
     (tmp_path / "text.txt").write_text("Some text.")
@@ -316,9 +322,10 @@ def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers):
     assert result.returncode == 0, result.stderr[-3000:]
     per_layer = ["train_sae", "sae", "sae_metrics", *PER_FEATURE_RULES]
     once = ["model", "embedded_model", "corpus", "tokenize_corpus", "manifest", "all"]
-    once += ["aggregate", "plots", "findings"]
+    once += ["aggregate", "plots", "findings", "concept_table"]
     assert _job_counts(result.stdout) == {
         **dict.fromkeys(per_layer, n_layers),
+        **dict.fromkeys(CONCEPT_RULES, n_concept_layers),
         **dict.fromkeys(once, 1),
     }
 
@@ -335,6 +342,23 @@ def test_the_gemma_config_plans_the_papers_study(tmp_path):
     features = json.loads((REPO / "config" / "gemma-2-2b-features.json").read_text())
     assert sorted(map(int, features)) == list(range(26))
     assert all(len(set(ids)) == 100 and max(ids) < 16384 for ids in features.values())
+
+
+def test_the_concept500_config_plans_the_papers_table_1(tmp_path):
+    """Gemma-2-9B-it at layers 20 and 31 with the paper's files (stand-ins of the same
+    format here): every stage per layer, concept steering on both."""
+    config = yaml.safe_load((REPO / "config" / "gemma-2-9b-it-concept500.yaml").read_text())
+    ids = {"20": list(range(0, 1000, 2)), "31": list(range(1, 1000, 2))}
+    (tmp_path / "features.json").write_text(json.dumps(ids))
+    cache = {f"{layer}_{i}": [f"q{j}" for j in range(10)] for layer in ids for i in ids[layer]}
+    (tmp_path / "instructions.json").write_text(json.dumps(cache))
+    config["features"]["file"] = str(tmp_path / "features.json")
+    config["concepts"]["instructions"]["file"] = str(tmp_path / "instructions.json")
+    result = run_snakemake(tmp_path, config, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    per_layer = [*PER_FEATURE_RULES, "sae", *CONCEPT_RULES]
+    once = ["model", "manifest", "all", "aggregate", "plots", "findings", "concept_table"]
+    assert _job_counts(result.stdout) == {**dict.fromkeys(per_layer, 2), **dict.fromkeys(once, 1)}
 
 
 @pytest.mark.parametrize("source", ["neuronpedia", "bulk"])

@@ -144,3 +144,46 @@ def model_mem(extra_mb):
 
 # A separate perplexity evaluator (gen_metrics.evaluator) is counted as another 20 GB.
 EVALUATOR_MB = 20000 if config["gen_metrics"]["evaluator"] else 0
+
+
+CONCEPTS = config["concepts"]
+CONCEPT_LAYERS = sorted(CONCEPTS["layers"])
+
+
+# Which `concepts` settings each concept rule reads, so an edit reruns only the stages it
+# feeds (a new judge rates again but does not regenerate, a new threshold only re-tables).
+CONCEPT_KEYS = {
+    "concepts": ["max_concepts", "description"],
+    "generations": [
+        "instructions",
+        "n_instructions",
+        "n_select",
+        "factors",
+        "temperature",
+        "max_new_tokens",
+        "seed",
+        "batch_size",
+        "diffmean_examples",
+    ],
+    "ratings": ["judge"],
+    "table": ["thresholds", "aggregation"],
+}
+
+
+def concept_settings(stage):
+    """The `concepts` settings `stage` reads; the description source resolved (auto reads
+    Neuronpedia's explanations when the activations come from there)."""
+    settings = {key: CONCEPTS[key] for key in CONCEPT_KEYS[stage]}
+    if stage == "concepts":
+        if settings["description"] == "auto":
+            from_api = ACTIVATIONS["source"] == "neuronpedia"
+            settings["description"] = "neuronpedia" if from_api else "derived"
+        if settings["description"] == "neuronpedia":
+            settings["neuronpedia"] = ACTIVATIONS["neuronpedia"]
+    return json.dumps(settings, sort_keys=True)
+
+
+def concept_instruction_files(wildcards):
+    """A user's instruction file is an input, so editing it reruns the answers."""
+    spec = CONCEPTS["instructions"]
+    return [spec["file"]] if isinstance(spec, dict) else []

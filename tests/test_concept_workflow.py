@@ -1,0 +1,161 @@
+"""The concepts part of the workflow on the tiny model: the proxy judge offline, and the
+chat-completions judge against a loopback fake server."""
+
+import copy
+import json
+
+import polars as pl
+import pytest
+
+from saesteer.cli import main
+from tests.conftest import run_snakemake
+from tests.fake_chat import FakeChat, Reply
+from tests.test_workflow import _jobs
+
+INSTRUCTIONS = ["w1 w2", "w3", "w4 w5 w6", "w7", "w8 w9"]
+TABLE = "results/tiny/concepts/concept_table.html"
+
+
+def concept_config(tiny_config, **judge) -> dict:
+    tiny_config["concepts"] = {
+        "layers": [2],
+        "max_concepts": 3,
+        "instructions": INSTRUCTIONS,
+        "n_instructions": 4,
+        "n_select": 2,
+        "factors": [1.0, 4.0],
+        "max_new_tokens": 6,
+        "diffmean_examples": 5,
+        "thresholds": [0.0],
+        "judge": judge or {"kind": "proxy"},
+    }
+    return tiny_config
+
+
+def _ratings_log(workdir) -> str:
+    return (workdir / "results/tiny/logs/concept_ratings/2.log").read_text()
+
+
+def test_concepts_with_the_proxy_judge(tmp_path, tiny_config):
+    config = concept_config(tiny_config)
+    result = run_snakemake(tmp_path, config, TABLE)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "results/tiny"
+    concepts = pl.read_parquet(out / "layers/2/concepts.parquet")
+    assert concepts["feature"].to_list() == [0, 3, 7]  # the first 3 of layer 2's features
+    assert set(concepts["description_source"]) == {"derived"}
+    answers = pl.read_parquet(out / "layers/2/concept_generations.parquet")
+    assert answers.height == 3 * (2 * 2 * 4) + 3 * 2
+    ratings = pl.read_parquet(out / "layers/2/concept_ratings.parquet")
+    assert ratings["judge_proxy"].all() and ratings["judge"][0].startswith("proxy:")
+    for column in ("concept_rating", "instruction_rating", "fluency_rating", "harmonic"):
+        assert ratings[column].is_between(0, 2).all()
+    table = pl.read_parquet(out / "concepts/concept_table.parquet")
+    assert table["row"].to_list() == [
+        "Prompting",
+        "SAE, output score >= 0",
+        "SAE, no filter",
+        "DiffMean",
+    ]
+    assert table["n_concepts"].to_list() == [3, 3, 3, 3]
+    scores = pl.read_parquet(out / "concepts/concept_scores.parquet")
+    assert set(scores.filter(pl.col("method") == "sae")["factor"]) <= {1.0, 4.0}
+    assert "Proxy judge" in (tmp_path / TABLE).read_text()
+    assert "0 ratings from the cache" in _ratings_log(tmp_path)
+
+    # A rerun of the judge reads every rating from the cache.
+    result = run_snakemake(tmp_path, config, TABLE, "--forcerun", "concept_ratings")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ", 0 new" in _ratings_log(tmp_path)
+    assert pl.read_parquet(out / "layers/2/concept_ratings.parquet").equals(ratings)
+
+    # An edit reruns only the stages it feeds.
+    for section, value, rules in [
+        ("thresholds", [0.5], {"concept_table"}),
+        (
+            "judge",
+            {"kind": "proxy", "proxy": {"concept_similarity": [0.0, 0.3]}},
+            {"concept_ratings", "concept_table"},
+        ),
+        ("factors", [1.0, 2.0], {"concept_generations", "concept_ratings", "concept_table"}),
+    ]:
+        edited = copy.deepcopy(config)
+        edited["concepts"][section] = value
+        dry = run_snakemake(tmp_path, edited, TABLE, "-n")
+        assert {rule for rule, _ in _jobs(dry.stdout)} == rules, section
+
+
+def test_concepts_with_a_chat_judge(tmp_path, tiny_config, monkeypatch):
+    with FakeChat(api_key="sk-test", answer=lambda user: "Rating: 2") as server:
+        judge = {
+            "kind": "chat",
+            "cache_dir": str(tmp_path / "judge-cache"),
+            "chat": {
+                "base_url": server.url,
+                "model": "judge-1",
+                "api_key_env": "TEST_KEY",
+                "backoff": 0,
+                "requests_per_minute": 0,
+            },
+        }
+        config = concept_config(tiny_config, **judge)
+        server.script = [Reply(status=503), Reply(status=429, headers={"Retry-After": "0"})]
+        result = run_snakemake(tmp_path, config, TABLE, env={"TEST_KEY": "sk-test"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        ratings = pl.read_parquet(tmp_path / "results/tiny/layers/2/concept_ratings.parquet")
+        assert not ratings["judge_proxy"].any()
+        assert ratings["judge"][0].startswith(f"chat:judge-1@{server.url.split('/')[2]}:")
+        assert (ratings["harmonic"] == 2.0).all()
+        assert "Proxy judge" not in (tmp_path / TABLE).read_text()
+        sent = len(server.requests)
+        assert 0 < sent <= 3 * ratings.height + 2  # each (prompt, response) once, 2 retried
+
+        # The judge's disk cache: a rerun sends nothing.
+        forced = ("--forcerun", "concept_ratings")
+        result = run_snakemake(tmp_path, config, TABLE, *forced, env={"TEST_KEY": "sk-test"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert len(server.requests) == sent
+
+        # A rejected key stops the job with the variable's name, and no artifact.
+        (tmp_path / "judge-cache").rename(tmp_path / "old-cache")
+        result = run_snakemake(tmp_path, config, TABLE, *forced, env={"TEST_KEY": "sk-wrong"})
+        assert result.returncode != 0
+        assert "$TEST_KEY" in _ratings_log(tmp_path)
+        assert "sk-wrong" not in _ratings_log(tmp_path)
+
+        # The step itself: exit status 2, and no artifact at all.
+        monkeypatch.setenv("TEST_KEY", "sk-wrong")
+        layer = tmp_path / "results/tiny/layers/2"
+        out = tmp_path / "ratings.parquet"
+        status = main(
+            [
+                "concept-judge",
+                "--model",
+                str(tmp_path / "results/tiny/model.json"),
+                "--generations",
+                str(layer / "concept_generations.parquet"),
+                "--concepts",
+                str(layer / "concepts.parquet"),
+                "--settings",
+                json.dumps({"judge": judge}),
+                "--out",
+                str(out),
+            ]
+        )
+        assert status == 2 and not out.exists() and not list(tmp_path.glob(".ratings*"))
+
+
+@pytest.mark.parametrize(
+    "concepts, message",
+    [
+        ({"layers": [5]}, "concepts.layers: layer 5 is not in layers"),
+        ({"layers": [2], "n_select": 10}, "concepts.n_select"),
+        ({"layers": [2], "instructions": ["a", "b"]}, "concepts.instructions: 2 instructions"),
+        ({"layers": [2], "judge": {"kind": "gpt"}}, "concepts.judge.kind"),
+    ],
+)
+def test_bad_concept_settings_fail_early(tmp_path, tiny_config, concepts, message):
+    tiny_config["concepts"] = concepts
+    result = run_snakemake(tmp_path, tiny_config, "-n")
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
