@@ -63,6 +63,12 @@ def test_concepts_with_the_proxy_judge(tmp_path, tiny_config):
     assert "Proxy judge" in (tmp_path / TABLE).read_text()
     assert "0 ratings from the cache" in _ratings_log(tmp_path)
 
+    # The report holds the table under its own category.
+    result = run_snakemake(tmp_path, config, TABLE, "--report", str(tmp_path / "report.html"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (tmp_path / "report.html").read_text()
+    assert "Concept steering" in report and "concept_table.html" in report
+
     # A rerun of the judge reads every rating from the cache.
     result = run_snakemake(tmp_path, config, TABLE, "--forcerun", "concept_ratings")
     assert result.returncode == 0, result.stderr[-3000:]
