@@ -17,7 +17,7 @@ import requests
 from tqdm import tqdm
 
 from saesteer.activations import ActivationsError, Example, parse_feature_json
-from saesteer.http import RETRY_STATUSES, retrying_session
+from saesteer.http import RETRY_STATUSES, refuse_unauthorized_or_redirected, retrying_session
 from saesteer.io import write_json
 
 log = logging.getLogger(__name__)
@@ -143,18 +143,15 @@ class _Client:
             raise NeuronpediaError(
                 f"{what}: GET {url} failed after {s.retries} retries ({reason})"
             ) from None
-        if response.status_code in (401, 403):
-            state = "was rejected" if self.key else "is not set"
-            raise NeuronpediaError(
-                f"{what}: HTTP {response.status_code} from {url}: the API key in "
-                f"${s.api_key_env} {state}"
-            )
-        if response.is_redirect:
-            target = response.headers.get("Location", "?")
-            raise NeuronpediaError(
-                f"{what}: HTTP {response.status_code} from {url} redirects to {target}; not "
-                f"followed, so the API key goes nowhere else (point neuronpedia.base_url there)"
-            )
+        refuse_unauthorized_or_redirected(
+            response,
+            what,
+            url,
+            s.api_key_env,
+            bool(self.key),
+            "activations.neuronpedia.base_url",
+            NeuronpediaError,
+        )
         if response.status_code == 404:
             raise NeuronpediaError(
                 f"{what}: HTTP 404, not found at {url} (check neuronpedia.model_id, "

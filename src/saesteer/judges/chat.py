@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import requests
 from tqdm import tqdm
 
-from saesteer.http import RETRY_STATUSES, retrying_session
+from saesteer.http import RETRY_STATUSES, refuse_unauthorized_or_redirected, retrying_session
 from saesteer.judges.base import ASPECTS, Item, Judge, JudgeError
 
 log = logging.getLogger(__name__)
@@ -269,17 +269,9 @@ class _Client:
     def _check_status(self, response: requests.Response) -> None:
         s = self.settings
         code = response.status_code
-        if code in (401, 403):
-            raise JudgeError(
-                f"{self.what}: HTTP {code} from {s.url}: the API key in ${s.api_key_env} "
-                f"was rejected"
-            )
-        if response.is_redirect:
-            target = response.headers.get("Location", "?")
-            raise JudgeError(
-                f"{self.what}: HTTP {code} from {s.url} redirects to {target}; not followed, "
-                f"so the API key goes nowhere else (point base_url there)"
-            )
+        refuse_unauthorized_or_redirected(
+            response, self.what, s.url, s.api_key_env, True, "base_url", JudgeError
+        )
         if code == 404:
             raise JudgeError(
                 f"{self.what}: HTTP 404 from {s.url}: check base_url and that the server "
