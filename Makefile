@@ -61,6 +61,7 @@ bench: install
 	python benchmarks/bench_output_score.py $(BENCH_ARGS)
 	python benchmarks/bench_mining.py $(MINING_BENCH_ARGS)
 	python benchmarks/bench_generation.py $(GENERATION_BENCH_ARGS)
+	python benchmarks/bench_concepts.py $(CONCEPT_BENCH_ARGS)
 
 clean:
 	rm -rf results .snakemake

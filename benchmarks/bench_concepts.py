@@ -1,0 +1,128 @@
+"""Concept-steering answers: the batched sampler against a per-answer `generate` loop.
+
+Generated tokens per second of both, in one process, on the same model, SAE, concepts,
+factors and instructions (chat template, temperature 0.7, up to 128 new tokens, stop at
+the end of the turn):
+- batched: `generate_concepts` (SAE and DiffMean-shaped rows over the factor grid plus
+  prompting), many rows per forward, per-row steering, stop and random stream;
+- reference: one answer per `model.generate` call with the public code's intervention
+  (`steer_reference`), as a per-concept loop would run it.
+
+    python benchmarks/bench_concepts.py --layers 27
+    python benchmarks/bench_concepts.py --sae 'results/smollm2-demo/layers/{layer}/sae'
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import torch
+from common import bench_parser, run_layers, timed
+
+from saesteer.concepts import chat_ids, end_of_turn_ids, generate_concepts
+from saesteer.generation import SamplingSettings
+from saesteer.instructions import concept_instructions
+from saesteer.steering import steer_reference, steering_directions
+
+
+def reference_loop(model, tokenizer, sae, layer, rows, settings) -> int:
+    """Generated tokens of `rows` [(feature, factor, instruction)], one call each."""
+    total = 0
+    stop = end_of_turn_ids(model, tokenizer)
+    for feature, factor, instruction in rows:
+        ids = torch.tensor([chat_ids(tokenizer, instruction)], device=model.device)
+        with steer_reference(model, sae, layer, feature, factor):
+            out = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=True,
+                temperature=settings.temperature,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=settings.max_new_tokens,
+                eos_token_id=stop,
+                pad_token_id=stop[0],
+            )
+        total += out.shape[1] - ids.shape[1]
+    return total
+
+
+def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
+    generator = torch.Generator().manual_seed(layer)
+    features = torch.randperm(sae.cfg.d_sae, generator=generator)[: args.concepts].tolist()
+    concepts = pl.DataFrame(
+        {
+            "layer": [layer] * len(features),
+            "feature": features,
+            "concept": [f"concept {f}" for f in features],
+        }
+    )
+    instructions = concept_instructions("builtin", layer, features, 10, 0)
+    rows = steering_directions(sae, features)
+    directions = {
+        "sae": dict(zip(features, rows, strict=True)),
+        "diffmean": dict(zip(features, rows.flip(-1), strict=True)),  # any other direction
+    }
+    settings = SamplingSettings(max_new_tokens=128, stop=None, batch_size=args.batch_size)
+    factors = args.factors
+    call = (model, tokenizer, sae, layer, concepts, instructions, factors, directions, 5, 0)
+    frame, batched_s, batched_mib = timed(device, generate_concepts, *call, settings)
+    reference = [
+        (features[i % len(features)], factors[i % len(factors)], instructions[features[0]][i % 10])
+        for i in range(args.reference_rows)
+    ]
+    reference_loop(model, tokenizer, sae, layer, reference[:1], settings)  # warm-up
+    ref_tokens, ref_s, ref_mib = timed(
+        device, reference_loop, model, tokenizer, sae, layer, reference, settings
+    )
+    batched_rate = frame["n_tokens"].sum() / batched_s
+    ref_rate = ref_tokens / ref_s
+    return {
+        "layer": layer,
+        "batched_tokens_per_s": batched_rate,
+        "reference_tokens_per_s": ref_rate,
+        "ratio": batched_rate / ref_rate,
+        "batched_peak_mib": batched_mib,
+        "reference_peak_mib": ref_mib,
+        "batched_answers": frame.height,
+        "batched_tokens": int(frame["n_tokens"].sum()),
+        "batched_seconds": batched_s,
+        "reference_answers": len(reference),
+        "reference_tokens": ref_tokens,
+    }
+
+
+def main() -> None:
+    parser = bench_parser(__doc__)
+    parser.add_argument("--concepts", type=int, default=4)
+    parser.add_argument("--factors", type=float, nargs="+", default=[2.0, 4.0, 10.0])
+    parser.add_argument("--reference-rows", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    run_layers(
+        args,
+        lambda model, tokenizer, sae, layer, device: bench_layer(
+            model, tokenizer, sae, layer, args, device
+        ),
+        f"batch {args.batch_size}, {args.concepts} concepts x 10 instructions x "
+        f"{len(args.factors)} factors x 2 steered methods + prompting, 128 new tokens",
+        [
+            "layer",
+            "batched (tokens/s)",
+            "reference loop (tokens/s)",
+            "ratio",
+            "peak MiB batched / ref",
+            "batched answers, tokens, s",
+        ],
+        lambda r: [
+            str(r["layer"]),
+            f"{r['batched_tokens_per_s']:.0f}",
+            f"{r['reference_tokens_per_s']:.1f}",
+            f"{r['ratio']:.1f}x",
+            f"{r['batched_peak_mib']:.0f} / {r['reference_peak_mib']:.0f}",
+            f"{r['batched_answers']}, {r['batched_tokens']}, {r['batched_seconds']:.0f}",
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
