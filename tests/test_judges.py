@@ -102,3 +102,14 @@ def test_a_failure_keeps_the_chunks_already_rated(tmp_path):
     again = Counting()
     result = judge_items(again, items, JudgeCache(tmp_path, again), chunk=2)
     assert result["cache_hits"] == 2  # the first chunk survived the failure
+
+
+def test_judges_come_from_a_registry():
+    from saesteer.judges import JUDGES, make_judge
+    from saesteer.judges.chat import ChatJudge
+
+    assert set(JUDGES) == {"chat", "proxy"}
+    chat = make_judge({"kind": "chat", "chat": {"model": "m"}}, {}, "cpu", "resources")
+    assert isinstance(chat, ChatJudge) and chat.name.startswith("chat:m@")
+    with pytest.raises(JudgeError, match="unknown judge 'oracle'"):
+        make_judge({"kind": "oracle"}, {}, "cpu", "resources")

@@ -481,34 +481,18 @@ def cmd_concept_generate(args) -> None:
     log.info("layer %d: %d answers; mean tokens %s", layer, frame.height, lengths.rows())
 
 
-def make_judge(settings: dict, model_json: str, device: str, resources: str):
-    """The configured judge (a registry by kind)."""
-    from saesteer.judges.chat import ChatJudge, ChatSettings
-    from saesteer.judges.proxy import ProxyJudge, ProxySettings
-
-    judge = settings["judge"]
-    if judge["kind"] == "chat":
-        return ChatJudge(ChatSettings.from_config(judge["chat"]))
-    from saesteer.models import load_model
-
-    info = read_json(model_json)
-    model, tokenizer = load_model(info["path"], info["dtype"], device)
-    proxy = ProxySettings.from_config(judge["proxy"])
-    return ProxyJudge(proxy, model, tokenizer, info["source"], resources)
-
-
 def cmd_concept_judge(args) -> None:
     import polars as pl
 
     from saesteer.concept_eval import RATINGS_SCHEMA, with_harmonic
-    from saesteer.judges import Item, JudgeCache, judge_items
+    from saesteer.judges import Item, JudgeCache, judge_items, make_judge
 
     settings = json.loads(args.settings)
     generations = pl.read_parquet(args.generations).join(
         pl.read_parquet(args.concepts).select("layer", "feature", "concept"),
         on=["layer", "feature"],
     )
-    judge = make_judge(settings, args.model, args.device, args.resources)
+    judge = make_judge(settings["judge"], read_json(args.model), args.device, args.resources)
     items = [
         Item(concept, instruction, response)
         for concept, instruction, response in generations.select(
