@@ -127,7 +127,10 @@ def best_factor_inputs(wildcards):
 
 def layer_outputs(kind, layers=None):
     """One per-layer artifact of every configured layer (or of `layers`)."""
-    return expand(f"{OUT}/layers/{{layer}}/{kind}.parquet", layer=layers or LAYERS)
+    return expand(
+        f"{OUT}/layers/{{layer}}/{kind}.parquet",
+        layer=LAYERS if layers is None else layers,
+    )
 
 
 # The loaded model's memory (MiB): model.mem_mb, else 1 GB for the embedded 135M model
