@@ -191,7 +191,7 @@ def generate_concepts(
     rows = (
         torch.stack(
             [
-                directions[j.method][j.feature].cpu() if j.method in directions else zero
+                directions[j.method][j.feature].float().cpu() if j.method in directions else zero
                 for j in jobs
             ]
         )
