@@ -3,8 +3,12 @@ server errors, with exponential backoff and the server's `Retry-After` honoured.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
 import requests
 from requests.adapters import HTTPAdapter
+from tqdm import tqdm
 from urllib3.util.retry import Retry
 
 from saesteer import __version__
@@ -55,3 +59,26 @@ def refuse_unauthorized_or_redirected(
             f"{what}: HTTP {code} from {url} redirects to {target}; not followed, so the API "
             f"key goes nowhere else (point {base_url_field} there)"
         )
+
+
+def run_bounded(task: Callable[[int], None], n: int, concurrency: int, desc: str, unit: str):
+    """task(i) for i < n on a pool of `concurrency` threads, with a progress bar. The first
+    error, or Ctrl-C, drops the queued tasks and is raised."""
+    with (
+        ThreadPoolExecutor(max(1, concurrency)) as pool,
+        tqdm(total=n, desc=desc, unit=unit) as bar,
+    ):
+        futures = [pool.submit(task, i) for i in range(n)]
+        for future in futures:
+            future.add_done_callback(lambda _: bar.update())
+        try:
+            pending = set(futures)
+            while pending:
+                # A timeout, so the main thread wakes to take Ctrl-C: the signal may land
+                # on a worker thread, and an untimed wait would sleep through it.
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise

@@ -8,16 +8,19 @@ import json
 import logging
 import os
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import requests
-from tqdm import tqdm
 
 from saesteer.activations import ActivationsError, Example, parse_feature_json
-from saesteer.http import RETRY_STATUSES, refuse_unauthorized_or_redirected, retrying_session
+from saesteer.http import (
+    RETRY_STATUSES,
+    refuse_unauthorized_or_redirected,
+    retrying_session,
+    run_bounded,
+)
 from saesteer.io import write_json
 
 log = logging.getLogger(__name__)
@@ -88,25 +91,13 @@ def read_cached(settings: NeuronpediaSettings, layer: int, feature: int) -> list
 
 def _download(settings: NeuronpediaSettings, layer: int, features: list[int]) -> None:
     client = _Client(settings)
-    with (
-        ThreadPoolExecutor(settings.concurrency) as pool,
-        tqdm(total=len(features), desc=f"neuronpedia layer {layer}", unit="feature") as bar,
-    ):
-        futures = [pool.submit(_fetch_one, client, settings, layer, f) for f in features]
-        for future in futures:
-            future.add_done_callback(lambda _: bar.update())
-        try:
-            pending = set(futures)
-            while pending:
-                # A timeout, so the main thread wakes to take Ctrl-C: the signal may land
-                # on a worker thread, and an untimed wait would sleep through it.
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    future.result()  # the first error, naming its feature
-        except BaseException:
-            # An error or Ctrl-C: drop the queued features instead of fetching them all.
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    run_bounded(
+        lambda i: _fetch_one(client, settings, layer, features[i]),
+        len(features),
+        settings.concurrency,
+        f"neuronpedia layer {layer}",
+        "feature",
+    )
 
 
 def _fetch_one(client: _Client, settings: NeuronpediaSettings, layer: int, feature: int) -> None:

@@ -14,14 +14,17 @@ import os
 import re
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
 
 import requests
-from tqdm import tqdm
 
-from saesteer.http import RETRY_STATUSES, refuse_unauthorized_or_redirected, retrying_session
+from saesteer.http import (
+    RETRY_STATUSES,
+    refuse_unauthorized_or_redirected,
+    retrying_session,
+    run_bounded,
+)
 from saesteer.judges.base import ASPECTS, Item, Judge, JudgeError
 
 log = logging.getLogger(__name__)
@@ -138,31 +141,10 @@ class ChatJudge(Judge):
             ratings[i] = client.rating(user_message(prompts[i], responses[i]))
 
         try:
-            _run_bounded(one, len(prompts), s.concurrency, f"judge {aspect}")
+            run_bounded(one, len(prompts), s.concurrency, f"judge {aspect}", "rating")
         finally:
             client.close()
         return ratings  # type: ignore[return-value]
-
-
-def _run_bounded(task, n: int, concurrency: int, desc: str) -> None:
-    """task(i) for i < n on a bounded pool; the first error stops the queue and is raised."""
-    with (
-        ThreadPoolExecutor(max(1, concurrency)) as pool,
-        tqdm(total=n, desc=desc, unit="rating") as bar,
-    ):
-        futures = [pool.submit(task, i) for i in range(n)]
-        for future in futures:
-            future.add_done_callback(lambda _: bar.update())
-        try:
-            pending = set(futures)
-            while pending:
-                # A timeout, so the main thread wakes to take Ctrl-C (see neuronpedia.py).
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    future.result()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
 
 
 class RateLimiter:
