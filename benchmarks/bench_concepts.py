@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import polars as pl
 import torch
-from common import bench_parser, run_layers, timed
+from common import bench_parser, run_layers, steered_generate, timed
 
 from saesteer.concepts import chat_ids, end_of_turn_ids, generate_concepts
 from saesteer.generation import SamplingSettings
 from saesteer.instructions import concept_instructions
-from saesteer.steering import steer_reference, steering_directions
+from saesteer.steering import steering_directions
 
 
 def reference_loop(model, tokenizer, sae, layer, rows, settings) -> int:
@@ -30,19 +30,17 @@ def reference_loop(model, tokenizer, sae, layer, rows, settings) -> int:
     stop = end_of_turn_ids(model, tokenizer)
     for feature, factor, instruction in rows:
         ids = torch.tensor([chat_ids(tokenizer, instruction)], device=model.device)
-        with steer_reference(model, sae, layer, feature, factor):
-            out = model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                do_sample=True,
-                temperature=settings.temperature,
-                top_k=0,
-                top_p=1.0,
-                max_new_tokens=settings.max_new_tokens,
-                eos_token_id=stop,
-                pad_token_id=stop[0],
-            )
-        total += out.shape[1] - ids.shape[1]
+        total += steered_generate(
+            model,
+            sae,
+            layer,
+            feature,
+            factor,
+            ids,
+            settings,
+            eos_token_id=stop,
+            pad_token_id=stop[0],
+        )
     return total
 
 

@@ -14,11 +14,10 @@ factors and prefixes:
 from __future__ import annotations
 
 import torch
-from common import bench_parser, run_layers, timed
+from common import bench_parser, run_layers, steered_generate, timed
 
 from saesteer.generation import FACTOR_GRID, SamplingSettings, generate_grid
 from saesteer.prompts import PREFIXES, encode_prompt
-from saesteer.steering import steer_reference
 
 
 def reference_loop(model, tokenizer, sae, layer, rows, settings) -> int:
@@ -26,20 +25,18 @@ def reference_loop(model, tokenizer, sae, layer, rows, settings) -> int:
     total = 0
     for feature, factor, prefix in rows:
         ids = torch.tensor([encode_prompt(tokenizer, prefix)], device=model.device)
-        with steer_reference(model, sae, layer, feature, factor):
-            out = model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                do_sample=True,
-                temperature=settings.temperature,
-                top_k=0,
-                top_p=1.0,
-                max_new_tokens=settings.max_new_tokens,
-                stop_strings=[settings.stop],
-                tokenizer=tokenizer,
-                pad_token_id=tokenizer.eos_token_id,
-            )
-        total += out.shape[1] - ids.shape[1]
+        total += steered_generate(
+            model,
+            sae,
+            layer,
+            feature,
+            factor,
+            ids,
+            settings,
+            stop_strings=[settings.stop],
+            tokenizer=tokenizer,
+            pad_token_id=tokenizer.eos_token_id,
+        )
     return total
 
 

@@ -65,6 +65,26 @@ def timed(device: str, func, *args) -> tuple[dict, float, float]:
     return out, seconds, stats["peak_mib"]
 
 
+def steered_generate(model, sae, layer, feature, factor, ids, settings, **stop) -> int:
+    """New tokens of one reference-style `generate` call on prompt `ids` [1, n]: the public
+    code's intervention (`steer_reference`) and plain temperature sampling; `stop` holds
+    generate's stop arguments."""
+    from saesteer.steering import steer_reference
+
+    with steer_reference(model, sae, layer, feature, factor):
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=True,
+            temperature=settings.temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=settings.max_new_tokens,
+            **stop,
+        )
+    return out.shape[1] - ids.shape[1]
+
+
 def load_layer_sae(template: str | None, layer: int, d_in: int, device: str):
     from sae_lens import SAE, TopKSAE, TopKSAEConfig
     from sae_lens.saes.sae import SAEMetadata
