@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from saesteer.io import is_finite_number, loads_json
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,13 @@ def parse_example(record: Any, where: str) -> Example:
     tokens, values = record.get("tokens"), record.get("values")
     if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
         raise ActivationsError(f"{where}: 'tokens' must be a list of strings")
-    if not isinstance(values, list) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in values
-    ):
+    if not isinstance(values, list):
         raise ActivationsError(f"{where}: 'values' must be a list of numbers")
+    bad = next((i for i, v in enumerate(values) if not is_finite_number(v)), None)
+    if bad is not None:
+        raise ActivationsError(
+            f"{where}: 'values' must be a list of finite numbers; values[{bad}] is {values[bad]!r}"
+        )
     if not tokens or len(tokens) != len(values):
         raise ActivationsError(
             f"{where}: {len(tokens)} tokens and {len(values)} values (need equal, non-zero)"
@@ -138,10 +142,7 @@ def _jsonl_records(path: Path) -> Iterator[tuple[str, dict]]:
                 if not line.strip():
                     continue
                 where = f"{path}:{n}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ActivationsError(f"{where}: not valid JSON ({e})") from e
+                record = loads_json(line, where, ActivationsError)
                 if not isinstance(record, dict):
                     raise ActivationsError(f"{where}: expected an object per line")
                 yield where, record
@@ -150,7 +151,11 @@ def _jsonl_records(path: Path) -> Iterator[tuple[str, dict]]:
 
 
 def _feature_index(value: Any, where: str) -> int:
-    try:
+    # Exports write the index as a string of digits; int() would also take "-3", 2.7 or true.
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
-    except (TypeError, ValueError):
-        raise ActivationsError(f"{where}: 'index' {value!r} is not a feature index") from None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ActivationsError(
+        f"{where}: 'index' {value!r} is not a feature index (a non-negative integer)"
+    )

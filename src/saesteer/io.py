@@ -4,6 +4,7 @@ never leaves a half-written file that looks complete."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -62,8 +63,39 @@ def write_json(obj: Any, path: str | Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def _refuse_constant(name: str) -> Any:
+    # Python's json reads NaN and ±Infinity, which JSON lacks and no input here may hold.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    # 1e999 is valid JSON, but Python reads it as inf.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def loads_json(text: str | bytes, where: str, error: type[Exception] = ValueError) -> Any:
+    """JSON text whose numbers are all finite, else `error` naming `where`."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except ValueError as e:  # JSONDecodeError, a refused number, a bad encoding
+        raise error(f"{where}: not valid JSON ({e})") from e
+
+
+def is_finite_number(value: Any) -> bool:
+    """An int or float (not a bool) that a float holds finitely."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int past a float's range
+        return False
+
+
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    return loads_json(Path(path).read_text(), str(path))
 
 
 def read_json_object(path: str | Path, where: str, expected: str, error: type[Exception]) -> dict:
@@ -72,10 +104,7 @@ def read_json_object(path: str | Path, where: str, expected: str, error: type[Ex
     path = Path(path)
     if not path.is_file():
         raise error(f"{where}: file not found")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise error(f"{where}: not valid JSON ({e})") from e
+    data = loads_json(path.read_text(), where, error)
     if not isinstance(data, dict):
         raise error(f"{where}: expected {expected}, got {type(data).__name__}")
     return data

@@ -4,7 +4,6 @@ with exponential backoff and `Retry-After`; concurrency is a bounded thread pool
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -21,7 +20,7 @@ from saesteer.http import (
     retrying_session,
     run_bounded,
 )
-from saesteer.io import write_json
+from saesteer.io import loads_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +81,7 @@ def fetch_features(
 
 def read_cached(settings: NeuronpediaSettings, layer: int, feature: int) -> list[Example]:
     path = settings.cache_path(layer, feature)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise NeuronpediaError(f"feature {feature}: cached {path} is not valid JSON ({e})") from e
+    data = loads_json(path.read_text(), f"feature {feature}: cached {path}", NeuronpediaError)
     return parse_feature_json(data, f"feature {feature} ({path})")
 
 
@@ -152,10 +148,8 @@ class _Client:
             code = response.status_code
             after = f" after {s.retries} retries" if code in RETRY_STATUSES else ""
             raise NeuronpediaError(f"{what}: HTTP {code} from {url}{after}")
-        try:
-            return response.json()
-        except ValueError as e:
-            raise NeuronpediaError(f"{what}: malformed JSON from {url} ({e})") from None
+        # Not response.json(): it takes NaN and Infinity, which would then reach the cache.
+        return loads_json(response.content, f"{what}: malformed JSON from {url}", NeuronpediaError)
 
 
 def feature_explanations(
@@ -169,10 +163,10 @@ def feature_explanations(
     out = {}
     for feature in features:
         path = settings.cache_path(layer, feature)
-        try:
-            explanations = json.loads(path.read_text()).get("explanations") or []
-        except (json.JSONDecodeError, AttributeError) as e:
-            raise NeuronpediaError(f"feature {feature}: cached {path} is not a JSON object") from e
+        data = loads_json(path.read_text(), f"feature {feature}: cached {path}", NeuronpediaError)
+        if not isinstance(data, dict):
+            raise NeuronpediaError(f"feature {feature}: cached {path} is not a JSON object")
+        explanations = data.get("explanations") or []
         if not isinstance(explanations, list):
             raise NeuronpediaError(f"feature {feature} ({path}): `explanations` is not a list")
         for entry in explanations:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from saesteer.io import read_json_object
+from saesteer.io import is_finite_number, read_json_object
 
 
 class ReleasedDataError(ValueError):
@@ -94,6 +94,11 @@ def read_released_best_factors(path: str | Path, layer: int) -> pl.DataFrame:
             raise ReleasedDataError(f"{path}: key {key!r} is not <layer>_<index>")
         if isinstance(factor, bool) or not isinstance(factor, int | float):
             raise ReleasedDataError(f"{path}: feature {key}: factor {factor!r} is not a number")
+        # A steering factor is a finite scale of a feature's direction, never negative.
+        if not is_finite_number(factor) or factor < 0:
+            raise ReleasedDataError(
+                f"{path}: feature {key}: factor {factor!r} is not finite and >= 0"
+            )
         if int(found_layer) == layer:
             rows.append((int(index), float(factor)))
     return pl.DataFrame(

@@ -69,13 +69,32 @@ class JudgeCache:
         if not path.is_file():
             return None
         try:
-            return float(json.loads(path.read_text())["rating"])
+            rating = json.loads(path.read_text())["rating"]
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring unreadable judge cache entry %s", path)
             return None
+        # A hand-edited or foreign entry (99, -1, NaN, true, "2") would change every table
+        # it reaches, so it is rated again and overwritten instead.
+        if not valid_rating(rating):
+            log.warning(
+                "ignoring judge cache entry %s: rating %r is not a number in [0, %g]; "
+                "rating it again",
+                path,
+                rating,
+                MAX_RATING,
+            )
+            return None
+        return float(rating)
 
     def put(self, key: str, aspect: str, rating: float) -> None:
         write_json({"judge": self.judge, "aspect": aspect, "rating": rating}, self.path(key))
+
+
+def valid_rating(rating: object) -> bool:
+    """A finite int or float (not a bool) in [0, MAX_RATING]; NaN fails both bounds."""
+    if isinstance(rating, bool) or not isinstance(rating, int | float):
+        return False
+    return 0.0 <= rating <= MAX_RATING
 
 
 def _safe(name: str) -> str:

@@ -202,10 +202,12 @@ class _Client:
             rating = parse_rating(reply)
             if rating is not None:
                 return float(rating)
-            log.debug("%s: no rating in reply %r, asking again", self.what, reply[:200])
+            log.debug(
+                "%s: no rating in reply %r, asking again", self.what, self._excerpt(reply, 200)
+            )
         raise JudgeError(
             f"{self.what}: no 'Rating: 0|1|2' line in the reply from {self.settings.url} "
-            f"(asked twice); it starts {self._scrub(reply[:200])!r}"
+            f"(asked twice); it starts {self._excerpt(reply, 200)!r}"
         )
 
     def reply(self, message: str, max_tokens: int) -> str:
@@ -244,7 +246,7 @@ class _Client:
         if not isinstance(content, str):
             raise JudgeError(
                 f"{self.what}: no choices[0].message.content in the reply from {s.url}; "
-                f"it starts {self._scrub(response.text[:200])!r}"
+                f"it starts {self._excerpt(response.text, 200)!r}"
             )
         return content
 
@@ -263,9 +265,13 @@ class _Client:
             after = f" after {s.retries} retries" if code in RETRY_STATUSES else ""
             raise JudgeError(
                 f"{self.what}: HTTP {code} from {s.url}{after}: "
-                f"{self._scrub(response.text[:300])!r}"
+                f"{self._excerpt(response.text, 300)!r}"
             )
 
     def _scrub(self, text: str) -> str:
         # Some servers echo the key back in error bodies; it must not reach a message.
         return text.replace(self.key, "***")
+
+    def _excerpt(self, text: str, n: int) -> str:
+        # Scrubbed before the cut: a cut through the key would leave a part no scrub finds.
+        return self._scrub(text)[:n]
