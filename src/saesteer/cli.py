@@ -19,10 +19,15 @@ log = logging.getLogger("saesteer")
 
 
 def cmd_check_config(args) -> None:
+    import yaml
+
     from saesteer.config import configured_layers, load_config
 
-    config = load_config(args.config, args.schema)
-    print(f"{args.config}: ok, run {config['run']!r}, layers {configured_layers(config)}")
+    config = load_config(args.config, args.schema, check_device=not args.no_device_check)
+    # Exactly what the workflow runs with `--configfile FILE`: the file over the schema's
+    # defaults, nothing else.
+    print(f"# {args.config}: ok, run {config['run']!r}, layers {configured_layers(config)}")
+    print(yaml.safe_dump(config, sort_keys=True), end="")
 
 
 def cmd_embedded(args) -> None:
@@ -642,9 +647,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
         return sub
 
-    p = step("check-config", cmd_check_config, "validate a run config")
+    p = step("check-config", cmd_check_config, "validate a run config, print it resolved")
     p.add_argument("config")
     p.add_argument("--schema", default=str(DEFAULT_SCHEMA))
+    p.add_argument(
+        "--no-device-check",
+        action="store_true",
+        help="skip checking model.device here (a login node that only submits jobs)",
+    )
 
     p = step("embedded", cmd_embedded, "convert an embedded model to safetensors, once")
     p.add_argument("--name", required=True)

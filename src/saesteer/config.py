@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import copy
 import glob
+import hashlib
+import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,9 @@ class ConfigError(ValueError):
     """A config value is invalid; the message names the field."""
 
 
-def load_config(path: str | Path, schema: str | Path = DEFAULT_SCHEMA) -> dict:
+def load_config(
+    path: str | Path, schema: str | Path = DEFAULT_SCHEMA, check_device: bool = True
+) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -29,15 +34,49 @@ def load_config(path: str | Path, schema: str | Path = DEFAULT_SCHEMA) -> dict:
         config = yaml.safe_load(f)
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    return validate_config(config, schema)
+    return validate_config(config, schema, check_device)
 
 
-def validate_config(config: dict, schema: str | Path = DEFAULT_SCHEMA) -> dict:
-    """Validate `config` in place (filling defaults) and return it."""
+def validate_config(
+    config: dict, schema: str | Path = DEFAULT_SCHEMA, check_device: bool = True
+) -> dict:
+    """Validate `config` in place (filling defaults, numbers in their schema type) and
+    return it. `check_device=False` skips the device check, for a host that only submits
+    jobs to other machines (a cluster's login node)."""
     _normalize_layers(config)
+    _check_finite(config)
     _validate_schema(config, schema)
     _check_semantics(config)
+    if check_device:
+        check_model_device(config["model"]["device"])
     return config
+
+
+def canonical_json(value: Any) -> str:
+    """One text per value: sorted keys, so a rule's params (what Snakemake compares to
+    decide a rerun) do not change with the order of a config's keys. Numbers are already
+    canonical: the schema check makes every `number` field a float (10 and 10.0 alike)."""
+    return json.dumps(value, sort_keys=True)
+
+
+def check_model_device(device: str) -> None:
+    """The device must exist on this machine; `auto` always does."""
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"model.device: {device}, but this machine has no CUDA device (torch "
+                f"{torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use auto or cpu"
+            )
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"model.device: {device}, but this machine has {torch.cuda.device_count()} "
+                f"CUDA device(s) (0..{torch.cuda.device_count() - 1})"
+            )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("model.device: mps, but Apple's MPS is not available here")
 
 
 def layer_settings(config: dict, layer: int | str) -> dict:
@@ -51,13 +90,36 @@ def layer_settings(config: dict, layer: int | str) -> dict:
     own = config["layers"][key]
     sae = {**config.get("sae", {}), **own.get("sae", {})}
     if sae.get("source") == "train":
-        sae.setdefault("path", f"results/{config['run']}/layers/{{layer}}/sae")
+        # Keyed by everything the training reads, so new settings train into a new
+        # directory and never replace (or delete) an SAE that took hours to make.
+        sae["path"] = trained_sae_dir(config, int(key), sae.get("train", {}))
     for field in ("id", "path"):
         if field in sae:
             sae[field] = sae[field].format(layer=int(key))
     features = copy.deepcopy(own.get("features", config.get("features")))
     factors = list(own.get("factors", config.get("generation", {}).get("factors", [])))
     return {"layer": int(key), "sae": sae, "features": features, "factors": factors}
+
+
+def trained_sae_dir(config: dict, layer: int, train: dict) -> str:
+    """results/<run>/layers/<L>/sae-<key>: the key hashes the training settings, the
+    model, and the corpus settings with the size and mtime of its text files."""
+    corpus = config.get("corpus", {})
+    files = sorted(
+        (name, Path(name).stat().st_size, Path(name).stat().st_mtime_ns)
+        for pattern in corpus.get("files", [])
+        for name in glob.glob(pattern, recursive=True)
+        if Path(name).is_file()
+    )
+    identity = {
+        "layer": layer,
+        "train": train,
+        "model": {k: config["model"].get(k) for k in ("source", "dtype")},
+        "corpus": {k: v for k, v in corpus.items() if k != "files"},
+        "corpus_files": files,
+    }
+    key = hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:12]
+    return f"results/{config['run']}/layers/{layer}/sae-{key}"
 
 
 def configured_layers(config: dict) -> list[int]:
@@ -74,6 +136,19 @@ def _field(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+def _check_finite(value: Any, path: tuple = ()) -> None:
+    """NaN and +-inf pass JSON schema's `number` and every `minimum` (NaN compares false),
+    so they are refused before the schema is read."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config error at {_field(path)}: {value} is not a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_finite(item, (*path, i))
+
+
 def _validate_schema(config: dict, schema_path: str | Path) -> None:
     with open(schema_path) as f:
         schema = yaml.safe_load(f)
@@ -82,6 +157,32 @@ def _validate_schema(config: dict, schema_path: str | Path) -> None:
     if errors:
         error = jsonschema.exceptions.best_match(errors)
         raise ConfigError(f"config error at {_field(error.absolute_path)}: {error.message}")
+    _as_schema_numbers(config, schema, schema)
+
+
+def _as_schema_numbers(value: Any, schema: dict, root: dict) -> Any:
+    """`value` with every integer in a `number` field made a float, in place, so `10` and
+    `10.0` are one value everywhere downstream (params, Parquet, logs)."""
+    while "$ref" in schema:
+        schema = root["definitions"][schema["$ref"].rpartition("/")[2]]
+    for branch in schema.get("oneOf", []) + schema.get("anyOf", []):
+        value = _as_schema_numbers(value, branch, root)
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
+        extra = schema.get("additionalProperties")
+        for key in value:
+            sub = schema["properties"].get(key, extra)
+            if isinstance(sub, dict):
+                value[key] = _as_schema_numbers(value[key], sub, root)
+    elif isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
+        for key in value:
+            value[key] = _as_schema_numbers(value[key], schema["additionalProperties"], root)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        value[:] = [_as_schema_numbers(item, schema["items"], root) for item in value]
+    elif isinstance(value, int) and not isinstance(value, bool) and "integer" not in types:
+        return float(value) if "number" in types else value
+    return value
 
 
 def _with_defaults(validator_class):
@@ -154,6 +255,7 @@ def _check_activations(config: dict) -> None:
 
 
 def _check_generation(config: dict) -> None:
+    from saesteer.downloads import missing_file
     from saesteer.models import model_source
     from saesteer.prompts import resolve_prefixes
     from saesteer.released import factor_file
@@ -172,15 +274,13 @@ def _check_generation(config: dict) -> None:
             for factor in layer_settings(config, layer)["factors"]:
                 path = factor_file(generation["released"]["files"], factor)
                 if not Path(path).is_file():
-                    raise ConfigError(
-                        f"generation.released.files: {path} not found (layer {layer}, "
-                        f"factor {factor})"
-                    )
+                    where = f"generation.released.files (layer {layer}, factor {factor})"
+                    raise ConfigError(missing_file(where, path))
     if config["gen_metrics"]["evaluator"]:
         model_source(config["gen_metrics"]["evaluator"])
     released = config["best_factor"]["released"]
     if released and not Path(released).is_file():
-        raise ConfigError(f"best_factor.released: {released} not found")
+        raise ConfigError(missing_file("best_factor.released", released))
 
 
 def _check_concepts(config: dict) -> None:
@@ -246,9 +346,12 @@ def check_features(spec: Any, layer: int, d_sae: int | None) -> None:
 
 def read_feature_file(path: str | Path, layer: int) -> list[int]:
     """Read the paper's feature-list JSON, `{"<layer>": [index, ...]}`, for one layer."""
+    from saesteer.downloads import missing_file
     from saesteer.io import read_json_object
 
     where = f"features file {path}"
+    if not Path(path).is_file():
+        raise ConfigError(missing_file("features.file", path))
     data = read_json_object(path, where, '{"<layer>": [ids]}', ConfigError)
     if str(layer) not in data:
         raise ConfigError(f"{where}: no entry for layer {layer} (has {sorted(data)[:10]})")

@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 
 from saesteer.config import ConfigError
+from saesteer.downloads import missing_file
 from saesteer.generation import row_seed
 
 INSTRUCTIONS = (
@@ -90,7 +91,7 @@ def read_instruction_file(path: str | Path) -> list[str] | dict[str, list[str]]:
     path = Path(path)
     where = f"concepts.instructions.file {path}"
     if not path.is_file():
-        raise ConfigError(f"{where}: file not found")
+        raise ConfigError(missing_file("concepts.instructions.file", path))
     if path.suffix != ".json":
         return [line.strip() for line in path.read_text().splitlines() if line.strip()]
     try:
