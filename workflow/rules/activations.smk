@@ -43,7 +43,7 @@ rule input_scores:
     resources:
         mem_mb=2000,
     params:
-        settings=json.dumps(config["input_score"], sort_keys=True),
+        settings=canonical_json(config["input_score"]),
     shell:
         "saesteer input-score --model {input.model} --logit-lens {input.logit_lens} "
         "--activations {input.activations} --settings {params.settings:q} "

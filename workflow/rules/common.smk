@@ -1,9 +1,14 @@
-import json
 from pathlib import Path
 
 from saesteer.activations import export_files
-from saesteer.config import configured_layers, layer_settings, read_feature_file
+from saesteer.config import (
+    canonical_json,
+    configured_layers,
+    layer_settings,
+    read_feature_file,
+)
 from saesteer.prompts import resolve_prefixes
+from saesteer.saes import weights_stamp
 from saesteer.released import factor_file
 
 OUT = f"results/{config['run']}"
@@ -26,11 +31,12 @@ TRAINED_LAYERS = [
 
 wildcard_constraints:
     layer=r"\d+",
+    key=r"[0-9a-f]{12}",
 
 
 def sae_spec(wildcards):
     """This layer's SAE settings only, so other layers' edits do not rerun it."""
-    return json.dumps(layer_settings(config, wildcards.layer)["sae"], sort_keys=True)
+    return canonical_json(layer_settings(config, wildcards.layer)["sae"])
 
 
 def feature_spec(wildcards):
@@ -38,11 +44,17 @@ def feature_spec(wildcards):
     spec = layer_settings(config, wildcards.layer)["features"]
     if isinstance(spec, dict) and "file" in spec:
         spec = read_feature_file(spec["file"], int(wildcards.layer))
-    return json.dumps(spec, sort_keys=True)
+    return canonical_json(spec)
 
 
 def train_settings(wildcards):
-    return json.dumps(layer_settings(config, wildcards.layer)["sae"].get("train", {}))
+    sae = layer_settings(config, wildcards.layer)["sae"]
+    if sae["path"] != f"{OUT}/layers/{wildcards.layer}/sae-{wildcards.key}":
+        raise WorkflowError(
+            f"layer {wildcards.layer}: sae-{wildcards.key} is not the SAE of this config's "
+            f"training settings ({sae['path']})"
+        )
+    return canonical_json(sae.get("train", {}))
 
 
 def sae_files(wildcards):
@@ -51,8 +63,15 @@ def sae_files(wildcards):
     if sae["source"] == "local":
         return [f"{sae['path']}/cfg.json", f"{sae['path']}/sae_weights.safetensors"]
     if sae["source"] == "train":
-        return [f"{OUT}/layers/{wildcards.layer}/sae"]
+        return [sae["path"]]
     return []
+
+
+def sae_weights_stamp(wildcards):
+    """Size and mtime of the SAE's weights, so a replaced file reruns the layer even when
+    its mtime is older (cp -p, rsync -a, a re-download)."""
+    sae = layer_settings(config, wildcards.layer)["sae"]
+    return canonical_json(weights_stamp(sae["path"]) if "path" in sae else None)
 
 
 def embedded_model(wildcards):
@@ -64,7 +83,7 @@ def activation_settings():
     """The chosen source's settings only, so tuning another source reruns nothing."""
     source = ACTIVATIONS["source"]
     keep = {"source": source, "n_examples": ACTIVATIONS["n_examples"]}
-    return json.dumps({**keep, source: ACTIVATIONS[source]}, sort_keys=True)
+    return canonical_json({**keep, source: ACTIVATIONS[source]})
 
 
 def activation_inputs(wildcards):
@@ -101,7 +120,7 @@ def generation_settings(wildcards):
     )
     if not SAMPLED:
         settings["released"] = GENERATION["released"]
-    return json.dumps(settings, sort_keys=True)
+    return canonical_json(settings)
 
 
 def generation_inputs(wildcards):
@@ -183,7 +202,7 @@ def concept_settings(stage):
             settings["description"] = "neuronpedia" if from_api else "derived"
         if settings["description"] == "neuronpedia":
             settings["neuronpedia"] = ACTIVATIONS["neuronpedia"]
-    return json.dumps(settings, sort_keys=True)
+    return canonical_json(settings)
 
 
 def concept_instruction_files(wildcards):

@@ -16,7 +16,7 @@ rule gen_metrics:
         gpu=GPU,
         mem_mb=model_mem(7000) + EVALUATOR_MB,
     params:
-        settings=json.dumps(config["gen_metrics"], sort_keys=True),
+        settings=canonical_json(config["gen_metrics"]),
         device=MODEL["device"],
     shell:
         "saesteer gen-metrics --model {input.model} --generations {input.generations} "
@@ -38,7 +38,7 @@ rule best_factors:
     resources:
         mem_mb=1000,
     params:
-        settings=json.dumps(config["best_factor"], sort_keys=True),
+        settings=canonical_json(config["best_factor"]),
     shell:
         "saesteer best-factors --gen-metrics {input.gen_metrics} "
         "--settings {params.settings:q} --out {output} 2> {log}"

@@ -17,7 +17,7 @@ rule output_scores:
         gpu=GPU,
         mem_mb=model_mem(5000),
     params:
-        settings=json.dumps(config["output_score"], sort_keys=True),
+        settings=canonical_json(config["output_score"]),
         device=MODEL["device"],
     shell:
         "saesteer output-score --model {input.model} --sae {input.sae} "

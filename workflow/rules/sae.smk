@@ -13,5 +13,6 @@ rule sae:
         mem_mb=4000,
     params:
         spec=sae_spec,
+        weights=sae_weights_stamp,
     shell:
         "saesteer sae --layer {wildcards.layer} --spec {params.spec:q} --out {output} 2> {log}"

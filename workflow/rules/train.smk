@@ -1,13 +1,16 @@
+# The directory's key hashes every setting the training reads (config.trained_sae_dir), so
+# the inputs' mtimes are not a reason to retrain: a rewritten model.json or chunks.parquet
+# with other content comes from other settings, hence another key and another directory.
 rule train_sae:
     input:
-        model=f"{OUT}/model.json",
-        chunks=f"{OUT}/corpus/chunks.parquet",
+        model=ancient(f"{OUT}/model.json"),
+        chunks=ancient(f"{OUT}/corpus/chunks.parquet"),
     output:
-        protected(directory(f"{OUT}/layers/{{layer}}/sae")),
+        protected(directory(f"{OUT}/layers/{{layer}}/sae-{{key}}")),
     log:
-        f"{OUT}/logs/train_sae/{{layer}}.log",
+        f"{OUT}/logs/train_sae/{{layer}}-{{key}}.log",
     benchmark:
-        f"{OUT}/benchmarks/train_sae/{{layer}}.tsv"
+        f"{OUT}/benchmarks/train_sae/{{layer}}-{{key}}.tsv"
     conda:
         "../envs/saesteer.yaml"
     threads: workflow.cores

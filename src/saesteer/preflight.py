@@ -1,0 +1,76 @@
+"""Checks of a run's existing artifacts before any job runs.
+
+Snakemake trusts a file that exists and is newer than its inputs. A truncated Parquet
+file, or a model.json whose model directory is gone, would otherwise be read by the next
+job, and Snakemake removes that job's old outputs before it starts: a good file would be
+lost to a bad one. So the workflow refuses to start, naming the file and the rule to rerun.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import polars as pl
+
+
+class ArtifactError(RuntimeError):
+    """An artifact on disk is unreadable or stale; the message names it and the fix."""
+
+
+def rerun_hint(path: str | Path, rules: Iterable[str]) -> str:
+    rules = sorted(set(rules))
+    if not rules:
+        return f"delete {path} or make it again"
+    forcerun = " ".join(rules)
+    return f"written by rule {', '.join(rules)}: rerun it with `snakemake --forcerun {forcerun}`"
+
+
+def read_artifact(path: str | Path, producers: Iterable[str] = ()) -> pl.DataFrame:
+    """`pl.read_parquet`, with an error that names the file and the rule to rerun."""
+    try:
+        return pl.read_parquet(path)
+    except Exception as e:  # polars raises several classes for one cause: a bad file
+        raise ArtifactError(
+            f"{path}: unreadable Parquet ({e}); {rerun_hint(path, producers)}"
+        ) from None
+
+
+def unreadable_parquet(path: str | Path) -> str | None:
+    """Why a Parquet file's footer cannot be read, or None when it can."""
+    try:
+        pl.read_parquet_schema(path)
+    except Exception as e:  # noqa: BLE001 - any failure means the file is unusable
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    return None
+
+
+def missing_model_dir(model_json: str | Path) -> str | None:
+    """The model directory a model.json records, when it is gone."""
+    try:
+        path = json.loads(Path(model_json).read_text())["path"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # the model rule rewrites a bad file; jobs name it if it is read
+    return None if Path(path).is_dir() else path
+
+
+def check_inputs(inputs: Iterable[str], producers: Callable[[str], list[str]]) -> None:
+    """Refuse to start when an existing file that a job is about to read is an unreadable
+    Parquet file, or a model.json whose model directory is gone. `inputs` are the files
+    the jobs to run read and no job to run writes (a forced rule's outputs are not here)."""
+    problems = []
+    for path in sorted(set(inputs)):
+        if not Path(path).is_file():
+            continue
+        if path.endswith(".parquet") and (reason := unreadable_parquet(path)):
+            problems.append(
+                f"{path}: unreadable Parquet ({reason}); {rerun_hint(path, producers(path))}"
+            )
+        if Path(path).name == "model.json" and (gone := missing_model_dir(path)):
+            problems.append(
+                f"{path}: the model directory it records, {gone}, no longer exists (a cache "
+                f"cleared or a directory moved?); {rerun_hint(path, producers(path))}"
+            )
+    if problems:
+        raise ArtifactError("\n".join(problems))
