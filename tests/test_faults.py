@@ -19,6 +19,7 @@ import pytest
 import torch
 import yaml
 
+from saesteer.cli import main as cli_main
 from saesteer.config import ConfigError, load_config, validate_config
 from saesteer.models import ModelError, load_model
 from saesteer.preflight import ArtifactError, read_artifact
@@ -339,13 +340,22 @@ def test_a_truncated_parquet_stops_the_run_and_keeps_every_output(finished_run):
     assert pl.read_parquet(lens).height > 0
 
 
-def test_a_job_reading_a_bad_parquet_names_the_file_and_the_rule(tmp_path):
-    bad = tmp_path / "gen_metrics.parquet"
+def test_a_job_reading_a_bad_parquet_names_the_file_and_the_rule(tmp_path, caplog):
+    """A job run by hand (no workflow check before it): exit 2, the file, the rule that
+    writes it and the command, and no output."""
+    bad = tmp_path / "layers/3/gen_metrics.parquet"
+    bad.parent.mkdir(parents=True)
     bad.write_bytes(b"PAR1 not really")
-    with pytest.raises(
-        ArtifactError, match=r"gen_metrics.parquet: unreadable Parquet .*--forcerun"
-    ):
-        read_artifact(bad, ["gen_metrics"])
+    out = tmp_path / "layers/3/best_factors.parquet"
+    args = ["best-factors", "--gen-metrics", str(bad), "--settings", "{}", "--out", str(out)]
+    assert cli_main(args) == 2
+    assert f"{bad}: unreadable Parquet" in caplog.text
+    assert "written by rule gen_metrics: rerun it with `snakemake --forcerun gen_metrics`" in (
+        caplog.text
+    )
+    assert not out.exists() and not list(out.parent.glob(".*tmp"))
+    with pytest.raises(ArtifactError, match=r"logit_lens.parquet.*--forcerun logit_lens"):
+        read_artifact(bad.with_name("logit_lens.parquet"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

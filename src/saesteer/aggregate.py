@@ -13,6 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
+from saesteer.preflight import read_artifact
+
 FEATURE_TABLE_SCHEMA = {
     "layer": pl.Int32,
     "depth": pl.Float64,  # (layer + 1) / n_layers: the block's position in the network
@@ -67,7 +69,7 @@ THRESHOLDS = (0.01, 0.1, 0.5)
 
 
 def _read(path: str | Path | None) -> pl.DataFrame | None:
-    return pl.read_parquet(path) if path is not None and Path(path).is_file() else None
+    return read_artifact(path) if path is not None and Path(path).is_file() else None
 
 
 def layer_table(layer: int, n_layers: int, files: Mapping[str, str | Path | None]) -> pl.DataFrame:

@@ -13,7 +13,10 @@ from saesteer.activations import ActivationsError
 from saesteer.config import DEFAULT_SCHEMA, ConfigError
 from saesteer.io import read_json, write_json, write_parquet
 from saesteer.judges.base import JudgeError
+from saesteer.models import ModelError
+from saesteer.preflight import ArtifactError, read_artifact
 from saesteer.released import ReleasedDataError
+from saesteer.saes import SaeError
 
 log = logging.getLogger("saesteer")
 
@@ -74,11 +77,10 @@ def cmd_features(args) -> None:
 
 
 def cmd_logit_lens(args) -> None:
-    import polars as pl
 
     from saesteer.logit_lens import LOGIT_LENS_SCHEMA, logit_lens_frame, logit_lens_topk
 
-    features = pl.read_parquet(args.features)["feature"].to_list()
+    features = read_artifact(args.features)["feature"].to_list()
     model, tokenizer, sae, layer = _load_layer(args.model, args.sae, args.device)
     ids, probs = logit_lens_topk(model, sae.W_dec, features, args.top_k, args.batch_size)
     frame = logit_lens_frame(layer, features, ids, probs, tokenizer)
@@ -114,7 +116,7 @@ def cmd_output_score(args) -> None:
     )
 
     settings = OutputScoreSettings.from_config(json.loads(args.settings))
-    lens = pl.read_parquet(args.logit_lens).filter(pl.col("rank") < settings.top_k)
+    lens = read_artifact(args.logit_lens).filter(pl.col("rank") < settings.top_k)
     lens = lens.sort("feature", "rank", maintain_order=True)
     features = lens["feature"].unique(maintain_order=True).to_list()
     token_ids = torch.tensor(lens["token_id"].to_list()).reshape(len(features), -1)
@@ -150,12 +152,11 @@ def cmd_output_score(args) -> None:
 
 
 def cmd_activations(args) -> None:
-    import polars as pl
 
     from saesteer.activations import ACTIVATIONS_SCHEMA, activations_frame
 
     settings = json.loads(args.settings)
-    features = pl.read_parquet(args.features)["feature"].to_list()
+    features = read_artifact(args.features)["feature"].to_list()
     source = ACTIVATION_SOURCES[settings["source"]]
     examples = source(args, settings, features)
     frame = activations_frame(args.layer, examples)
@@ -220,15 +221,14 @@ ACTIVATION_SOURCES = {
 
 
 def cmd_input_score(args) -> None:
-    import polars as pl
     from transformers import AutoTokenizer
 
     from saesteer.input_score import INPUT_SCORES_SCHEMA, InputScoreSettings, score_input
 
     settings = InputScoreSettings.from_config(json.loads(args.settings))
     tokenizer = AutoTokenizer.from_pretrained(read_json(args.model)["path"])
-    lens = pl.read_parquet(args.logit_lens)
-    scores = score_input(pl.read_parquet(args.activations), lens, tokenizer, settings)
+    lens = read_artifact(args.logit_lens)
+    scores = score_input(read_artifact(args.activations), lens, tokenizer, settings)
     write_parquet(scores, args.out, INPUT_SCORES_SCHEMA)
     scored = scores.drop_nulls("input_score")
     log.info(
@@ -248,7 +248,7 @@ def cmd_generate(args) -> None:
     from saesteer.released import read_released_generations
 
     settings = json.loads(args.settings)
-    features = pl.read_parquet(args.features)["feature"].to_list()[: settings["max_features"]]
+    features = read_artifact(args.features)["feature"].to_list()[: settings["max_features"]]
     factors, prefixes = settings["factors"], settings["prefixes"]
     if settings["source"] == "released":
         from transformers import AutoTokenizer
@@ -296,8 +296,8 @@ def cmd_gen_metrics(args) -> None:
     if path != run_model["path"]:
         tokenizer = AutoTokenizer.from_pretrained(run_model["path"])
     metrics = score_generations(
-        pl.read_parquet(args.generations),
-        pl.read_parquet(args.logit_lens),
+        read_artifact(args.generations),
+        read_artifact(args.logit_lens),
         tokenizer,
         evaluator,
         evaluator_tokenizer,
@@ -320,13 +320,12 @@ def cmd_gen_metrics(args) -> None:
 
 
 def cmd_best_factors(args) -> None:
-    import polars as pl
 
     from saesteer.best_factor import BEST_FACTORS_SCHEMA, BestFactorSettings, choose_best_factors
     from saesteer.released import read_released_best_factors
 
     settings = BestFactorSettings.from_config(json.loads(args.settings))
-    metrics = pl.read_parquet(args.gen_metrics)
+    metrics = read_artifact(args.gen_metrics)
     layer = metrics["layer"][0]
     released = None
     if settings.released:
@@ -369,22 +368,20 @@ def cmd_aggregate(args) -> None:
 
 
 def cmd_plots(args) -> None:
-    import polars as pl
 
     from saesteer.plots import write_plots
 
-    paths = write_plots(pl.read_parquet(args.features), pl.read_parquet(args.summary), args.out)
+    paths = write_plots(read_artifact(args.features), read_artifact(args.summary), args.out)
     log.info("wrote %s", ", ".join(p.name for p in paths))
 
 
 def cmd_findings(args) -> None:
-    import polars as pl
 
     from saesteer.aggregate import findings
     from saesteer.io import atomic_path
     from saesteer.plots import findings_html
 
-    found = findings(pl.read_parquet(args.features), pl.read_parquet(args.summary))
+    found = findings(read_artifact(args.features), read_artifact(args.summary))
     write_json(found, args.out_json)
     with atomic_path(args.out_html) as tmp:
         tmp.write_text(findings_html(found, args.run))
@@ -392,12 +389,11 @@ def cmd_findings(args) -> None:
 
 
 def cmd_concepts(args) -> None:
-    import polars as pl
 
     from saesteer.concepts import CONCEPTS_SCHEMA, concept_table
 
     settings = json.loads(args.settings)
-    features = pl.read_parquet(args.features)["feature"].to_list()[: settings["max_concepts"]]
+    features = read_artifact(args.features)["feature"].to_list()[: settings["max_concepts"]]
     explanations = {}
     if settings["description"] == "neuronpedia":
         from saesteer.neuronpedia import NeuronpediaSettings, feature_explanations
@@ -417,8 +413,8 @@ def cmd_concepts(args) -> None:
     frame = concept_table(
         args.layer,
         features,
-        pl.read_parquet(args.logit_lens),
-        pl.read_parquet(args.activations),
+        read_artifact(args.logit_lens),
+        read_artifact(args.activations),
         explanations,
     )
     write_parquet(frame, args.out, CONCEPTS_SCHEMA)
@@ -437,7 +433,7 @@ def cmd_concept_generate(args) -> None:
     from saesteer.steering import steering_directions
 
     settings = json.loads(args.settings)
-    concepts = pl.read_parquet(args.concepts)
+    concepts = read_artifact(args.concepts)
     features = concepts["feature"].to_list()
     instructions = concept_instructions(
         settings["instructions"], args.layer, features, settings["n_instructions"], settings["seed"]
@@ -445,7 +441,7 @@ def cmd_concept_generate(args) -> None:
     model, tokenizer, sae, layer = _load_layer(args.model, args.sae, args.device)
     sae_rows = steering_directions(sae, features)
     top = (
-        pl.read_parquet(args.activations)
+        read_artifact(args.activations)
         .filter(pl.col("feature").is_in(features))
         .sort("feature", "example")
         .group_by("feature", maintain_order=True)
@@ -493,8 +489,8 @@ def cmd_concept_judge(args) -> None:
     from saesteer.judges import Item, JudgeCache, judge_items, make_judge
 
     settings = json.loads(args.settings)
-    generations = pl.read_parquet(args.generations).join(
-        pl.read_parquet(args.concepts).select("layer", "feature", "concept"),
+    generations = read_artifact(args.generations).join(
+        read_artifact(args.concepts).select("layer", "feature", "concept"),
         on=["layer", "feature"],
     )
     judge = make_judge(settings["judge"], read_json(args.model), args.device, args.resources)
@@ -537,8 +533,8 @@ def cmd_concept_table(args) -> None:
     from saesteer.io import atomic_path
 
     settings = json.loads(args.settings)
-    ratings = pl.concat([pl.read_parquet(p) for p in args.ratings])
-    output_scores = pl.concat([pl.read_parquet(p) for p in args.output_scores], how="diagonal")
+    ratings = pl.concat([read_artifact(p) for p in args.ratings])
+    output_scores = pl.concat([read_artifact(p) for p in args.output_scores], how="diagonal")
     judges = ratings["judge"].unique().to_list()
     if len(judges) != 1:
         raise ConfigError(f"concept ratings from {len(judges)} judges {judges}: rerun with one")
@@ -569,14 +565,13 @@ def cmd_corpus(args) -> None:
 
 
 def cmd_tokenize(args) -> None:
-    import polars as pl
     from transformers import AutoTokenizer
 
     from saesteer.corpus import CHUNKS_SCHEMA, tokenize_documents
 
     tokenizer = AutoTokenizer.from_pretrained(read_json(args.model)["path"])
     chunks = tokenize_documents(
-        pl.read_parquet(args.documents),
+        read_artifact(args.documents),
         tokenizer,
         args.context_size,
         args.heldout_fraction,
@@ -836,7 +831,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, ActivationsError, ReleasedDataError, JudgeError) as e:
+    except (
+        ConfigError,
+        ActivationsError,
+        ReleasedDataError,
+        JudgeError,
+        ArtifactError,
+        SaeError,
+        ModelError,
+    ) as e:
         log.error("%s", e)
         return 2
     return 0

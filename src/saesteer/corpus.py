@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from saesteer.preflight import read_artifact
 from saesteer.text_sources import group_paragraphs, text_source
 
 
@@ -107,5 +108,5 @@ def tokenize_documents(
 
 
 def read_chunks(path: str | Path, split: str) -> np.ndarray:
-    frame = pl.read_parquet(path).filter(pl.col("split") == split)
+    frame = read_artifact(path).filter(pl.col("split") == split)
     return np.asarray(frame["input_ids"].to_list(), dtype=np.int64)

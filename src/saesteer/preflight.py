@@ -27,13 +27,49 @@ def rerun_hint(path: str | Path, rules: Iterable[str]) -> str:
     return f"written by rule {', '.join(rules)}: rerun it with `snakemake --forcerun {forcerun}`"
 
 
-def read_artifact(path: str | Path, producers: Iterable[str] = ()) -> pl.DataFrame:
+# The rule that writes each Parquet artifact, by file name.
+_SAME_NAME = [
+    "features",
+    "logit_lens",
+    "output_scores",
+    "activations",
+    "input_scores",
+    "generations",
+    "gen_metrics",
+    "best_factors",
+    "sae_metrics",
+    "concepts",
+    "concept_generations",
+    "concept_ratings",
+    "concept_table",
+]
+_PRODUCERS = {
+    **{stem: stem for stem in _SAME_NAME},
+    "output_scores_by_prompt": "output_scores",
+    "chunks": "tokenize_corpus",
+    "documents": "corpus",
+    "summary": "aggregate",
+    "concept_scores": "concept_table",
+}
+
+
+def producing_rule(path: str | Path) -> list[str]:
+    """The workflow rule that writes an artifact, from its name and place (none if the
+    file is not one of the workflow's)."""
+    path = Path(path)
+    if path.name == "features.parquet" and path.parent.parent.name != "layers":
+        return ["aggregate"]  # the run-level table; layers/<L>/features.parquet: `features`
+    return [_PRODUCERS[path.stem]] if path.stem in _PRODUCERS else []
+
+
+def read_artifact(path: str | Path, producers: Iterable[str] | None = None) -> pl.DataFrame:
     """`pl.read_parquet`, with an error that names the file and the rule to rerun."""
     try:
         return pl.read_parquet(path)
     except Exception as e:  # polars raises several classes for one cause: a bad file
+        rules = producing_rule(path) if producers is None else producers
         raise ArtifactError(
-            f"{path}: unreadable Parquet ({e}); {rerun_hint(path, producers)}"
+            f"{path}: unreadable Parquet ({e}); {rerun_hint(path, rules)}"
         ) from None
 
 

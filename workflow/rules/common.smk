@@ -209,3 +209,8 @@ def concept_instruction_files(wildcards):
     """A user's instruction file is an input, so editing it reruns the answers."""
     spec = CONCEPTS["instructions"]
     return [spec["file"]] if isinstance(spec, dict) else []
+
+
+def producers(path):
+    """The rules whose outputs match `path` (for messages that say what to rerun)."""
+    return [rule.name for rule in workflow.rules if rule.is_producer(path)]
