@@ -9,7 +9,7 @@ the end of the turn):
   (`steer_reference`), as a per-concept loop would run it.
 
     python benchmarks/bench_concepts.py --layers 27
-    python benchmarks/bench_concepts.py --sae 'results/smollm2-demo/layers/{layer}/sae'
+    python benchmarks/bench_concepts.py --sae 'results/smollm2-demo/layers/{layer}/sae.json'
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ factors and prefixes:
   (`steer_reference`), temperature sampling and a stop at ".", as the public code runs it.
 
     python benchmarks/bench_generation.py                       # embedded SmolLM2, random SAEs
-    python benchmarks/bench_generation.py --sae 'results/smollm2-demo/layers/{layer}/sae'
+    python benchmarks/bench_generation.py --sae 'results/smollm2-demo/layers/{layer}/sae.json'
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ process.
 Features per second of both on the same model, SAE, corpus chunks and features, their
 ratio, peak memory above the model's, and whether they pick the same examples.
 
-    python benchmarks/bench_mining.py --sae 'results/smollm2-demo/layers/{layer}/sae'
+    python benchmarks/bench_mining.py --sae 'results/smollm2-demo/layers/{layer}/sae.json'
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Features per second of both paths on the same model, SAE, features and prompt, t
 ratio, peak memory above the model's, and the largest score difference between them.
 
     python benchmarks/bench_output_score.py                       # embedded SmolLM2, random SAEs
-    python benchmarks/bench_output_score.py --sae 'results/smollm2-demo/layers/{layer}/sae'
+    python benchmarks/bench_output_score.py --sae 'results/smollm2-demo/layers/{layer}/sae.json'
 """
 
 from __future__ import annotations

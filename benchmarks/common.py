@@ -89,6 +89,12 @@ def load_layer_sae(template: str | None, layer: int, d_in: int, device: str):
     from sae_lens import SAE, TopKSAE, TopKSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
+    if template and template.endswith(".json"):
+        # A run's resolved SAE (layers/<L>/sae.json): the trained directory has a hashed name.
+        from saesteer.io import read_json
+        from saesteer.saes import load_sae
+
+        return load_sae(read_json(template.format(layer=layer)), device=device)
     if template:
         sae = SAE.load_from_disk(template.format(layer=layer), device=device)
     else:
@@ -112,7 +118,10 @@ def bench_parser(doc: str) -> argparse.ArgumentParser:
     """The options every benchmark has: model, SAEs, layers, device, dtype, JSON output."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--model", help="model directory (default: the embedded SmolLM2)")
-    parser.add_argument("--sae", help="SAE-Lens directory template with {layer}; default random")
+    parser.add_argument(
+        "--sae",
+        help="a run's sae.json or an SAE-Lens directory, a template with {layer}; default random",
+    )
     parser.add_argument("--layers", type=int, nargs="+", default=[3, 15, 27])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32")
