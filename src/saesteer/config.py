@@ -105,12 +105,9 @@ def trained_sae_dir(config: dict, layer: int, train: dict) -> str:
     """results/<run>/layers/<L>/sae-<key>: the key hashes the training settings, the
     model, and the corpus settings with the size and mtime of its text files."""
     corpus = config.get("corpus", {})
-    files = sorted(
-        (name, Path(name).stat().st_size, Path(name).stat().st_mtime_ns)
-        for pattern in corpus.get("files", [])
-        for name in glob.glob(pattern, recursive=True)
-        if Path(name).is_file()
-    )
+    names = {n for p in corpus.get("files", []) for n in glob.glob(p, recursive=True)}
+    stats = {name: Path(name).stat() for name in names if Path(name).is_file()}
+    files = sorted((name, st.st_size, st.st_mtime_ns) for name, st in stats.items())
     identity = {
         "layer": layer,
         "train": train,

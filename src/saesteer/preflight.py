@@ -27,6 +27,10 @@ def rerun_hint(path: str | Path, rules: Iterable[str]) -> str:
     return f"written by rule {', '.join(rules)}: rerun it with `snakemake --forcerun {forcerun}`"
 
 
+def _unreadable(path: str | Path, reason: str, rules: Iterable[str]) -> str:
+    return f"{path}: unreadable Parquet ({reason}); {rerun_hint(path, rules)}"
+
+
 # The rule that writes each Parquet artifact, by file name.
 _SAME_NAME = [
     "features",
@@ -68,9 +72,7 @@ def read_artifact(path: str | Path, producers: Iterable[str] | None = None) -> p
         return pl.read_parquet(path)
     except Exception as e:  # polars raises several classes for one cause: a bad file
         rules = producing_rule(path) if producers is None else producers
-        raise ArtifactError(
-            f"{path}: unreadable Parquet ({e}); {rerun_hint(path, rules)}"
-        ) from None
+        raise ArtifactError(_unreadable(path, str(e), rules)) from None
 
 
 def unreadable_parquet(path: str | Path) -> str | None:
@@ -100,9 +102,7 @@ def check_inputs(inputs: Iterable[str], producers: Callable[[str], list[str]]) -
         if not Path(path).is_file():
             continue
         if path.endswith(".parquet") and (reason := unreadable_parquet(path)):
-            problems.append(
-                f"{path}: unreadable Parquet ({reason}); {rerun_hint(path, producers(path))}"
-            )
+            problems.append(_unreadable(path, reason, producers(path)))
         if Path(path).name == "model.json" and (gone := missing_model_dir(path)):
             problems.append(
                 f"{path}: the model directory it records, {gone}, no longer exists (a cache "
