@@ -33,6 +33,9 @@ def reference_sample(model, prompt, seed, settings, stops, intervention=None):
             output = model(ids, use_cache=True, **{cache_keyword(model): cache})
             cache = returned_cache(output)
             logits = output.logits[:, -1].double() / settings.temperature
+            if settings.top_k is not None:
+                kth = logits.sort(-1, descending=True).values[0, settings.top_k - 1]
+                logits = torch.where(logits >= kth, logits, -torch.inf)
             token = (logits + _gumbel_noise([generator], logits.shape[-1], "cpu")).argmax(-1)
             out.append(token.item())
             if stops[token.item()]:
@@ -147,6 +150,83 @@ def test_rows_stop_after_their_stop_token(tiny_model, stops):
     for row in got:
         assert not any(stops[t] for t in row[:-1])
         assert stops[row[-1]] or len(row) == 15
+
+
+def _step_logits(model, prompt, tokens):
+    """The unsteered next-token logits before each of `tokens`, from one full forward."""
+    ids = torch.tensor([prompt + tokens])
+    return model(ids).logits[0, len(prompt) - 1 : len(prompt) - 1 + len(tokens)]
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_no_sampled_token_falls_outside_the_steps_top_k(tiny_model, stops, k):
+    model, _ = tiny_model
+    sae = random_sae("standard", layer=0)
+    prompts = PROMPTS * 4
+    seeds = [row_seed(5, i) for i in range(len(prompts))]
+    settings = SamplingSettings(temperature=5.0, top_k=k, max_new_tokens=10, batch_size=6)
+    got = sample_steered(
+        model,
+        sae,
+        0,
+        prompts,
+        steering_directions(sae, [0] * len(prompts)),
+        torch.zeros(len(prompts)),
+        seeds,
+        stops,
+        0,
+        settings,
+    )
+    with torch.no_grad():
+        for prompt, tokens in zip(prompts, got, strict=True):
+            logits = _step_logits(model, prompt, tokens)
+            for step, token in enumerate(tokens):
+                ranked = logits[step].argsort(descending=True).tolist()
+                assert token in ranked[:k], (prompt, step, token, ranked[:k])
+    # A hot temperature over the full vocabulary leaves the top 3 often; the test can fail.
+    wide = sample_steered(
+        model,
+        sae,
+        0,
+        prompts,
+        steering_directions(sae, [0] * len(prompts)),
+        torch.zeros(len(prompts)),
+        seeds,
+        stops,
+        0,
+        SamplingSettings(temperature=5.0, top_k=None, max_new_tokens=10, batch_size=6),
+    )
+    with torch.no_grad():
+        outside = sum(
+            token not in _step_logits(model, p, t)[step].argsort(descending=True)[:k].tolist()
+            for p, t in zip(prompts, wide, strict=True)
+            for step, token in enumerate(t)
+        )
+    assert outside > 0
+
+
+def test_top_k_none_is_the_full_vocabulary_bit_for_bit(tiny_model, stops):
+    """`top_k: null` is the sampler as it was before top-k existed: Gumbel-max over every
+    token; a k as large as the vocabulary is the same thing."""
+    model, _ = tiny_model
+    sae = random_sae("topk", layer=1)
+    seeds = [row_seed(9, i) for i in range(len(PROMPTS))]
+    directions = steering_directions(sae, [4, 8, 15, 16])
+    factors = torch.tensor([0.0, 2.0, 4.0, 8.0])
+
+    def run(top_k):
+        settings = SamplingSettings(top_k=top_k, max_new_tokens=12, batch_size=3)
+        return sample_steered(
+            model, sae, 1, PROMPTS, directions, factors, seeds, stops, 0, settings
+        )
+
+    full = SamplingSettings(top_k=None, max_new_tokens=12)
+    expected = [
+        reference_sample(model, p, s, full, stops, steer_reference(model, sae, 1, f, c))
+        for p, s, f, c in zip(PROMPTS, seeds, [4, 8, 15, 16], factors.tolist(), strict=True)
+    ]
+    assert run(None) == expected == run(TINY_VOCAB)
+    assert SamplingSettings().top_k == 50
 
 
 def test_stop_tokens_hold_the_stop_string_or_end_the_sequence(embedded_model):

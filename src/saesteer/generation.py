@@ -41,6 +41,9 @@ GENERATIONS_SCHEMA = {
 @dataclass(frozen=True)
 class SamplingSettings:
     temperature: float = 0.7
+    # transformers' default for generate(do_sample=True), which the paper's code relies on;
+    # None samples from the full vocabulary
+    top_k: int | None = 50
     max_new_tokens: int = 20
     stop: str | None = "."  # a row stops once its text gains this (None: end of text only)
     batch_size: int = 128  # rows per forward
@@ -167,6 +170,15 @@ def _gumbel_noise(generators: list[torch.Generator], vocab: int, device) -> torc
     return -torch.log(-torch.log(uniform.clamp(min=1e-300)))
 
 
+def top_k_only(logits: torch.Tensor, k: int | None) -> torch.Tensor:
+    """`logits` with every token below the k-th largest of its row set to -inf (ties with
+    the k-th are kept, as transformers' top-k warper keeps them); None keeps all."""
+    if k is None or k >= logits.shape[-1]:
+        return logits
+    kth = logits.topk(k, dim=-1).values[:, -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
 def _sample_batch(
     model, sae, layer, prefix, prompt_index, directions, factors, seeds, stops, pad_id, settings
 ) -> list[list[int]]:
@@ -183,7 +195,7 @@ def _sample_batch(
                 ids, attention_mask=mask, position_ids=positions, use_cache=True, **{keyword: cache}
             )
         cache = returned_cache(output)
-        logits = output.logits[:, -1].double() / settings.temperature
+        logits = top_k_only(output.logits[:, -1].double() / settings.temperature, settings.top_k)
         noise = _gumbel_noise(generators, logits.shape[-1], device)
         new = (logits + noise[:, : logits.shape[-1]]).argmax(-1)
         for row, token in zip(alive.tolist(), new.tolist(), strict=True):
