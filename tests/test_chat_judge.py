@@ -80,6 +80,12 @@ def test_prompts_fill_in_the_rubric_without_the_response():
         ("Rating: 1.5", None),
         ("Rating: 12", None),
         ("I give it a 2.", None),
+        ("Rating: [[2]]", 2),
+        ("The fragment is fluent.\n\nRating: [[2]]", 2),  # a reply of the paper's judge
+        ("It is related. [[1]]", 1),
+        ("[[2]] at first, then [[0]]", 0),
+        ("Rating: 1, not [[2]]", 1),  # a rating line wins over a bare [[N]]
+        ("[[3]]", None),
     ],
 )
 def test_parse_rating(reply, rating):
@@ -199,7 +205,9 @@ def test_a_reply_without_a_rating_is_asked_again_once(server):
     assert second == 2 * first  # the second ask has more room
     server.requests.clear()
     server.script = [Reply(content="I cannot decide."), Reply(content="Still undecided, sorry.")]
-    with pytest.raises(JudgeError, match="concept: no 'Rating.*asked twice.*'Still undecided"):
+    with pytest.raises(
+        JudgeError, match=r"concept: no rating \('Rating: N'.*asked twice.*'Still undecided"
+    ):
         rate_one(judge(server.url))
     assert len(server.requests) == 2
 
@@ -246,3 +254,82 @@ def test_concurrency_is_bounded(server):
     j = judge(server.url, concurrency=3)
     assert j.rate("concept", [j.prompt("concept", ITEM)] * 12, ["ocean"] * 12) == [1.0] * 12
     assert 2 <= server.max_in_flight <= 3
+
+
+AXBENCH_LIKE = """\
+concept: |
+  [System]
+  Judge whether the concept appears in the sentence fragment. Reply "Rating: [[score]]".
+
+  [Concept Start]
+  {concept}
+  [Concept End]
+
+  [Sentence Fragment Start]
+  {sentence}
+  [Sentence Fragment End]
+instruction: |
+  Is the fragment related to the instruction {instruction}? Fragment: {sentence}
+fluency: |
+  Rate the fluency of this fragment: {sentence}
+system: ""
+"""
+
+
+def test_rubrics_from_a_file_place_the_response_and_drop_the_system(server, tmp_path):
+    path = tmp_path / "rubrics.yaml"
+    path.write_text(AXBENCH_LIKE)
+    j = judge(server.url, rubrics=str(path))
+    server.answer = lambda user: "Present. Rating: [[2]]" if "waves" in user else "[[0]]"
+    braces = Item("the {instruction} ocean", "Describe a city.", "x")
+    prompt = j.prompt("concept", braces)
+    assert "the {instruction} ocean" in prompt and "{sentence}" not in prompt
+    assert j.rate("concept", [prompt, prompt], ["waves {concept}", "tax forms"]) == [2.0, 0.0]
+    (first,) = [r.body["messages"] for r in server.requests if "waves" in str(r.body)]
+    assert [m["role"] for m in first] == ["user"]  # an empty system: no system message
+    user = first[0]["content"]
+    assert "[Concept Start]\nthe {instruction} ocean\n[Concept End]" in user
+    assert "[Sentence Fragment Start]\nwaves {concept}\n[Sentence Fragment End]" in user
+    assert BEGIN not in user
+    assert j.name != judge(server.url).name  # another system message: other cached ratings
+    assert j.prompt("fluency", ITEM) != judge(server.url).prompt("fluency", ITEM)
+
+
+def test_rubrics_without_a_response_place_append_it_and_keep_a_system(server, tmp_path):
+    path = tmp_path / "rubrics.yaml"
+    path.write_text(
+        "concept: 'About {concept}?'\ninstruction: 'Answers {instruction}?'\n"
+        "fluency: 'Fluent?'\nsystem: 'Be strict.'\n"
+    )
+    j = judge(server.url, rubrics=str(path))
+    assert rate_one(j, "ocean ocean") == 2.0
+    system, user = server.requests[0].body["messages"]
+    assert system == {"role": "system", "content": "Be strict."}
+    assert user["content"] == f"About the ocean?\n\n{BEGIN}\nocean ocean\n{END}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "no such file"),
+        ("- a list\n", "expected a mapping"),
+        ("concept: 'c {concept}'\ninstruction: 'i {instruction}'\n", "'fluency' must be"),
+        ("concept: 'no place'\ninstruction: '{instruction}'\nfluency: f\n", "no {concept}"),
+        ("concept: '{concept}'\ninstruction: 'none'\nfluency: f\n", "no {instruction}"),
+        (
+            "concept: '{concept} {sentence} {response}'\ninstruction: '{instruction}'\n"
+            "fluency: f\n",
+            "places the response twice",
+        ),
+        ("concept: '{concept}'\ninstruction: '{instruction}'\nfluency: f\nrubric: x\n", "unknown"),
+        ("concept: '{concept}'\ninstruction: '{instruction}'\nfluency: f\nsystem: 3\n", "system"),
+        ("concept: [\n", "unreadable"),
+    ],
+)
+def test_bad_rubric_files_are_named(tmp_path, text, message):
+    path = tmp_path / "rubrics.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(JudgeError, match="concepts.judge.chat.rubrics") as error:
+        judge("http://127.0.0.1:1/v1", rubrics=str(path))
+    assert message in str(error.value) and str(path) in str(error.value)

@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, fields
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -42,6 +43,7 @@ class ChatSettings:
     requests_per_minute: float = 60.0  # across all threads; 0 = unlimited
     max_tokens: int = 64
     temperature: float = 0.0
+    rubrics: str | None = None  # a YAML file of prompts (see `load_rubrics`); None: RUBRICS
 
     @classmethod
     def from_config(cls, section: dict) -> ChatSettings:
@@ -92,21 +94,87 @@ RUBRICS = {
 BEGIN = "=== BEGIN RESPONSE ==="
 END = "=== END RESPONSE ==="
 
+# Where a rubric file's prompt takes the response inline; AxBench's templates say
+# {sentence}. In a filled-in prompt the place is held by a mark no concept or
+# instruction text can contain, so their own braces are never filled in.
+RESPONSE_PLACES = ("{sentence}", "{response}")
+_HERE = "\x00response\x00"
+
 # "Rating: 2", "**Rating:** [[2]]", "Rating: 2/2", "Rating: <1>."; not "Rating: 1.5", "12".
 _PAD = r"[\s*_\[\](){}<>\"'`]*"
 _RATING = re.compile(rf"rating{_PAD}:{_PAD}([012])(?![\d.]*\d)", re.IGNORECASE)
+# A bare "[[2]]", the form AxBench's templates ask for.
+_BRACKETED = re.compile(r"\[\[\s*([012])\s*\]\]")
 
 
 def user_message(prompt: str, response: str) -> str:
-    """The rubric, then the response between markers, so the judge cannot mistake text in
-    the response for part of its instructions' ending."""
+    """The prompt with the response in its place, or else the prompt, then the response
+    between markers, so the judge cannot mistake text in the response for part of its
+    instructions' ending."""
+    if _HERE in prompt:
+        return prompt.replace(_HERE, response)
     return f"{prompt}\n\n{BEGIN}\n{response}\n{END}"
 
 
 def parse_rating(reply: str) -> int | None:
-    """The last `Rating: N` in the reply, or None."""
-    found = _RATING.findall(reply)
+    """The last `Rating: N` (`Rating: [[N]]` included) in the reply, else its last bare
+    `[[N]]`, or None."""
+    found = _RATING.findall(reply) or _BRACKETED.findall(reply)
     return int(found[-1]) if found else None
+
+
+@dataclass(frozen=True)
+class Rubrics:
+    """The judge's prompts: one template per aspect, and the system message ("" = none)."""
+
+    templates: dict[str, str]
+    system: str = SYSTEM
+
+    def fill(self, aspect: str, item: Item) -> str:
+        text = self.templates[aspect]
+        for place in RESPONSE_PLACES:
+            text = text.replace(place, _HERE)
+        # One pass over both fields, so a concept holding "{instruction}" stays as it is.
+        fields = {"{concept}": item.concept, "{instruction}": item.instruction}
+        return re.sub(r"\{concept\}|\{instruction\}", lambda m: fields[m.group(0)], text)
+
+
+NEEDS = {"concept": "{concept}", "instruction": "{instruction}", "fluency": None}
+
+
+def load_rubrics(path: str | None) -> Rubrics:
+    """The built-in rubrics (None), or a YAML file with keys concept, instruction and
+    fluency (prompt templates) and, optionally, system."""
+    if path is None:
+        return Rubrics(dict(RUBRICS))
+    import yaml
+
+    where = f"concepts.judge.chat.rubrics: {path}"
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise JudgeError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise JudgeError(f"{where}: unreadable ({e})") from None
+    if not isinstance(data, dict):
+        raise JudgeError(f"{where}: expected a mapping with keys {', '.join(ASPECTS)}")
+    unknown = sorted(set(map(str, data)) - {*ASPECTS, "system"})
+    if unknown:
+        raise JudgeError(f"{where}: unknown keys {unknown} (known: {', '.join(ASPECTS)}, system)")
+    templates = {}
+    for aspect in ASPECTS:
+        text = data.get(aspect)
+        if not isinstance(text, str) or not text.strip():
+            raise JudgeError(f"{where}: {aspect!r} must be a non-empty prompt template")
+        if NEEDS[aspect] and NEEDS[aspect] not in text:
+            raise JudgeError(f"{where}: the {aspect} prompt has no {NEEDS[aspect]} to fill in")
+        if sum(text.count(place) for place in RESPONSE_PLACES) > 1:
+            raise JudgeError(f"{where}: the {aspect} prompt places the response twice")
+        templates[aspect] = text
+    system = data.get("system", "")
+    if not isinstance(system, str):
+        raise JudgeError(f"{where}: 'system' must be a string (empty: no system message)")
+    return Rubrics(templates, system)
 
 
 class ChatJudge(Judge):
@@ -114,16 +182,17 @@ class ChatJudge(Judge):
 
     def __init__(self, settings: ChatSettings):
         self.settings = settings
+        self.rubrics = load_rubrics(settings.rubrics)
         # What the ratings depend on besides (prompt, response): a change of system
         # prompt or sampling never reuses old cached ratings.
-        behaviour = json.dumps([SYSTEM, settings.temperature, settings.max_tokens])
+        behaviour = json.dumps([self.rubrics.system, settings.temperature, settings.max_tokens])
         digest = hashlib.sha256(behaviour.encode()).hexdigest()[:8]
         self.name = f"chat:{settings.model}@{urlsplit(settings.base_url).netloc}:{digest}"
 
     def prompt(self, aspect: str, item: Item) -> str:
         if aspect not in ASPECTS:
             raise JudgeError(f"judge {self.name}: unknown aspect {aspect!r}")
-        return RUBRICS[aspect].format(concept=item.concept, instruction=item.instruction)
+        return self.rubrics.fill(aspect, item)
 
     def rate(self, aspect: str, prompts: list[str], responses: list[str]) -> list[float]:
         s = self.settings
@@ -172,6 +241,7 @@ class _Client:
 
     def __init__(self, judge: ChatJudge, aspect: str, key: str):
         self.settings = judge.settings
+        self.system = judge.rubrics.system
         self.what = f"judge {judge.name}: {aspect}"
         self.key = key
         self.limiter = RateLimiter(judge.settings.requests_per_minute)
@@ -206,7 +276,8 @@ class _Client:
                 "%s: no rating in reply %r, asking again", self.what, self._excerpt(reply, 200)
             )
         raise JudgeError(
-            f"{self.what}: no 'Rating: 0|1|2' line in the reply from {self.settings.url} "
+            f"{self.what}: no rating ('Rating: N', 'Rating: [[N]]' or '[[N]]', N in 0, 1, 2) "
+            f"in the reply from {self.settings.url} "
             f"(asked twice); it starts {self._excerpt(reply, 200)!r}"
         )
 
@@ -215,7 +286,7 @@ class _Client:
         body = {
             "model": s.model,
             "messages": [
-                {"role": "system", "content": SYSTEM},
+                *([{"role": "system", "content": self.system}] if self.system else []),
                 {"role": "user", "content": message},
             ],
             "temperature": s.temperature,
