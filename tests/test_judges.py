@@ -80,12 +80,38 @@ def test_proxy_judge_rates_what_it_should(tiny_model):
     assert judge.proxy and judge.name.startswith("proxy:")
     about = "The ocean is deep and full of fish, waves and salty sea water."
     other = "My tax forms are due on Monday and the printer is broken."
-    concept = judge.rate("concept", ["the ocean and the sea"] * 2, [about, other])
+    ask = "Write about your week."
+    items = [Item("the ocean and the sea", ask, t) for t in (about, other)]
+    concept = judge.rate("concept", [judge.prompt("concept", i) for i in items], [about, other])
     assert concept[0] > concept[1]
-    fluency = judge.rate("fluency", ["w1", "w1"], ["w1 w1 w1 w1 w1 w1", ""])
+    # A `paper` text begins with its instruction: only what follows it is compared.
+    paper = Item("the ocean and the sea", ask, ask + " " + about)
+    for aspect in ("concept", "instruction"):
+        whole = judge.rate(aspect, [judge.prompt(aspect, paper)], [paper.response])
+        alone = judge.rate(aspect, [judge.prompt(aspect, items[0])], [" " + about])
+        assert whole == pytest.approx(alone)
+    fluency = judge.rate("fluency", ["", ""], ["w1 w1 w1 w1 w1 w1", ""])
     assert fluency == [0.0, 0.0]
     calibrated = ProxyJudge(ProxySettings(concept_similarity=(0.0, 0.1)), model, tokenizer, "tiny")
     assert calibrated.name != judge.name  # new anchors never reuse old cached ratings
+
+
+def test_proxy_fluency_is_the_texts_own_perplexity(tiny_model):
+    """Checked against the model's own loss over the text after BOS, one text at a time."""
+    import math
+
+    import torch
+
+    model, tokenizer = tiny_model
+    settings = ProxySettings(fluency_perplexity=(1e6, 1.0), distinct_words=(0.0, 0.01))
+    judge = ProxyJudge(settings, model, tokenizer, "tiny")
+    texts = ["w1 w2 w3 w4", "w9 w8 w7 w30 w31 w5", "w4 w5"]
+    got = judge.rate("fluency", [judge.prompt("fluency", Item("c", "i", t)) for t in texts], texts)
+    for text, rating in zip(texts, got, strict=True):
+        ids = torch.tensor([[tokenizer.bos_token_id, *tokenizer(text)["input_ids"]]])
+        with torch.no_grad():
+            loss = model(ids, labels=ids).loss.item()
+        assert rating == pytest.approx(scale(loss, math.log(1e6), 0.0), rel=1e-4)
 
 
 def test_a_failure_keeps_the_chunks_already_rated(tmp_path):

