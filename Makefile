@@ -10,7 +10,7 @@ CORPUS_DEBS := debian-handbook python3.11-doc fortunes
 # The browser the report test opens the HTML report in (its own driver: nothing downloaded).
 BROWSER_DEBS := chromium chromium-driver
 
-.PHONY: install corpus-deps browser-deps demo report test lint bench clean
+.PHONY: install corpus-deps browser-deps paper-data demo report test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,17 @@ corpus-deps:
 
 browser-deps:
 	$(call apt_install,$(BROWSER_DEBS))
+
+# The paper's public repository (needs network): its data/ folder (concepts.released) and,
+# under resources/paper/, the input files the paper configs read.
+PAPER_REPO := https://github.com/technion-cs-nlp/saes-are-good-for-steering
+PAPER_DIR := resources/paper/saes-are-good-for-steering
+PAPER_INPUTS := features/gemma_2b_features.json features/gemma_9b_concept500_features.json \
+	axbench_instructions/gemma2_9b_it_131_instructions_cache.json
+
+paper-data:
+	test -d $(PAPER_DIR)/.git || git clone --depth 1 $(PAPER_REPO) $(PAPER_DIR)
+	for f in $(PAPER_INPUTS); do cp $(PAPER_DIR)/data/$$f resources/paper/; done
 
 demo: install corpus-deps
 	snakemake --cores $(CORES) --configfile $(CONFIG)

@@ -165,3 +165,87 @@ def test_bad_concept_settings_fail_early(tmp_path, tiny_config, concepts, messag
     result = run_snakemake(tmp_path, tiny_config, "-n")
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+
+
+def small_release(data, ratings: dict[str, dict]) -> None:
+    """The paper's release format for layer 2's concepts 0, 3 and 7 of the tiny run."""
+    keys = ["2_0", "2_3", "2_7"]
+    files = {
+        "generated_texts/gemma_9b_it/m_generations_cache_0_4.json": {
+            k: [f"w{j} w{j + 1}. w9 w9" for j in range(10)] for k in keys
+        },
+        "axbench_instructions/m_instructions_cache.json": {
+            k: [f"w{j} w{j + 1}." for j in range(10)] for k in keys
+        },
+        "steering_factors/m_best_steering_factors.json": dict.fromkeys(keys, 0.4),
+    }
+    for aspect, by_key in ratings.items():
+        files[f"axbench_llm_scores/m_llm_{aspect}_score_cache.json"] = {
+            k: {"scores": scores, "mean_score": None, "best_steering_factor": 0.4}
+            for k, scores in by_key.items()
+        }
+    for rel, content in files.items():
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data / rel).write_text(json.dumps(content))
+
+
+def test_table_1_from_the_released_answers_and_ratings(tmp_path, tiny_config):
+    """concepts.source released: no answers are generated or judged; the table's SAE rows
+    are the released ratings, filtered by this run's output scores."""
+    data = tmp_path / "paper/data"
+    ratings = {
+        "concept": {"2_0": [2, 2, 2, 2, 2], "2_3": [1, 1, 1, 1, 1], "2_7": [0, 2, 2, 2, 2]},
+        "instruct": {"2_0": [2, 1, 2, 1, 2], "2_3": [2, 2, 2, 2, None], "2_7": [2] * 5},
+        "fluency": {"2_0": [1, 1, 1, 1, 1], "2_3": [2, 2, 0, 2, 2], "2_7": [1] * 5},
+    }
+    small_release(data, ratings)
+    config = concept_config(tiny_config)
+    config["concepts"].update(
+        source="released", released={"data_dir": str(data)}, n_select=5, thresholds=[0.0, 1.0]
+    )
+    result = run_snakemake(tmp_path, config, TABLE)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ran = {rule for rule, _ in _jobs(result.stdout + result.stderr)}
+    assert "released_concepts" in ran and not ran & {"concept_generations", "concept_ratings"}
+    out = tmp_path / "results/tiny"
+    lens = pl.read_parquet(out / "layers/2/output_scores.parquet")
+    output_score = dict(lens.select("feature", "output_score").iter_rows())
+
+    def hmean(*xs):
+        return 0.0 if min(xs) == 0 else len(xs) / sum(1 / x for x in xs)
+
+    expected = {0: hmean(2, 8 / 5, 1), 3: hmean(1, 2, 8 / 5), 7: hmean(8 / 5, 2, 1)}
+    table = pl.read_parquet(out / "concepts/concept_table.parquet")
+    assert table["row"].to_list() == [
+        "SAE, output score >= 1",
+        "SAE, output score >= 0",
+        "SAE, no filter",
+    ]
+    assert table["n_concepts"].to_list() == [0, 3, 3]
+    assert table["score"][2] == pytest.approx(sum(expected.values()) / 3)
+    assert table["score"][0] is None
+    assert not table["judge_proxy"].any() and table["judge"][0].startswith("released:")
+    scores = pl.read_parquet(out / "concepts/concept_scores.parquet")
+    for feature, score, factor, lens_score in scores.select(
+        "feature", "score", "factor", "output_score"
+    ).iter_rows():
+        assert score == pytest.approx(expected[feature]) and factor == 0.4
+        assert lens_score == pytest.approx(output_score[feature])
+    assert "paper's own release" in (tmp_path / TABLE).read_text()
+
+    # per_response: each answer's harmonic mean (the answer with a null rating left out)
+    config["concepts"]["aggregation"] = "per_response"
+    result = run_snakemake(tmp_path, config, TABLE)
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = pl.read_parquet(out / "concepts/concept_scores.parquet")
+    per = dict(scores.select("feature", "score").iter_rows())
+    assert per[0] == pytest.approx((3 * hmean(2, 2, 1) + 2 * hmean(2, 1, 1)) / 5)
+    assert per[3] == pytest.approx((3 * hmean(1, 2, 2) + hmean(1, 2, 0)) / 4)
+    assert per[7] == pytest.approx((hmean(0, 2, 1) + 4 * hmean(2, 2, 1)) / 5)
+
+    # A missing release is named, with where to get it.
+    config["concepts"]["released"]["data_dir"] = str(tmp_path / "nowhere/data")
+    result = run_snakemake(tmp_path, config, TABLE, "-n")
+    assert result.returncode != 0
+    assert "concepts.released.data_dir: file not found" in result.stdout + result.stderr
+    assert "make paper-data" in result.stdout + result.stderr

@@ -14,12 +14,14 @@ from saesteer.concepts import (
     derived_description,
     end_of_turn_ids,
     generate_concepts,
+    protocol_sampling,
 )
 from saesteer.config import ConfigError
 from saesteer.diffmean import diffmean_directions, example_token_ids
-from saesteer.generation import SamplingSettings
+from saesteer.generation import SamplingSettings, row_seed, sample_steered, stop_tokens
 from saesteer.hooks import block_output
 from saesteer.instructions import INSTRUCTIONS, concept_instructions
+from saesteer.prompts import encode_prompt
 from saesteer.steering import steering_directions
 from tests.conftest import random_sae
 
@@ -141,6 +143,68 @@ def test_answers_do_not_depend_on_the_batch(tiny_model):
         model, tokenizer, sae, 2, concepts, instructions, [1.0], partial, 2, 0, settings
     )
     assert set(fewer.filter(pl.col("method") == "diffmean")["feature"]) == {3}
+
+
+@pytest.mark.parametrize("protocol", ["paper", "chat"])
+def test_each_protocol_prompts_and_judges_as_it_says(tiny_model, protocol):
+    """paper: BOS + the raw instruction, the judge reads instruction + continuation (as
+    in the released answers); chat: the instruction as a chat turn, the judge reads the
+    answer. Each row equals the sampler run on that prompt by hand."""
+    model, tokenizer = tiny_model
+    sae = random_sae("standard", layer=2)
+    concepts = pl.DataFrame({"layer": [2], "feature": [5], "concept": ["w7"]})
+    instructions = {5: ["w1 w2", "w3 w4"]}
+    direction = steering_directions(sae, [5])[0]
+    settings = SamplingSettings(max_new_tokens=4, batch_size=8)
+    frame = generate_concepts(
+        model,
+        tokenizer,
+        sae,
+        2,
+        concepts,
+        instructions,
+        [4.0],
+        {"sae": {5: direction}},
+        1,
+        3,
+        settings,
+        protocol=protocol,
+    )
+    row = frame.filter((pl.col("method") == "sae") & (pl.col("instruction_id") == 1)).row(
+        0, named=True
+    )
+    prompt = (
+        encode_prompt(tokenizer, "w3 w4") if protocol == "paper" else chat_ids(tokenizer, "w3 w4")
+    )
+    assert prompt[0] == tokenizer.bos_token_id
+    stops = stop_tokens(tokenizer, "." if protocol == "paper" else None, 128)
+    stops[tokenizer.eos_token_id] = True
+    (ids,) = sample_steered(
+        model,
+        sae,
+        2,
+        [prompt],
+        direction[None],
+        torch.tensor([4.0]),
+        [row_seed(3, "sae", 5, 4.0, 1)],
+        stops,
+        tokenizer.eos_token_id,
+        protocol_sampling(protocol, settings),
+    )
+    words = tokenizer.decode(ids, skip_special_tokens=True)
+    assert row["response"].strip() == words.strip() and row["n_tokens"] == len(ids)
+    expected = f"w3 w4{row['response']}" if protocol == "paper" else row["response"]
+    assert row["text"] == expected
+    prompting = frame.filter(pl.col("method") == "prompting").row(0, named=True)
+    assert "w7" not in prompting["text"][: len("w3 w4")]  # the concept hint is not judged
+    assert prompting["text"].startswith("w3 w4") == (protocol == "paper")
+
+
+def test_the_paper_protocol_stops_at_the_first_full_stop():
+    assert protocol_sampling("paper", SamplingSettings(stop=None)).stop == "."
+    assert protocol_sampling("chat", SamplingSettings()).stop is None
+    with pytest.raises(ValueError, match="concepts.protocol"):
+        protocol_sampling("raw", SamplingSettings())
 
 
 def test_answers_end_at_the_models_end_of_turn(tiny_model):

@@ -22,6 +22,15 @@ def test_valid_config_gets_defaults(tiny_config):
         "batch_size": 256,
     }
     assert set(config["layers"]) == {"1", "2"}
+    # The paper's protocol by default: transformers' top-k 50 in both samplers, the raw
+    # instruction as the answer's prefix, the harmonic mean of the three mean ratings.
+    assert config["generation"]["top_k"] == 50 and config["concepts"]["top_k"] == 50
+    assert config["concepts"]["protocol"] == "paper"
+    assert config["concepts"]["aggregation"] == "of_means"
+    assert config["concepts"]["source"] == "generate"
+    assert config["concepts"]["judge"]["chat"]["rubrics"] is None
+    tiny_config["generation"]["top_k"] = None  # null: the full vocabulary
+    assert validate_config(tiny_config)["generation"]["top_k"] is None
 
 
 def test_layer_settings_is_the_layers_own_slice(tiny_config, tiny_saes):

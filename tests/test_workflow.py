@@ -315,15 +315,16 @@ def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers, n_conc
 def test_the_gemma_config_plans_the_papers_study(tmp_path):
     """26 layers of GemmaScope SAEs with Neuronpedia activations: no corpus, no training."""
     config = yaml.safe_load((REPO / "config" / "gemma-2-2b.yaml").read_text())
-    config["features"]["file"] = str(REPO / config["features"]["file"])
+    assert config["features"]["file"] == "resources/paper/gemma_2b_features.json"
+    assert config["model"]["dtype"] == "float32"  # as the paper ran
+    ids = {str(layer): list(range(100)) for layer in range(26)}  # the paper's file's form
+    (tmp_path / "features.json").write_text(json.dumps(ids))
+    config["features"]["file"] = str(tmp_path / "features.json")
     result = run_snakemake(tmp_path, config, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
     per_layer = [rule for rule in PER_FEATURE_RULES] + ["sae"]
     once = ["model", "manifest", "all", "aggregate", "plots", "findings"]
     assert _job_counts(result.stdout) == {**dict.fromkeys(per_layer, 26), **dict.fromkeys(once, 1)}
-    features = json.loads((REPO / "config" / "gemma-2-2b-features.json").read_text())
-    assert sorted(map(int, features)) == list(range(26))
-    assert all(len(set(ids)) == 100 and max(ids) < 16384 for ids in features.values())
 
 
 def test_the_concept500_config_plans_the_papers_table_1(tmp_path):
@@ -340,6 +341,25 @@ def test_the_concept500_config_plans_the_papers_table_1(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     per_layer = [*PER_FEATURE_RULES, "sae", *CONCEPT_RULES]
     once = ["model", "manifest", "all", "aggregate", "plots", "findings", "concept_table"]
+    assert _job_counts(result.stdout) == {**dict.fromkeys(per_layer, 2), **dict.fromkeys(once, 1)}
+
+
+def test_the_released_table_1_config_plans_output_scores_and_the_table_only(tmp_path):
+    """Table 1 from the paper's release: the table's target needs the model, the SAEs,
+    the logit lens and output scores of both layers, and the import; nothing generated or
+    judged."""
+    config = yaml.safe_load((REPO / "config" / "gemma-2-9b-it-table1.yaml").read_text())
+    ids = {"20": list(range(0, 1000, 2)), "31": list(range(1, 1000, 2))}
+    (tmp_path / "features.json").write_text(json.dumps(ids))
+    config["features"]["file"] = str(tmp_path / "features.json")
+    data = tmp_path / "data"
+    (data / "generated_texts/gemma_9b_it").mkdir(parents=True)
+    config["concepts"]["released"]["data_dir"] = str(data)
+    table = "results/gemma-2-9b-it-table1/concepts/concept_table.html"
+    result = run_snakemake(tmp_path, config, table, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    per_layer = ["sae", "features", "logit_lens", "output_scores"]
+    once = ["model", "released_concepts", "concept_table"]
     assert _job_counts(result.stdout) == {**dict.fromkeys(per_layer, 2), **dict.fromkeys(once, 1)}
 
 

@@ -458,8 +458,8 @@ def cmd_concept_generate(args) -> None:
     log.info("layer %d: cosine(DiffMean, SAE direction) by feature %s", layer, cosine)
     sampling = SamplingSettings(
         temperature=settings["temperature"],
+        top_k=settings["top_k"],
         max_new_tokens=settings["max_new_tokens"],
-        stop=None,
         batch_size=settings["batch_size"],
     )
     frame = generate_concepts(
@@ -474,6 +474,7 @@ def cmd_concept_generate(args) -> None:
         settings["n_select"],
         settings["seed"],
         sampling,
+        protocol=settings["protocol"],
     )
     write_parquet(frame, args.out, CONCEPT_GENERATIONS_SCHEMA)
     lengths = (
@@ -495,9 +496,9 @@ def cmd_concept_judge(args) -> None:
     )
     judge = make_judge(settings["judge"], read_json(args.model), args.device, args.resources)
     items = [
-        Item(concept, instruction, response)
-        for concept, instruction, response in generations.select(
-            "concept", "instruction", "response"
+        Item(concept, instruction, text)
+        for concept, instruction, text in generations.select(
+            "concept", "instruction", "text"
         ).iter_rows()
     ]
     result = judge_items(judge, items, JudgeCache(settings["judge"]["cache_dir"], judge))
@@ -526,20 +527,32 @@ def cmd_concept_table(args) -> None:
     from saesteer.concept_eval import (
         CONCEPT_SCORES_SCHEMA,
         CONCEPT_TABLE_SCHEMA,
+        RELEASED_JUDGE,
         concept_scores,
+        released_scores,
         table_html,
         table_rows,
     )
     from saesteer.io import atomic_path
 
     settings = json.loads(args.settings)
-    ratings = pl.concat([read_artifact(p) for p in args.ratings])
+    if bool(args.ratings) == bool(args.released):
+        raise ConfigError("concept-table: give --ratings or --released, not both")
     output_scores = pl.concat([read_artifact(p) for p in args.output_scores], how="diagonal")
-    judges = ratings["judge"].unique().to_list()
-    if len(judges) != 1:
-        raise ConfigError(f"concept ratings from {len(judges)} judges {judges}: rerun with one")
-    scores = concept_scores(ratings, output_scores, settings["aggregation"])
-    table = table_rows(scores, settings["thresholds"], judges[0], bool(ratings["judge_proxy"][0]))
+    if args.released:
+        layers = output_scores["layer"].unique().to_list()
+        scores = released_scores(
+            read_artifact(args.released), output_scores, layers, settings["aggregation"]
+        )
+        table = table_rows(scores, settings["thresholds"], RELEASED_JUDGE, False)
+    else:
+        ratings = pl.concat([read_artifact(p) for p in args.ratings])
+        judges = ratings["judge"].unique().to_list()
+        if len(judges) != 1:
+            raise ConfigError(f"concept ratings from {len(judges)} judges {judges}: rerun with one")
+        scores = concept_scores(ratings, output_scores, settings["aggregation"])
+        proxy = bool(ratings["judge_proxy"][0])
+        table = table_rows(scores, settings["thresholds"], judges[0], proxy)
     write_parquet(scores, args.scores_out, CONCEPT_SCORES_SCHEMA)
     write_parquet(table, args.table_out, CONCEPT_TABLE_SCHEMA)
     with atomic_path(args.html_out) as tmp:
@@ -548,6 +561,18 @@ def cmd_concept_table(args) -> None:
         )
     for layer, row, n, score in table.select("layer", "row", "n_concepts", "score").iter_rows():
         log.info("layer %d, %s: %s over %d concepts", layer, row, score, n)
+
+
+def cmd_import_released_concepts(args) -> None:
+    from saesteer.released_concepts import (
+        RELEASED_CONCEPTS_SCHEMA,
+        import_released_concepts,
+        summary,
+    )
+
+    frame = import_released_concepts(args.data_dir, args.model_dir, args.n_select)
+    write_parquet(frame, args.out, RELEASED_CONCEPTS_SCHEMA)
+    log.info("%s: %d released concepts; %s", args.out, frame.height, summary(frame))
 
 
 def cmd_corpus(args) -> None:
@@ -777,12 +802,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
 
     p = step("concept-table", cmd_concept_table, "factor choice and Table 1 over all layers")
-    p.add_argument("--ratings", nargs="+", required=True)
+    p.add_argument("--ratings", nargs="*", default=[], help="each layer's concept ratings")
+    p.add_argument("--released", help="or the paper's (import-released-concepts)")
     p.add_argument("--output-scores", nargs="+", required=True)
     p.add_argument("--settings", required=True, help="the `concepts` settings as JSON")
     p.add_argument("--scores-out", required=True)
     p.add_argument("--table-out", required=True)
     p.add_argument("--html-out", required=True)
+
+    p = step(
+        "import-released-concepts",
+        cmd_import_released_concepts,
+        "the paper's released concept ratings, instructions and answers as Parquet",
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", help="the release's data/ folder")
+    p.add_argument("out", metavar="OUT.parquet")
+    p.add_argument("--model-dir", default="gemma_9b_it", help="under generated_texts/")
+    p.add_argument("--n-select", type=int, default=5, help="instructions that chose the factor")
 
     p = step("corpus", cmd_corpus, "build the text corpus (documents)")
     p.add_argument("--sources", nargs="*", default=[])

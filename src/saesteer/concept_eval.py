@@ -124,19 +124,63 @@ def concept_scores(
     )
 
 
+RELEASED_JUDGE = "released: the paper's LLM judge (Claude 3.7 Sonnet, AxBench templates)"
+
+
+def released_scores(
+    released: pl.DataFrame, output_scores: pl.DataFrame, layers: Sequence[int], aggregation: str
+) -> pl.DataFrame:
+    """The SAE rows of CONCEPT_SCORES_SCHEMA from the paper's released answers and ratings
+    (`import-released-concepts`): each concept at its released best factor, with the run's
+    output score. A concept missing a rating aspect has a null score."""
+    missing = sorted(set(layers) - set(released["layer"].unique()))
+    if missing:
+        raise ValueError(f"concepts.layers: the release has no concepts at layers {missing}")
+    frame = released.filter(pl.col("layer").is_in(list(layers)))
+    lists = [f"test_{c}s" for c in ASPECT_COLUMNS]
+    if aggregation == "per_response":
+        # Each answer's harmonic mean over the answers rated on all three aspects.
+        per = (
+            frame.select("layer", "feature", *lists)
+            .explode(lists)
+            .drop_nulls()
+            .with_columns(harmonic=harmonic(*(pl.col(c) for c in lists)))
+            .group_by("layer", "feature")
+            .agg(score=pl.col("harmonic").mean())
+        )
+        frame = frame.drop("score").join(per, on=["layer", "feature"], how="left")
+    elif aggregation != "of_means":
+        raise ValueError(f"concepts.aggregation: {aggregation!r} is not one of {AGGREGATIONS}")
+    return (
+        frame.with_columns(
+            method=pl.lit("sae"), factor="best_factor", select_score=pl.lit(None, pl.Float64)
+        )
+        .join(
+            output_scores.select("layer", "feature", "output_score"),
+            on=["layer", "feature"],
+            how="left",
+        )
+        .sort("layer", "feature")
+        .select(list(CONCEPT_SCORES_SCHEMA))
+        .cast(CONCEPT_SCORES_SCHEMA)
+    )
+
+
 def table_rows(
     scores: pl.DataFrame, thresholds: Sequence[float], judge: str, proxy: bool
 ) -> pl.DataFrame:
     """Table 1 per layer: prompting, the SAE at each output-score threshold (highest
-    first), the SAE with no filter, DiffMean; each the mean over its concepts."""
+    first), the SAE with no filter, DiffMean (the methods `scores` has); each the mean over
+    its concepts with a score."""
     rows = [("Prompting", "prompting", None)]
     rows += [(f"SAE, output score >= {t:g}", "sae", t) for t in sorted(thresholds, reverse=True)]
     rows += [("SAE, no filter", "sae", None), ("DiffMean", "diffmean", None)]
+    rows = [row for row in rows if row[1] in set(scores["method"])]
     frames = []
     for layer in sorted(scores["layer"].unique()):
         at = scores.filter(pl.col("layer") == layer)
         for label, method, threshold in rows:
-            kept = at.filter(pl.col("method") == method)
+            kept = at.filter((pl.col("method") == method) & pl.col("score").is_not_null())
             if threshold is not None:
                 kept = kept.filter(pl.col("output_score") >= threshold)
             frames.append(
@@ -172,13 +216,20 @@ def table_html(table: pl.DataFrame, aggregation: str) -> str:
             score, n = row["score"][0], row["n_concepts"][0]
             cells.append(f"<td>{'n/a' if score is None else f'{score:.3f}'} (n={n})</td>")
         body.append(f"<tr><th>{label}</th>{''.join(cells)}</tr>")
-    note = (
-        "<p><strong>Proxy judge</strong>: ratings come from the offline proxy "
-        f"({judge}), not an LLM judge; compare rows with each other, not with the "
-        "paper's numbers.</p>"
-        if proxy
-        else f"<p>Judge: {judge}.</p>"
-    )
+    if proxy:
+        note = (
+            "<p><strong>Proxy judge</strong>: ratings come from the offline proxy "
+            f"({judge}), not an LLM judge; compare rows with each other, not with the "
+            "paper's numbers.</p>"
+        )
+    elif judge == RELEASED_JUDGE:
+        note = (
+            "<p>Answers and ratings are the paper's own release (each concept at its "
+            "released best factor, rated by the paper's LLM judge); the output scores "
+            "that filter the rows are this run's.</p>"
+        )
+    else:
+        note = f"<p>Judge: {judge}.</p>"
     how = {
         "per_response": "each response's harmonic mean of its concept, instruction and "
         "fluency ratings (0-2), averaged over the test instructions",

@@ -1,20 +1,31 @@
-"""Concept steering (the AxBench protocol the paper's Table 1 uses): concepts, chat
-prompts, and steered answers to instructions for three methods sharing one sampler.
+"""Concept steering (the AxBench protocol the paper's Table 1 uses): concepts, prompts,
+and steered answers to instructions for three methods sharing one sampler.
 
 - `sae`: the feature's SAE direction over the factor grid (the method's steering hook);
 - `diffmean`: the DiffMean direction of the concept, same hook, same grid;
 - `prompting`: no steering, the concept stated in the prompt.
+
+Two prompt protocols (`PROTOCOLS`): `paper`, the released Concept500 answers' form (the
+raw instruction as a text prefix, the answer stopping at the first "."), and `chat` (the
+instruction as a chat turn, a full answer up to the end of the turn).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 import torch
 
-from saesteer.generation import SamplingSettings, row_seed, sample_steered, stop_tokens
+from saesteer.generation import (
+    SamplingSettings,
+    continuation_text,
+    row_seed,
+    sample_steered,
+    stop_tokens,
+)
+from saesteer.prompts import encode_prompt
 
 CONCEPTS_SCHEMA = {
     "layer": pl.Int32,
@@ -31,12 +42,14 @@ CONCEPT_GENERATIONS_SCHEMA = {
     "instruction_id": pl.Int32,  # position in the concept's instructions
     "split": pl.Utf8,  # "select" (chooses the factor) or "test"
     "instruction": pl.Utf8,
-    "response": pl.Utf8,
+    "response": pl.Utf8,  # the generated continuation
+    "text": pl.Utf8,  # what the judge rates (see `judged_text`)
     "n_tokens": pl.Int32,
     "seed": pl.Int64,
 }
 
 METHODS = ("sae", "diffmean", "prompting")
+PROTOCOLS = ("paper", "chat")
 PROMPTING_TEMPLATE = "{instruction}\n\nIn your answer, make sure to talk about {concept}."
 
 
@@ -89,6 +102,27 @@ def concept_table(
             text = derived_description(lens_tokens.get(f, []), active_tokens.get(f, []))
             rows.append((layer, f, text, "derived"))
     return pl.DataFrame(rows, schema=CONCEPTS_SCHEMA, orient="row")
+
+
+def protocol_sampling(protocol: str, settings: SamplingSettings) -> SamplingSettings:
+    """`paper` answers stop at the first "." as the paper's generate call did; `chat`
+    answers run to the end of the turn."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"concepts.protocol: {protocol!r} is not one of {PROTOCOLS}")
+    return replace(settings, stop="." if protocol == "paper" else None)
+
+
+def prompt_ids(tokenizer, text: str, protocol: str) -> list[int]:
+    """`paper`: the text itself led by BOS; `chat`: the text as one user turn."""
+    return encode_prompt(tokenizer, text) if protocol == "paper" else chat_ids(tokenizer, text)
+
+
+def judged_text(protocol: str, instruction: str, response: str) -> str:
+    """What the judge rates: under `paper` the instruction followed by the continuation,
+    as the released answers (and so the paper's judge) have it; under `chat` the answer.
+    The prompting baseline's concept sentence is left out, so that the judge never reads
+    the concept's name from the prompt."""
+    return instruction + response if protocol == "paper" else response.strip()
 
 
 def chat_ids(tokenizer, text: str) -> list[int]:
@@ -173,10 +207,12 @@ def generate_concepts(
     seed: int,
     settings: SamplingSettings,
     chunk_rows: int | None = None,
+    protocol: str = "paper",
 ) -> pl.DataFrame:
     """One sampled answer per job of `concept_jobs`; `directions[method][feature]` is the
     steering direction (a method misses the concepts it has none for). Answers end at an
-    end-of-turn token or after max_new_tokens.
+    end-of-turn or end-of-text token, after max_new_tokens, and under the `paper` protocol
+    at the first token holding ".".
 
     Jobs run in chunks of `chunk_rows` (16 batches by default), so the KV cache of the
     distinct prompts held at once stays small however many concepts there are; each row's
@@ -198,7 +234,8 @@ def generate_concepts(
         if jobs
         else torch.zeros(0, d_model)
     )
-    prompts = {p: chat_ids(tokenizer, p) for p in dict.fromkeys(j.prompt for j in jobs)}
+    settings = protocol_sampling(protocol, settings)
+    prompts = {p: prompt_ids(tokenizer, p, protocol) for p in dict.fromkeys(j.prompt for j in jobs)}
     seeds = [row_seed(seed, j.method, j.feature, j.factor, j.instruction_id) for j in jobs]
     vocab = model.get_output_embeddings().weight.shape[0]
     stops = stop_tokens(tokenizer, settings.stop, vocab)
@@ -220,6 +257,14 @@ def generate_concepts(
             pad_id,
             settings,
         )
+    responses = [
+        continuation_text(tokenizer, prompts[j.prompt], a)
+        if protocol == "paper"
+        # a chat answer's leading and trailing blanks are the template's, not the model's
+        else tokenizer.decode(a, skip_special_tokens=True).strip()
+        for j, a in zip(jobs, answers, strict=True)
+    ]
+    asked = [instructions[j.feature][j.instruction_id] for j in jobs]
     return pl.DataFrame(
         {
             "layer": [layer] * len(jobs),
@@ -228,8 +273,9 @@ def generate_concepts(
             "factor": [j.factor for j in jobs],
             "instruction_id": [j.instruction_id for j in jobs],
             "split": ["select" if j.instruction_id < n_select else "test" for j in jobs],
-            "instruction": [instructions[j.feature][j.instruction_id] for j in jobs],
-            "response": [tokenizer.decode(a, skip_special_tokens=True).strip() for a in answers],
+            "instruction": asked,
+            "response": responses,
+            "text": [judged_text(protocol, i, r) for i, r in zip(asked, responses, strict=True)],
             "n_tokens": [len(a) for a in answers],
             "seed": seeds,
         },

@@ -288,6 +288,9 @@ def _check_concepts(config: dict) -> None:
     for layer in concepts["layers"]:
         if layer not in configured:
             raise ConfigError(f"concepts.layers: layer {layer} is not in layers {configured}")
+    if concepts["source"] == "released":
+        _check_released_concepts(concepts)
+        return  # the paper's answers and ratings replace generation and judging
     if concepts["n_select"] >= concepts["n_instructions"]:
         raise ConfigError(
             f"concepts.n_select: {concepts['n_select']} leaves no test instructions "
@@ -309,6 +312,20 @@ def _check_concepts(config: dict) -> None:
                     f"activations.neuronpedia.{field}: required for Neuronpedia explanations "
                     "(concepts.description)"
                 )
+
+
+def _check_released_concepts(concepts: dict) -> None:
+    from saesteer.downloads import missing_file
+
+    released = concepts["released"]
+    answers = Path(released["data_dir"]) / "generated_texts" / released["model_dir"]
+    if not Path(released["data_dir"]).is_dir():
+        raise ConfigError(missing_file("concepts.released.data_dir", released["data_dir"]))
+    if not answers.is_dir():
+        raise ConfigError(
+            f"concepts.released.model_dir: {answers} is not a directory (the release has "
+            "generated_texts/gemma_9b_it for Concept500)"
+        )
 
 
 def _check_corpus(config: dict) -> None:

@@ -181,7 +181,9 @@ CONCEPT_KEYS = {
         "n_instructions",
         "n_select",
         "factors",
+        "protocol",
         "temperature",
+        "top_k",
         "max_new_tokens",
         "seed",
         "batch_size",
@@ -190,6 +192,15 @@ CONCEPT_KEYS = {
     "ratings": ["judge"],
     "table": ["thresholds", "aggregation"],
 }
+RELEASED_CONCEPTS = CONCEPTS["source"] == "released"
+RELEASED_DATA = Path(CONCEPTS["released"]["data_dir"])
+# The release's folders the import reads (their files are inputs: replacing one re-imports).
+RELEASED_FOLDERS = [
+    f"generated_texts/{CONCEPTS['released']['model_dir']}",
+    "axbench_instructions",
+    "axbench_llm_scores",
+    "steering_factors",
+]
 
 
 def concept_settings(stage):
@@ -203,6 +214,30 @@ def concept_settings(stage):
         if settings["description"] == "neuronpedia":
             settings["neuronpedia"] = ACTIVATIONS["neuronpedia"]
     return canonical_json(settings)
+
+
+def released_concept_files(wildcards):
+    return sorted(
+        str(path)
+        for folder in RELEASED_FOLDERS
+        for path in (RELEASED_DATA / folder).glob("*.json")
+    )
+
+
+def concept_table_inputs(wildcards):
+    """Each layer's ratings, or the paper's released ones; the run's output scores."""
+    inputs = {"output_scores": layer_outputs("output_scores", CONCEPT_LAYERS)}
+    if RELEASED_CONCEPTS:
+        inputs["released"] = f"{OUT}/concepts/released_concepts.parquet"
+    else:
+        inputs["ratings"] = layer_outputs("concept_ratings", CONCEPT_LAYERS)
+    return inputs
+
+
+def concept_table_sources(wildcards, input):
+    if RELEASED_CONCEPTS:
+        return f"--released {input.released}"
+    return "--ratings " + " ".join(input.ratings)
 
 
 def concept_instruction_files(wildcards):

@@ -75,10 +75,31 @@ rule concept_ratings:
         "--device {params.device} --out {output} 2> {log}"
 
 
+rule released_concepts:
+    input:
+        released_concept_files,
+    output:
+        f"{OUT}/concepts/released_concepts.parquet",
+    log:
+        f"{OUT}/logs/released_concepts.log",
+    benchmark:
+        f"{OUT}/benchmarks/released_concepts.tsv"
+    conda:
+        "../envs/saesteer.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        data_dir=RELEASED_DATA,
+        model_dir=CONCEPTS["released"]["model_dir"],
+        n_select=CONCEPTS["n_select"],
+    shell:
+        "saesteer import-released-concepts {params.data_dir:q} {output} "
+        "--model-dir {params.model_dir:q} --n-select {params.n_select} 2> {log}"
+
+
 rule concept_table:
     input:
-        ratings=layer_outputs("concept_ratings", CONCEPT_LAYERS),
-        output_scores=layer_outputs("output_scores", CONCEPT_LAYERS),
+        unpack(concept_table_inputs),
     output:
         scores=f"{OUT}/concepts/concept_scores.parquet",
         table=f"{OUT}/concepts/concept_table.parquet",
@@ -97,8 +118,9 @@ rule concept_table:
         mem_mb=1000,
     params:
         settings=concept_settings("table"),
+        sources=concept_table_sources,
     shell:
-        "saesteer concept-table --ratings {input.ratings} "
+        "saesteer concept-table {params.sources} "
         "--output-scores {input.output_scores} --settings {params.settings:q} "
         "--scores-out {output.scores} --table-out {output.table} "
         "--html-out {output.html} 2> {log}"
