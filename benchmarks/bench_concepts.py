@@ -1,8 +1,8 @@
 """Concept-steering answers: the batched sampler against a per-answer `generate` loop.
 
 Generated tokens per second of both, in one process, on the same model, SAE, concepts,
-factors and instructions (chat template, temperature 0.7, up to 128 new tokens, stop at
-the end of the turn):
+factors and instructions (the `chat` protocol: chat template, temperature 0.7, top-k 50,
+up to 128 new tokens, stop at the end of the turn):
 - batched: `generate_concepts` (SAE and DiffMean-shaped rows over the factor grid plus
   prompting), many rows per forward, per-row steering, stop and random stream;
 - reference: one answer per `model.generate` call with the public code's intervention
@@ -63,7 +63,9 @@ def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
     settings = SamplingSettings(max_new_tokens=128, stop=None, batch_size=args.batch_size)
     factors = args.factors
     call = (model, tokenizer, sae, layer, concepts, instructions, factors, directions, 5, 0)
-    frame, batched_s, batched_mib = timed(device, generate_concepts, *call, settings)
+    frame, batched_s, batched_mib = timed(
+        device, generate_concepts, *call, settings, protocol="chat"
+    )
     reference = [
         (features[i % len(features)], factors[i % len(factors)], instructions[features[0]][i % 10])
         for i in range(args.reference_rows)

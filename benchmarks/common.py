@@ -67,8 +67,8 @@ def timed(device: str, func, *args) -> tuple[dict, float, float]:
 
 def steered_generate(model, sae, layer, feature, factor, ids, settings, **stop) -> int:
     """New tokens of one reference-style `generate` call on prompt `ids` [1, n]: the public
-    code's intervention (`steer_reference`) and plain temperature sampling; `stop` holds
-    generate's stop arguments."""
+    code's intervention (`steer_reference`) and temperature sampling from the settings'
+    top-k (0: the full vocabulary); `stop` holds generate's stop arguments."""
     from saesteer.steering import steer_reference
 
     with steer_reference(model, sae, layer, feature, factor):
@@ -77,7 +77,7 @@ def steered_generate(model, sae, layer, feature, factor, ids, settings, **stop) 
             attention_mask=torch.ones_like(ids),
             do_sample=True,
             temperature=settings.temperature,
-            top_k=0,
+            top_k=settings.top_k or 0,
             top_p=1.0,
             max_new_tokens=settings.max_new_tokens,
             **stop,
