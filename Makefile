@@ -48,7 +48,7 @@ PAPER_INPUTS := features/gemma_2b_features.json features/gemma_9b_concept500_fea
 
 paper-data:
 	test -d $(PAPER_DIR)/.git || git clone --depth 1 $(PAPER_REPO) $(PAPER_DIR)
-	for f in $(PAPER_INPUTS); do cp $(PAPER_DIR)/data/$$f resources/paper/; done
+	cp $(addprefix $(PAPER_DIR)/data/,$(PAPER_INPUTS)) resources/paper/
 
 demo: install corpus-deps
 	snakemake --cores $(CORES) --configfile $(CONFIG)

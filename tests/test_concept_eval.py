@@ -6,11 +6,13 @@ import pytest
 from saesteer.concept_eval import (
     concept_scores,
     harmonic,
+    released_scores,
     select_factors,
     table_html,
     table_rows,
     with_harmonic,
 )
+from saesteer.config import ConfigError
 
 
 def _ratings(rows):
@@ -111,3 +113,34 @@ def test_table_rows_filter_by_output_score():
     assert got["DiffMean"] == (1, 0.25)
     html = table_html(table, "per_response")
     assert "Proxy judge" in html and "0.750 (n=2)" in html
+
+
+def test_released_scores_leave_out_answers_missing_an_aspect():
+    """per_response over the release: an answer counts only when rated on all three
+    aspects; a concept whose concept cache entry is null has no score, not a crash."""
+    released = pl.DataFrame(
+        {
+            "layer": [20, 20],
+            "feature": [1, 2],
+            "best_factor": [0.4, 8.0],
+            "n_test": [2, 2],
+            "concept_rating": [1.5, None],
+            "instruction_rating": [2.0, 1.0],
+            "fluency_rating": [1.0, 2.0],
+            "score": [3 / (1 / 1.5 + 1 / 2 + 1 / 1), None],
+            "test_concept_ratings": [[2.0, 1.0], None],
+            "test_instruction_ratings": [[2.0, None], [1.0, 1.0]],
+            "test_fluency_ratings": [[1.0, 1.0], [2.0, 2.0]],
+        }
+    )
+    lens = pl.DataFrame({"layer": [20, 20], "feature": [1, 2], "output_score": [0.3, 0.0]})
+    of_means = released_scores(released, lens, [20], "of_means")
+    assert of_means["score"].to_list() == released["score"].to_list()
+    assert of_means["factor"].to_list() == [0.4, 8.0] and set(of_means["method"]) == {"sae"}
+    per = released_scores(released, lens, [20], "per_response")
+    assert per["score"].to_list() == [pytest.approx(3 / (1 / 2 + 1 / 2 + 1 / 1)), None]
+    table = table_rows(per, [0.1], "released", False)
+    assert table["row"].to_list() == ["SAE, output score >= 0.1", "SAE, no filter"]
+    assert table["n_concepts"].to_list() == [1, 1]
+    with pytest.raises(ConfigError, match=r"no concepts at layers \[31\]"):
+        released_scores(released, lens, [20, 31], "of_means")

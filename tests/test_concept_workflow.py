@@ -158,6 +158,10 @@ def test_concepts_with_a_chat_judge(tmp_path, tiny_config, monkeypatch):
         ({"layers": [2], "n_select": 10}, "concepts.n_select"),
         ({"layers": [2], "instructions": ["a", "b"]}, "concepts.instructions: 2 instructions"),
         ({"layers": [2], "judge": {"kind": "gpt"}}, "concepts.judge.kind"),
+        (
+            {"layers": [2], "judge": {"kind": "chat", "chat": {"rubrics": "no-rubrics.yaml"}}},
+            "concepts.judge.chat.rubrics: no-rubrics.yaml: no such file",
+        ),
     ],
 )
 def test_bad_concept_settings_fail_early(tmp_path, tiny_config, concepts, message):
@@ -242,6 +246,16 @@ def test_table_1_from_the_released_answers_and_ratings(tmp_path, tiny_config):
     assert per[0] == pytest.approx((3 * hmean(2, 2, 1) + 2 * hmean(2, 1, 1)) / 5)
     assert per[3] == pytest.approx((3 * hmean(1, 2, 2) + hmean(1, 2, 0)) / 4)
     assert per[7] == pytest.approx((hmean(0, 2, 1) + 4 * hmean(2, 2, 1)) / 5)
+
+    # The release is checked before any job: its layers, the test split.
+    for edit, message in [
+        ({"layers": [1, 2]}, "the release has no concepts at layers [1] (it has [2])"),
+        ({"n_select": 10}, "concepts.n_select: 10 leaves no test answers"),
+    ]:
+        bad = copy.deepcopy(config)
+        bad["concepts"].update(edit)
+        result = run_snakemake(tmp_path, bad, TABLE, "-n")
+        assert result.returncode != 0 and message in result.stdout + result.stderr, message
 
     # A missing release is named, with where to get it.
     config["concepts"]["released"]["data_dir"] = str(tmp_path / "nowhere/data")

@@ -34,7 +34,7 @@ RELEASE = "resources/paper/saes-are-good-for-steering/data"
 STAND_INS = {
     "resources/paper/gemma_2b_features.json": {str(i): list(range(100)) for i in range(26)},
     f"{RELEASE}/generated_texts/gemma_9b_it/m_generations_cache_0_4.json": {},
-    f"{RELEASE}/steering_factors/m_best_steering_factors.json": {},
+    f"{RELEASE}/steering_factors/m_best_steering_factors.json": {"20_0": 0.4, "31_1": 2.0},
     "resources/paper/gemma_9b_concept500_features.json": PAPER_IDS,
     "resources/paper/gemma2_9b_it_131_instructions_cache.json": {
         f"{layer}_{i}": [f"q{j}" for j in range(10)]

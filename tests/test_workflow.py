@@ -353,7 +353,12 @@ def test_the_released_table_1_config_plans_output_scores_and_the_table_only(tmp_
     (tmp_path / "features.json").write_text(json.dumps(ids))
     config["features"]["file"] = str(tmp_path / "features.json")
     data = tmp_path / "data"
-    (data / "generated_texts/gemma_9b_it").mkdir(parents=True)
+    for name, content in [
+        ("generated_texts/gemma_9b_it/m_generations_cache_0_4.json", {}),
+        ("steering_factors/m_best_steering_factors.json", {"20_0": 0.4, "31_1": 0.4}),
+    ]:
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        (data / name).write_text(json.dumps(content))
     config["concepts"]["released"]["data_dir"] = str(data)
     table = "results/gemma-2-9b-it-table1/concepts/concept_table.html"
     result = run_snakemake(tmp_path, config, table, "-n")

@@ -544,6 +544,15 @@ def cmd_concept_table(args) -> None:
         scores = released_scores(
             read_artifact(args.released), output_scores, layers, settings["aggregation"]
         )
+        unscored = scores.filter(pl.col("output_score").is_null())
+        if unscored.height:
+            # They count in the unfiltered row but can pass no threshold.
+            log.warning(
+                "%d released concepts have no output score in this run (not in its feature "
+                "lists), e.g. %s: they are in the no-filter row only",
+                unscored.height,
+                unscored.select("layer", "feature").head(5).rows(),
+            )
         table = table_rows(scores, settings["thresholds"], RELEASED_JUDGE, False)
     else:
         ratings = pl.concat([read_artifact(p) for p in args.ratings])

@@ -1,7 +1,8 @@
-"""Concept steering scores (the paper's Table 1): per-response harmonic mean of the three
-judge ratings, the factor each concept's steering uses (chosen on its selection
-instructions), and the mean score over concepts on the test instructions, for the SAE
-with and without an output-score filter and the prompting and DiffMean baselines."""
+"""Concept steering scores (the paper's Table 1): a concept's score (by default the
+harmonic mean of its three mean judge ratings), the factor each concept's steering uses
+(chosen on its selection instructions), and the mean score over concepts on the test
+instructions, for the SAE with and without an output-score filter and the prompting and
+DiffMean baselines, or for the SAE from the paper's released ratings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from saesteer.concepts import CONCEPT_GENERATIONS_SCHEMA
+from saesteer.config import ConfigError
 
 RATINGS_SCHEMA = {
     **CONCEPT_GENERATIONS_SCHEMA,
@@ -64,8 +66,8 @@ def harmonic(a: pl.Expr, b: pl.Expr, c: pl.Expr) -> pl.Expr:
 
 
 def _score(aggregation: str) -> pl.Expr:
-    """A group's score: the mean of per-response harmonic means (`per_response`, AxBench's
-    judge), or the harmonic mean of the three mean ratings (`of_means`)."""
+    """A group's score: the harmonic mean of the three mean ratings (`of_means`, the
+    paper's), or the mean of each response's harmonic mean (`per_response`)."""
     if aggregation == "per_response":
         return pl.col("harmonic").mean()
     if aggregation == "of_means":
@@ -135,13 +137,16 @@ def released_scores(
     output score. A concept missing a rating aspect has a null score."""
     missing = sorted(set(layers) - set(released["layer"].unique()))
     if missing:
-        raise ValueError(f"concepts.layers: the release has no concepts at layers {missing}")
+        raise ConfigError(f"concepts.layers: the release has no concepts at layers {missing}")
     frame = released.filter(pl.col("layer").is_in(list(layers)))
     lists = [f"test_{c}s" for c in ASPECT_COLUMNS]
     if aggregation == "per_response":
-        # Each answer's harmonic mean over the answers rated on all three aspects.
+        # Each answer's harmonic mean over the answers rated on all three aspects; an
+        # aspect without ratings (a null list) leaves none.
+        n = frame.select(pl.max_horizontal(pl.col(c).list.len() for c in lists)).max().item()
+        empty = pl.lit([None] * (n or 0), dtype=pl.List(pl.Float64))
         per = (
-            frame.select("layer", "feature", *lists)
+            frame.select("layer", "feature", *(pl.col(c).fill_null(empty) for c in lists))
             .explode(lists)
             .drop_nulls()
             .with_columns(harmonic=harmonic(*(pl.col(c) for c in lists)))

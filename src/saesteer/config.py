@@ -305,6 +305,15 @@ def _check_concepts(config: dict) -> None:
             f"concepts.instructions: {len(pool)} instructions, fewer than n_instructions "
             f"{concepts['n_instructions']}"
         )
+    rubrics = concepts["judge"]["chat"]["rubrics"]
+    if concepts["judge"]["kind"] == "chat" and rubrics:
+        from saesteer.judges.base import JudgeError
+        from saesteer.judges.chat import load_rubrics
+
+        try:
+            load_rubrics(rubrics)
+        except JudgeError as e:
+            raise ConfigError(str(e)) from None
     if concepts["description"] == "neuronpedia":
         for field in ("model_id", "source"):
             if field not in config["activations"].get("neuronpedia", {}):
@@ -316,6 +325,8 @@ def _check_concepts(config: dict) -> None:
 
 def _check_released_concepts(concepts: dict) -> None:
     from saesteer.downloads import missing_file
+    from saesteer.released import ReleasedDataError
+    from saesteer.released_concepts import N_INSTRUCTIONS, released_layers
 
     released = concepts["released"]
     answers = Path(released["data_dir"]) / "generated_texts" / released["model_dir"]
@@ -325,6 +336,21 @@ def _check_released_concepts(concepts: dict) -> None:
         raise ConfigError(
             f"concepts.released.model_dir: {answers} is not a directory (the release has "
             "generated_texts/gemma_9b_it for Concept500)"
+        )
+    if concepts["n_select"] >= N_INSTRUCTIONS:
+        raise ConfigError(
+            f"concepts.n_select: {concepts['n_select']} leaves no test answers of the "
+            f"release's {N_INSTRUCTIONS} per concept"
+        )
+    try:
+        layers = released_layers(released["data_dir"], released["model_dir"])
+    except ReleasedDataError as e:
+        raise ConfigError(f"concepts.released: {e}") from None
+    missing = sorted(set(concepts["layers"]) - layers)
+    if missing:
+        raise ConfigError(
+            f"concepts.layers: the release has no concepts at layers {missing} "
+            f"(it has {sorted(layers)})"
         )
 
 

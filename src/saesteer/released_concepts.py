@@ -123,6 +123,13 @@ def generation_files(model_path: Path) -> tuple[str, dict[float, Path]]:
     return prefix, files
 
 
+def released_layers(data_dir: str | Path, model_dir: str = "gemma_9b_it") -> set[int]:
+    """The layers of the release's best-factor file (a quick check before a run)."""
+    prefix, _ = generation_files(Path(data_dir) / "generated_texts" / model_dir)
+    path = Path(data_dir) / "steering_factors" / f"{prefix}_best_steering_factors.json"
+    return {layer for layer, _ in _read_best_factors(path)}
+
+
 def _read_best_factors(path: Path) -> dict[Concept, float]:
     factors = {}
     for concept, factor in _read_keyed(path).items():

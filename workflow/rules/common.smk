@@ -107,12 +107,18 @@ GENERATION = config["generation"]
 SAMPLED = GENERATION["source"] == "sample"
 
 
+# Sampling settings: read only when generation samples.
+SAMPLING_KEYS = ("temperature", "top_k", "max_new_tokens", "stop", "seed", "batch_size")
+
+
 def generation_settings(wildcards):
-    """This layer's grid and the resolved prefixes; the released files only when read."""
+    """This layer's grid and the resolved prefixes; the released files only when read,
+    the sampling settings only when sampled."""
+    unused = ["factors", "prefixes", "n_prefixes", "released"]
     settings = {
         key: value
         for key, value in GENERATION.items()
-        if key not in ("factors", "prefixes", "n_prefixes", "released")
+        if key not in unused and (SAMPLED or key not in SAMPLING_KEYS)
     }
     settings["factors"] = layer_settings(config, wildcards.layer)["factors"]
     settings["prefixes"] = resolve_prefixes(
@@ -164,8 +170,13 @@ def model_mem(extra_mb):
     return MODEL_MB + extra_mb
 
 
-# A separate perplexity evaluator (gen_metrics.evaluator) is counted as another 20 GB.
-EVALUATOR_MB = 20000 if config["gen_metrics"]["evaluator"] else 0
+# A separate perplexity evaluator (gen_metrics.evaluator) is counted as another 20 GB in
+# 16 bits, 40 GB in float32 (the paper's Gemma-2-9B evaluator is 37 GB in float32).
+EVALUATOR_MB = (
+    (40000 if MODEL["dtype"] == "float32" else 20000)
+    if config["gen_metrics"]["evaluator"]
+    else 0
+)
 
 
 CONCEPTS = config["concepts"]
@@ -238,6 +249,13 @@ def concept_table_sources(wildcards, input):
     if RELEASED_CONCEPTS:
         return f"--released {input.released}"
     return "--ratings " + " ".join(input.ratings)
+
+
+def concept_rubric_files(wildcards):
+    """A chat judge's rubric file is an input, so editing it rerates."""
+    judge = CONCEPTS["judge"]
+    rubrics = judge["chat"]["rubrics"] if judge["kind"] == "chat" else None
+    return [rubrics] if rubrics else []
 
 
 def concept_instruction_files(wildcards):

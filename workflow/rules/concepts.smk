@@ -54,6 +54,7 @@ rule concept_ratings:
         model=f"{OUT}/model.json",
         generations=f"{OUT}/layers/{{layer}}/concept_generations.parquet",
         concepts=f"{OUT}/layers/{{layer}}/concepts.parquet",
+        rubrics=concept_rubric_files,
     output:
         f"{OUT}/layers/{{layer}}/concept_ratings.parquet",
     log:

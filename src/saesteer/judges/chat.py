@@ -171,7 +171,7 @@ def load_rubrics(path: str | None) -> Rubrics:
         if sum(text.count(place) for place in RESPONSE_PLACES) > 1:
             raise JudgeError(f"{where}: the {aspect} prompt places the response twice")
         templates[aspect] = text
-    system = data.get("system", "")
+    system = data.get("system", SYSTEM)  # absent: the built-in one
     if not isinstance(system, str):
         raise JudgeError(f"{where}: 'system' must be a string (empty: no system message)")
     return Rubrics(templates, system)
