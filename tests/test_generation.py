@@ -164,19 +164,14 @@ def test_no_sampled_token_falls_outside_the_steps_top_k(tiny_model, stops, k):
     sae = random_sae("standard", layer=0)
     prompts = PROMPTS * 4
     seeds = [row_seed(5, i) for i in range(len(prompts))]
-    settings = SamplingSettings(temperature=5.0, top_k=k, max_new_tokens=10, batch_size=6)
-    got = sample_steered(
-        model,
-        sae,
-        0,
-        prompts,
-        steering_directions(sae, [0] * len(prompts)),
-        torch.zeros(len(prompts)),
-        seeds,
-        stops,
-        0,
-        settings,
-    )
+
+    def sample(top_k):
+        settings = SamplingSettings(temperature=5.0, top_k=top_k, max_new_tokens=10, batch_size=6)
+        directions = steering_directions(sae, [0] * len(prompts))
+        zeros = torch.zeros(len(prompts))
+        return sample_steered(model, sae, 0, prompts, directions, zeros, seeds, stops, 0, settings)
+
+    got = sample(k)
     with torch.no_grad():
         for prompt, tokens in zip(prompts, got, strict=True):
             logits = _step_logits(model, prompt, tokens)
@@ -184,18 +179,7 @@ def test_no_sampled_token_falls_outside_the_steps_top_k(tiny_model, stops, k):
                 ranked = logits[step].argsort(descending=True).tolist()
                 assert token in ranked[:k], (prompt, step, token, ranked[:k])
     # A hot temperature over the full vocabulary leaves the top 3 often; the test can fail.
-    wide = sample_steered(
-        model,
-        sae,
-        0,
-        prompts,
-        steering_directions(sae, [0] * len(prompts)),
-        torch.zeros(len(prompts)),
-        seeds,
-        stops,
-        0,
-        SamplingSettings(temperature=5.0, top_k=None, max_new_tokens=10, batch_size=6),
-    )
+    wide = sample(None)
     with torch.no_grad():
         outside = sum(
             token not in _step_logits(model, p, t)[step].argsort(descending=True)[:k].tolist()
