@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random Llama with a word-level tokenizer, and SAE-Lens SAEs."""
+"""Shared fixtures: a tiny random Llama and Gemma-2 with a word-level tokenizer, and SAE-Lens
+SAEs."""
 
 from __future__ import annotations
 
@@ -17,12 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_LAYERS, TINY_D_MODEL, TINY_VOCAB = 4, 64, 128
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
+def _word_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
-    path = tmp_path_factory.mktemp("tiny_llama")
     words = ["<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(TINY_VOCAB - 3)]
     backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -34,6 +33,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
         "{% for m in messages %}<s> w5 {{ m['content'] }} </s> {% endfor %}"
         "{% if add_generation_prompt %}w6 {% endif %}"
     )
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    path = tmp_path_factory.mktemp("tiny_llama")
     config = LlamaConfig(
         vocab_size=TINY_VOCAB,
         hidden_size=TINY_D_MODEL,
@@ -46,8 +53,53 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    _word_tokenizer().save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma2_dir(tmp_path_factory) -> Path:
+    """A tiny random Gemma-2 as the paper's models are built: a sliding window (3) shorter
+    than the prompts, scaled embeddings, and soft-capped attention and final logits (caps
+    low enough that dropping one changes the numbers)."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    path = tmp_path_factory.mktemp("tiny_gemma2")
+    config = Gemma2Config(
+        vocab_size=TINY_VOCAB,
+        hidden_size=TINY_D_MODEL,
+        intermediate_size=128,
+        num_hidden_layers=TINY_LAYERS,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=3,
+        final_logit_softcapping=2.0,
+        attn_logit_softcapping=5.0,
+        max_position_embeddings=128,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
+    torch.manual_seed(0)
+    model = Gemma2ForCausalLM(config)
+    with torch.no_grad():  # random init gives tiny logits, which no cap would touch
+        model.get_output_embeddings().weight.mul_(8.0)
+    model.save_pretrained(path)
+    _word_tokenizer().save_pretrained(path)
+    return path
+
+
+TINY_ARCHITECTURES = ("llama", "gemma2")
+
+
+@pytest.fixture(scope="session", params=TINY_ARCHITECTURES)
+def any_tiny_model(request, tiny_model_dir, tiny_gemma2_dir):
+    """The tiny Llama, then the tiny Gemma-2 (model, tokenizer), each loaded once."""
+    from saesteer.models import load_model
+
+    path = {"llama": tiny_model_dir, "gemma2": tiny_gemma2_dir}[request.param]
+    return load_model(path, device="cpu")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from saesteer.logit_lens import LOGIT_LENS_SCHEMA, logit_lens_frame, logit_lens_topk
-from saesteer.models import load_model
+from saesteer.models import final_norm, load_model
 from tests.conftest import reference_topk, save_sae
 
 
@@ -12,15 +12,25 @@ def tiny(tiny_model_dir):
     return load_model(tiny_model_dir, device="cpu")
 
 
-def test_batched_logit_lens_equals_a_model_forward_per_feature(tiny, tmp_path):
-    model, _ = tiny
+def test_batched_logit_lens_equals_a_model_forward_per_feature(any_tiny_model, tmp_path):
+    """On Gemma-2 the model's own forward soft-caps its logits, so the lens must too."""
+    model, _ = any_tiny_model
     sae = save_sae(tmp_path / "sae", layer=1)
     features = [0, 5, 17, 200]
     ids, probs = logit_lens_topk(model, sae.W_dec.detach(), features, top_k=7, batch_size=3)
+    uncapped = []
     for row, feature in enumerate(features):
         ref = reference_topk(model, sae.W_dec[feature].detach(), 7)
         assert ids[row].tolist() == ref.indices.tolist()
         torch.testing.assert_close(probs[row], ref.values, atol=1e-6, rtol=1e-5)
+        direction = sae.W_dec[feature].detach()
+        plain = model.get_output_embeddings()(final_norm(model)(direction))
+        uncapped.append(torch.softmax(plain, -1).topk(7).values)
+    gap = (torch.stack(uncapped) - probs).abs().max()
+    if getattr(model.config.get_text_config(), "final_logit_softcapping", None):
+        assert gap > 1e-3  # without the cap this test would fail
+    else:
+        assert gap < 1e-6
 
 
 def test_planted_unembedding_direction_is_its_own_top_token(tiny):

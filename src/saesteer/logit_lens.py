@@ -1,4 +1,5 @@
-"""Logit lens of SAE features: P_i = softmax(lm_head(final_norm(W_dec[i])))."""
+"""Logit lens of SAE features: P_i = softmax(lm_head(final_norm(W_dec[i]))), with the
+model's final soft-cap where it has one (Gemma-2), as its own forward applies it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from saesteer.models import final_norm
+from saesteer.models import final_logits
 
 LOGIT_LENS_SCHEMA = {
     "layer": pl.Int32,
@@ -26,14 +27,13 @@ def logit_lens_topk(
 
     Returns (ids, probs), each [len(features), top_k], sorted by descending probability.
     """
-    norm, unembed = final_norm(model), model.get_output_embeddings()
-    param = unembed.weight
+    param = model.get_output_embeddings().weight
     index = torch.as_tensor(features, dtype=torch.long, device=w_dec.device)
     all_ids, all_probs = [], []
     for start in tqdm(range(0, len(features), batch_size), desc="logit lens", unit="batch"):
         rows = w_dec[index[start : start + batch_size]].to(param.device, param.dtype)
         # The decoder row is read as if it were a final hidden state (norm, then unembed).
-        probs = torch.softmax(unembed(norm(rows)).float(), dim=-1)
+        probs = torch.softmax(final_logits(model, rows).float(), dim=-1)
         top = probs.topk(top_k, dim=-1)
         all_ids.append(top.indices.cpu())
         all_probs.append(top.values.cpu())
@@ -53,7 +53,7 @@ def logit_lens_frame(
             "rank": list(range(k)) * n,
             "token_id": flat_ids,
             "token": tokens,
-            "prob": probs.reshape(-1).double().tolist(),
+            "prob": probs.reshape(-1).tolist(),
         },
         schema=LOGIT_LENS_SCHEMA,
     )

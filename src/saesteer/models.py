@@ -201,6 +201,17 @@ def final_norm(model):
     return _architecture(model)[1]
 
 
+def final_logits(model, hidden):
+    """Next-token logits of final hidden states as the model's own forward makes them: the
+    final norm, the unembedding, then the final soft-cap where the model has one (Gemma-2:
+    c * tanh(logits / c)), which leaves ranks alone but changes probabilities."""
+    import torch
+
+    logits = model.get_output_embeddings()(final_norm(model)(hidden))
+    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
 def model_info(model) -> dict:
     cfg = model.config.get_text_config()
     return {
