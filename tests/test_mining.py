@@ -1,6 +1,8 @@
 """Local mining: the batched single pass against the per-feature, chunk-by-chunk reference
 loop, and a planted feature on the embedded model."""
 
+import contextlib
+
 import pytest
 import torch
 from sae_lens import StandardSAE, StandardSAEConfig
@@ -30,8 +32,8 @@ def chunks():
 
 @pytest.mark.parametrize("kind", ["standard", "topk", "jumprelu"])
 @pytest.mark.parametrize("batch_size", [1, 4, 64])
-def test_batched_mining_equals_the_reference_loop(tiny_model, chunks, kind, batch_size):
-    model, tokenizer = tiny_model
+def test_batched_mining_equals_the_reference_loop(any_tiny_model, chunks, kind, batch_size):
+    model, tokenizer = any_tiny_model
     sae = random_sae(kind, layer=2)
     features = [0, 17, 100, 255]
     settings = MiningSettings(
@@ -52,6 +54,52 @@ def test_batched_mining_equals_the_reference_loop(tiny_model, chunks, kind, batc
             assert example.values == pytest.approx(acts, abs=1e-5)
             assert example.values[example.max_token_index] == pytest.approx(value, abs=1e-5)
             assert 2 not in [ids[example.max_token_index]]
+
+
+SINK = 53  # w50
+
+
+@contextlib.contextmanager
+def planted_sink(model, token: int, scale: float = 300.0):
+    """Token `token`'s embedding scaled up, so its residual is an attention-sink-like
+    outlier at every layer (restored afterwards: the model is shared)."""
+    weight = model.get_input_embeddings().weight
+    original = weight[token].clone()
+    with torch.no_grad():
+        weight[token] *= scale
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            weight[token] = original
+
+
+def test_attention_sinks_are_never_examples(any_tiny_model, chunks):
+    """A huge-norm position is dropped by the fast path and by the reference's own filter;
+    without the filter it would be the peak of most examples."""
+    model, tokenizer = any_tiny_model
+    sae = random_sae("standard", layer=1)
+    features, special = [0, 17, 100, 255], tokenizer.all_special_ids
+    planted = chunks.clone()
+    planted[::2, 9] = SINK
+    settings = MiningSettings(n_examples=23, context_before=16, context_after=16)
+    with planted_sink(model, SINK):
+        hidden = block_output(model, 1, planted)
+        assert not non_sink_positions(planted, hidden, special)[::2, 9].any()
+        top = mine_top_examples(model, sae, 1, planted, features, special, settings)
+        mined = top_examples_by_feature(top, features, tokenizer)
+        expected = {f: mine_reference(model, sae, 1, planted, f, special, settings) for f in features}
+        # without the filter the sink would be the peak of several examples
+        latents = sae.encode(hidden[::2, 9].to(sae.W_dec.dtype))[:, features]
+        assert (latents > 0).sum() >= 2
+    assert any(expected.values())
+    for f in features:
+        assert [e.token_ids for e in mined[f]] == [ids for _, _, ids, _ in expected[f]]
+        for example in mined[f]:
+            peak = example.token_ids[example.max_token_index]
+            assert peak != SINK and peak not in special
+            sink_values = [v for t, v in zip(example.token_ids, example.values) if t == SINK]
+            assert all(v == 0.0 for v in sink_values)
 
 
 def test_encoding_a_slice_of_positions_at_a_time_changes_nothing(tiny_model, chunks):

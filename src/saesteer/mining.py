@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from saesteer.activations import Example
 from saesteer.hooks import block_output, non_sink_positions
+from saesteer.models import decoder_layers
 
 
 @dataclass(frozen=True)
@@ -128,21 +129,32 @@ def mine_reference(
     feature: int,
     special_ids: list[int],
     settings: MiningSettings,
+    sink_factor: float = 10.0,
 ) -> list[tuple[float, int, list[int], list[float]]]:
     """One feature, one chunk at a time, in plain Python: the per-feature loop that
     `mine_top_examples` replaces. Returns (max value, chunk, window ids, window values),
-    strongest first (earlier chunks first among ties)."""
+    strongest first (earlier chunks first among ties).
+
+    Shares no code with the fast path: the residual is the model's own
+    `output_hidden_states` (so not the last block, which transformers reports after the
+    final norm), and the sink filter is written out here."""
+    if layer >= len(decoder_layers(model)) - 1:
+        raise ValueError("the reference reads hidden_states, which end after the final norm")
     found = []
     for c in range(len(chunks)):
         tokens = chunks[c : c + 1]
-        hidden = block_output(model, layer, tokens)
-        keep = non_sink_positions(tokens, hidden, special_ids)[0].tolist()
-        latents = sae.encode(hidden[0].to(sae.W_dec.dtype))[:, feature].tolist()
+        hidden = model(tokens, output_hidden_states=True).hidden_states[layer + 1][0]
+        ids = tokens[0].tolist()
+        norms = [float(h.float().norm()) for h in hidden]
+        ordinary = sorted(n for n, t in zip(norms, ids, strict=True) if t not in special_ids)
+        median = ordinary[(len(ordinary) - 1) // 2] if ordinary else 0.0
+        keep = [t not in special_ids and n <= sink_factor * median for n, t in zip(norms, ids)]
+        latents = sae.encode(hidden.to(sae.W_dec.dtype))[:, feature].tolist()
         acts = [a if k else 0.0 for a, k in zip(latents, keep, strict=True)]
         peak = max(range(len(acts)), key=acts.__getitem__)
         lo = max(0, peak - settings.context_before)
         hi = min(len(acts), peak + settings.context_after + 1)
-        found.append((acts[peak], c, tokens[0, lo:hi].tolist(), acts[lo:hi]))
+        found.append((acts[peak], c, ids[lo:hi], acts[lo:hi]))
     found.sort(key=lambda e: (-e[0], e[1]))
     return [e for e in found if e[0] > 0][: settings.n_examples]
 
@@ -164,7 +176,7 @@ def top_examples_by_feature(
             examples.append(
                 Example(
                     tokenizer.convert_ids_to_tokens(ids),
-                    top.values[row, col][keep].double().tolist(),
+                    top.values[row, col][keep].tolist(),
                     ids,
                 )
             )
