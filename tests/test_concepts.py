@@ -100,10 +100,10 @@ def test_chat_prompt_needs_a_template(tiny_model):
         chat_ids(Plain(), "hi")
 
 
-def test_answers_do_not_depend_on_the_batch(tiny_model):
+def test_answers_do_not_depend_on_the_batch(any_tiny_model):
     """Each row has its own random stream and steering: the same rows generated with one
     concept at a time, in batches of 1 and chunks of 3 rows, are the same texts."""
-    model, tokenizer = tiny_model
+    model, tokenizer = any_tiny_model
     sae = random_sae("standard", layer=2)
     concepts = pl.DataFrame({"layer": [2, 2], "feature": [3, 11], "concept": ["w7", "w8"]})
     instructions = {3: ["w1", "w2 w3", "w4"], 11: ["w9", "w1 w1", "w2"]}
@@ -146,11 +146,11 @@ def test_answers_do_not_depend_on_the_batch(tiny_model):
 
 
 @pytest.mark.parametrize("protocol", ["paper", "chat"])
-def test_each_protocol_prompts_and_judges_as_it_says(tiny_model, protocol):
+def test_each_protocol_prompts_and_judges_as_it_says(any_tiny_model, protocol):
     """paper: BOS + the raw instruction, the judge reads instruction + continuation (as
     in the released answers); chat: the instruction as a chat turn, the judge reads the
     answer. Each row equals the sampler run on that prompt by hand."""
-    model, tokenizer = tiny_model
+    model, tokenizer = any_tiny_model
     sae = random_sae("standard", layer=2)
     concepts = pl.DataFrame({"layer": [2], "feature": [5], "concept": ["w7"]})
     instructions = {5: ["w1 w2", "w3 w4"]}
@@ -219,8 +219,8 @@ def test_answers_end_at_the_models_end_of_turn(tiny_model):
     assert end_of_turn_ids(model, tokenizer) == sorted({2, *([original] if original else [])})
 
 
-def test_diffmean_matches_a_per_example_loop(tiny_model):
-    model, tokenizer = tiny_model
+def test_diffmean_matches_a_per_example_loop(any_tiny_model):
+    model, tokenizer = any_tiny_model
     layer = 1
     examples = {
         1: [[5, 6, 7], [8, 9]],

@@ -80,11 +80,11 @@ def test_gen_success_needs_every_feature_and_enough_ranks(tiny_model):
 
 
 @pytest.mark.parametrize("of", ["text", "continuation"])
-def test_perplexity_equals_the_models_own_loss_text_by_text(tiny_model, of):
+def test_perplexity_equals_the_models_own_loss_text_by_text(any_tiny_model, of):
     """Prefix run once, continuations batched on its cache, right-padded and sorted by
     length, against one unpadded forward per text with HF's own cross-entropy (`labels`,
     -100 on the tokens that are not scored)."""
-    model, tokenizer = tiny_model
+    model, tokenizer = any_tiny_model
     prefixes, continuations = text_tokens(FIXED, tokenizer)
     got = perplexities(model, prefixes, continuations, of == "text", batch_size=2)
     for prefix, continuation, value in zip(prefixes, continuations, got, strict=True):

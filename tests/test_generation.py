@@ -51,25 +51,26 @@ def stops():
     return mask
 
 
-def test_factor_zero_is_unsteered_sampling(tiny_model, stops):
-    model, _ = tiny_model
+def test_factor_zero_is_unsteered_sampling(any_tiny_model, stops):
+    model, _ = any_tiny_model
     sae = random_sae("topk", layer=2)
-    settings = SamplingSettings(max_new_tokens=12, batch_size=8)
-    seeds = [row_seed(0, i) for i in range(len(PROMPTS))]
-    directions = steering_directions(sae, [0, 1, 2, 3])
+    prompts = PROMPTS * 2
+    settings = SamplingSettings(max_new_tokens=16, batch_size=8)
+    seeds = [row_seed(0, i) for i in range(len(prompts))]
+    directions = steering_directions(sae, list(range(len(prompts))))
     got = sample_steered(
-        model, sae, 2, PROMPTS, directions, torch.zeros(4), seeds, stops, 0, settings
+        model, sae, 2, prompts, directions, torch.zeros(len(prompts)), seeds, stops, 0, settings
     )
     expected = [
-        reference_sample(model, p, s, settings, stops) for p, s in zip(PROMPTS, seeds, strict=True)
+        reference_sample(model, p, s, settings, stops) for p, s in zip(prompts, seeds, strict=True)
     ]
     assert got == expected
-    assert any(len(g) < 12 for g in got) and any(len(g) == 12 for g in got)
+    assert any(len(g) < 16 for g in got) and any(len(g) == 16 for g in got)
 
 
 @pytest.mark.parametrize("kind", ["standard", "topk", "jumprelu"])
-def test_steered_batch_equals_one_row_at_a_time_with_the_public_form(tiny_model, stops, kind):
-    model, _ = tiny_model
+def test_steered_batch_equals_one_row_at_a_time_with_the_public_form(any_tiny_model, stops, kind):
+    model, _ = any_tiny_model
     sae = random_sae(kind, layer=1)
     features, factors = [5, 5, 17, 200], [0.5, 4.0, 2.0, 8.0]
     settings = SamplingSettings(max_new_tokens=10, batch_size=3)  # two batches
@@ -106,8 +107,8 @@ def test_steered_batch_equals_one_row_at_a_time_with_the_public_form(tiny_model,
     assert unsteered != got  # the steering changed something
 
 
-def test_a_rows_text_does_not_depend_on_its_batch(tiny_model, stops):
-    model, _ = tiny_model
+def test_a_rows_text_does_not_depend_on_its_batch(any_tiny_model, stops):
+    model, _ = any_tiny_model
     sae = random_sae("standard", layer=3)
     prompts = PROMPTS * 3
     seeds = [row_seed(7, i) for i in range(len(prompts))]
@@ -131,8 +132,8 @@ def test_a_rows_text_does_not_depend_on_its_batch(tiny_model, stops):
     assert runs[0] == runs[1] == runs[2]
 
 
-def test_rows_stop_after_their_stop_token(tiny_model, stops):
-    model, _ = tiny_model
+def test_rows_stop_after_their_stop_token(any_tiny_model, stops):
+    model, _ = any_tiny_model
     sae = random_sae("standard", layer=0)
     seeds = [row_seed(3, i) for i in range(16)]
     got = sample_steered(
@@ -159,8 +160,8 @@ def _step_logits(model, prompt, tokens):
 
 
 @pytest.mark.parametrize("k", [1, 3])
-def test_no_sampled_token_falls_outside_the_steps_top_k(tiny_model, stops, k):
-    model, _ = tiny_model
+def test_no_sampled_token_falls_outside_the_steps_top_k(any_tiny_model, stops, k):
+    model, _ = any_tiny_model
     sae = random_sae("standard", layer=0)
     prompts = PROMPTS * 4
     seeds = [row_seed(5, i) for i in range(len(prompts))]
@@ -189,10 +190,10 @@ def test_no_sampled_token_falls_outside_the_steps_top_k(tiny_model, stops, k):
     assert outside > 0
 
 
-def test_top_k_none_is_the_full_vocabulary_bit_for_bit(tiny_model, stops):
+def test_top_k_none_is_the_full_vocabulary_bit_for_bit(any_tiny_model, stops):
     """`top_k: null` is the sampler as it was before top-k existed: Gumbel-max over every
     token; a k as large as the vocabulary is the same thing."""
-    model, _ = tiny_model
+    model, _ = any_tiny_model
     sae = random_sae("topk", layer=1)
     seeds = [row_seed(9, i) for i in range(len(PROMPTS))]
     directions = steering_directions(sae, [4, 8, 15, 16])

@@ -36,8 +36,8 @@ def test_score_formula_by_hand():
 
 @pytest.mark.parametrize("kind", ["standard", "topk", "jumprelu"])
 @pytest.mark.parametrize("layer", range(TINY_LAYERS))
-def test_fast_path_equals_the_reference_loop(tiny, kind, layer):
-    model, tokenizer = tiny
+def test_fast_path_equals_the_reference_loop(any_tiny_model, kind, layer):
+    model, tokenizer = any_tiny_model
     sae = random_sae(kind, layer=layer, seed=layer)
     features = [0, 3, 17, 64, 128, 255, 31]
     tokens = _lens(model, sae, features)
