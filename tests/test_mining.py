@@ -88,7 +88,9 @@ def test_attention_sinks_are_never_examples(any_tiny_model, chunks):
         assert not non_sink_positions(planted, hidden, special)[::2, 9].any()
         top = mine_top_examples(model, sae, 1, planted, features, special, settings)
         mined = top_examples_by_feature(top, features, tokenizer)
-        expected = {f: mine_reference(model, sae, 1, planted, f, special, settings) for f in features}
+        expected = {
+            f: mine_reference(model, sae, 1, planted, f, special, settings) for f in features
+        }
         # without the filter the sink would be the peak of several examples
         latents = sae.encode(hidden[::2, 9].to(sae.W_dec.dtype))[:, features]
         assert (latents > 0).sum() >= 2
@@ -98,7 +100,9 @@ def test_attention_sinks_are_never_examples(any_tiny_model, chunks):
         for example in mined[f]:
             peak = example.token_ids[example.max_token_index]
             assert peak != SINK and peak not in special
-            sink_values = [v for t, v in zip(example.token_ids, example.values) if t == SINK]
+            sink_values = [
+                v for t, v in zip(example.token_ids, example.values, strict=True) if t == SINK
+            ]
             assert all(v == 0.0 for v in sink_values)
 
 

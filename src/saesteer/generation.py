@@ -164,10 +164,11 @@ def _prefix_cache(model, prompts: list[list[int]], pad_id: int, device) -> _Pref
 
 
 def _gumbel_noise(generators: list[torch.Generator], vocab: int, device) -> torch.Tensor:
-    uniform = torch.stack(
-        [torch.rand(vocab, generator=g, device=device, dtype=torch.float64) for g in generators]
-    )
-    return -torch.log(-torch.log(uniform.clamp(min=1e-300)))
+    """Gumbel noise in float32, on the model's device (mps has no float64, and a GPU runs
+    it slowly). float32 suffices: its uniforms (steps of 2^-24) cap the noise at about
+    16.6, a value float64 would exceed with probability 6e-8 per token."""
+    uniform = torch.stack([torch.rand(vocab, generator=g, device=device) for g in generators])
+    return -torch.log(-torch.log(uniform.clamp(min=torch.finfo(torch.float32).tiny)))
 
 
 def top_k_only(logits: torch.Tensor, k: int | None) -> torch.Tensor:
@@ -195,7 +196,7 @@ def _sample_batch(
                 ids, attention_mask=mask, position_ids=positions, use_cache=True, **{keyword: cache}
             )
         cache = returned_cache(output)
-        logits = top_k_only(output.logits[:, -1].double() / settings.temperature, settings.top_k)
+        logits = top_k_only(output.logits[:, -1].float() / settings.temperature, settings.top_k)
         noise = _gumbel_noise(generators, logits.shape[-1], device)
         new = (logits + noise[:, : logits.shape[-1]]).argmax(-1)
         for row, token in zip(alive.tolist(), new.tolist(), strict=True):

@@ -148,7 +148,10 @@ def mine_reference(
         norms = [float(h.float().norm()) for h in hidden]
         ordinary = sorted(n for n, t in zip(norms, ids, strict=True) if t not in special_ids)
         median = ordinary[(len(ordinary) - 1) // 2] if ordinary else 0.0
-        keep = [t not in special_ids and n <= sink_factor * median for n, t in zip(norms, ids)]
+        keep = [
+            t not in special_ids and n <= sink_factor * median
+            for n, t in zip(norms, ids, strict=True)
+        ]
         latents = sae.encode(hidden.to(sae.W_dec.dtype))[:, feature].tolist()
         acts = [a if k else 0.0 for a, k in zip(latents, keep, strict=True)]
         peak = max(range(len(acts)), key=acts.__getitem__)

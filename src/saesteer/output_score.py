@@ -98,9 +98,11 @@ def score_from_probs(probs: torch.Tensor, token_ids: torch.Tensor) -> dict[str, 
     The best-ranked token is the most probable one, so min_rank counts the tokens more
     likely than max_prob: one comparison pass, no sort."""
     max_prob = probs.gather(1, token_ids).max(dim=-1).values
-    min_rank = (probs > max_prob[:, None]).sum(dim=-1)
-    score = (1 - min_rank.double() / probs.shape[-1]) * max_prob.double()
-    return {"min_rank": min_rank.cpu(), "max_prob": max_prob.double().cpu(), "score": score.cpu()}
+    min_rank = (probs > max_prob[:, None]).sum(dim=-1).cpu()
+    # float64 on the host only (mps has none): n values, nothing to gain on the device
+    max_prob = max_prob.cpu().double()
+    score = (1 - min_rank.double() / probs.shape[-1]) * max_prob
+    return {"min_rank": min_rank, "max_prob": max_prob, "score": score}
 
 
 @torch.no_grad()

@@ -59,23 +59,28 @@ def sae_metrics(
     neither scored nor replaced."""
     device = next(model.parameters()).device
     fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=device)
-    sse = n = l0 = resid_sq = 0.0
-    resid_sum = torch.zeros(sae.cfg.d_in, dtype=torch.float64, device=device)
+    sse = n = l0 = total_var = 0.0
+    mean = torch.zeros(sae.cfg.d_in, dtype=torch.float64)  # on the host: mps has no float64
     for start in tqdm(range(0, len(chunks), batch_size), desc=f"layer {layer} reconstruction"):
         tokens = chunks[start : start + batch_size].to(device)
         hidden = block_output(model, layer, tokens)
-        flat = hidden[non_sink_positions(tokens, hidden, special_ids)]
+        flat = hidden[non_sink_positions(tokens, hidden, special_ids)].float()
+        if not len(flat):
+            continue
         latents = sae.encode(flat.to(sae.W_dec.dtype))
-        recon = sae.decode(latents).double()
-        flat = flat.double()
         fired |= (latents > 0).any(0)
-        sse += (flat - recon).pow(2).sum().item()
-        resid_sum += flat.sum(0)
-        resid_sq += flat.pow(2).sum().item()
-        n += flat.shape[0]
+        sse += (flat - sae.decode(latents).float()).pow(2).sum().item()
         l0 += (latents > 0).sum().item()
+        # The variance from per-batch centred sums (float32 on the device, no cancellation),
+        # merged on the host in float64 (Chan et al.'s pairwise update).
+        batch_mean = flat.mean(0)
+        batch_m2 = (flat - batch_mean).pow(2).sum().item()
+        delta = batch_mean.cpu().double() - mean
+        m = flat.shape[0]
+        mean += delta * m / (n + m)
+        total_var += batch_m2 + delta.pow(2).sum().item() * n * m / (n + m)
+        n += m
     ce = _ce_metrics(model, sae, layer, chunks[:ce_chunks], special_ids, batch_size)
-    total_var = resid_sq - resid_sum.pow(2).sum().item() / n
     return {
         "layer": layer,
         "n_tokens": int(n),
