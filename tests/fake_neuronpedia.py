@@ -10,22 +10,50 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 MODEL_ID = "tiny-model"
 SOURCE = "{layer}-res-test"
 
 
+RECORDED = (
+    Path(__file__).parent / "data" / "neuronpedia" / "gemma-2-2b_20-gemmascope-res-16k_8837.json"
+)
+
+
 def feature_json(index: int, n_examples: int = 12) -> dict:
-    """A feature as the API returns it; example j peaks on word w{index + j % 3}."""
+    """A feature as the API returns it, every field of the recorded response
+    (`RECORDED`) kept, with the tiny model's words: example j peaks on word
+    w{index + j % 3}."""
+    recorded = json.loads(RECORDED.read_text())
+    template = recorded["activations"][1]  # a top-activation record (binContains -1)
     activations = []
     for j in range(n_examples):
         tokens = [f"w{index + j + k}" for k in range(5)]
         values = [0.0, 0.5, 3.0 - 0.1 * j, 0.2, 0.0]
         tokens[2] = f"w{index + j % 3}"
         activations.append(
-            {"tokens": tokens, "values": values, "maxValue": max(values), "maxValueTokenIndex": 2}
+            template
+            | {
+                "id": f"act-{index}-{j}",
+                "tokens": tokens,
+                "values": values,
+                "index": str(index),
+                "layer": SOURCE,
+                "modelId": MODEL_ID,
+                "maxValue": max(values),
+                "maxValueTokenIndex": 2,
+                "minValue": min(values),
+                "binMax": 3.0,
+            }
         )
-    return {"modelId": MODEL_ID, "index": str(index), "activations": activations, "pos_str": []}
+    return recorded | {
+        "modelId": MODEL_ID,
+        "layer": SOURCE,
+        "index": str(index),
+        "activations": activations,
+        "explanations": [],
+    }
 
 
 @dataclass

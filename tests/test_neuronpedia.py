@@ -21,7 +21,14 @@ from saesteer.neuronpedia import (
     feature_explanations,
     fetch_features,
 )
-from tests.fake_neuronpedia import MODEL_ID, SOURCE, FakeNeuronpedia, Reply, feature_json
+from tests.fake_neuronpedia import (
+    MODEL_ID,
+    RECORDED,
+    SOURCE,
+    FakeNeuronpedia,
+    Reply,
+    feature_json,
+)
 
 LAYER = 3
 
@@ -234,3 +241,69 @@ def test_explanations_come_from_the_same_cache(server, tmp_path):
     server.script[6] = [Reply(200, json.dumps(bad).encode())]
     with pytest.raises(NeuronpediaError, match="feature 6 .*not a list"):
         feature_explanations(settings(server.url, tmp_path), LAYER, [6])
+
+
+# A real response of GET /api/feature/gemma-2-2b/20-gemmascope-res-16k/8837 (recorded in
+# Neuronpedia's webapp sources; histograms and other unread fields trimmed, and the
+# explanation's text a placeholder), checked against the official client's own parsing.
+RECORDED_FEATURE = json.loads(RECORDED.read_text())
+
+
+def _official_activation(record: dict):
+    """The official client (`neuronpedia` 1.2.1) builds an Activation from a database row:
+    it reads `source` where the API sends `layer`, and refuses the API's binContains -1
+    (a top example, not a quantile sample). Only those two are adapted."""
+    from neuronpedia.np_activation import Activation
+
+    contains = None if record["binContains"] == -1 else record["binContains"]
+    return Activation.from_np_db_json(record | {"source": record["layer"], "binContains": contains})
+
+
+def test_the_parser_reads_a_recorded_response_as_the_official_client_does():
+    ours = parse_feature_json(RECORDED_FEATURE, "recorded")
+    records = RECORDED_FEATURE["activations"]
+    official = [_official_activation(r) for r in records]
+    assert len(ours) == len(official) == 3
+    for example, activation, record in zip(ours, official, records, strict=True):
+        assert example.tokens == activation.tokens and len(example.tokens) == 127
+        assert example.values == activation.values
+        assert activation.index == int(RECORDED_FEATURE["index"])
+        # the fields our parser derives instead of reading agree with the API's own
+        assert example.max_token_index == record["maxValueTokenIndex"]
+        assert max(example.values) == record["maxValue"]
+    # the API's order (strongest first), kept: the input score takes the first 100
+    assert [max(e.values) for e in ours] == sorted((max(e.values) for e in ours), reverse=True)
+
+
+def test_explanations_read_as_the_official_client_reads_them(tmp_path):
+    from neuronpedia.np_explanation import Explanation
+
+    api = settings("http://recorded.invalid", tmp_path, model_id="gemma-2-2b")
+    api = NeuronpediaSettings(**{**api.__dict__, "source": "{layer}-gemmascope-res-16k"})
+    path = api.cache_path(20, 8837)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(RECORDED_FEATURE))
+    (entry,) = RECORDED_FEATURE["explanations"]
+    # the API's explanation objects lack the ids the client's database type carries
+    ids = {k: RECORDED_FEATURE[k] for k in ("modelId", "index")} | {"source": "20"}
+    official = Explanation.from_np_db_json(entry | ids)
+    assert feature_explanations(api, 20, [8837]) == {8837: official.text.strip()}
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return "number" if isinstance(value, int | float) else type(value).__name__
+
+
+def test_the_fake_server_answers_with_every_recorded_field():
+    """The loopback server's answers are the recorded response's shape, not the parser's
+    assumptions: every top-level and per-example field, with the same JSON types."""
+    fake = feature_json(5)
+    assert set(fake) == set(RECORDED_FEATURE)
+    recorded_example = RECORDED_FEATURE["activations"][1]
+    for example in fake["activations"]:
+        assert set(example) == set(recorded_example)
+        for key, value in recorded_example.items():
+            assert value is None or _json_type(example[key]) == _json_type(value), key
+    assert isinstance(fake["index"], str) and isinstance(recorded_example["index"], str)
