@@ -1,5 +1,7 @@
 """Harmonic means, factor selection and Table 1 rows, against hand-computed answers."""
 
+import math
+
 import polars as pl
 import pytest
 
@@ -113,6 +115,28 @@ def test_table_rows_filter_by_output_score():
     assert got["DiffMean"] == (1, 0.25)
     html = table_html(table, "per_response")
     assert "Proxy judge" in html and "0.750 (n=2)" in html
+
+
+def test_a_feature_exactly_at_a_threshold_is_kept_and_one_just_below_is_not():
+    """Table 1's rows are "output score >= t": the boundary itself is in."""
+    just_below = [math.nextafter(t, 0.0) for t in (0.1, 0.01)]
+    scores = pl.DataFrame(
+        {
+            "layer": [7] * 4,
+            "method": ["sae"] * 4,
+            "feature": [1, 2, 3, 4],
+            "score": [1.0, 0.8, 0.6, 0.4],
+            "concept_rating": [1.0] * 4,
+            "instruction_rating": [1.0] * 4,
+            "fluency_rating": [1.0] * 4,
+            "output_score": [0.1, just_below[0], 0.01, just_below[1]],
+        }
+    )
+    table = table_rows(scores, [0.01, 0.1], "proxy:x", True)
+    got = dict(table.select("row", "n_concepts").iter_rows())
+    assert got["SAE, output score >= 0.1"] == 1
+    assert got["SAE, output score >= 0.01"] == 3
+    assert got["SAE, no filter"] == 4
 
 
 def test_released_scores_leave_out_answers_missing_an_aspect():

@@ -57,6 +57,10 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
         assert "mining layer" in (out / f"logs/activations/{layer}.log").read_text()
         inputs = pl.read_parquet(out / f"layers/{layer}/input_scores.parquet")
         assert inputs["feature"].to_list() == features["feature"].to_list()
+        # a score exactly where input_score.min_examples (5) examples exist, for most
+        enough = inputs["n_examples"] >= 5
+        assert inputs["input_score"].is_not_null().to_list() == enough.to_list()
+        assert enough.mean() >= 0.5
         assert inputs.drop_nulls("input_score")["input_score"].is_between(0, 1).all()
         assert (inputs["top_k"] == 5).all()
         steered = features["feature"].to_list()[:6]  # generation.max_features
@@ -68,6 +72,7 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
         assert metrics.height == len(steered) * 3 and metrics["perplexity"].is_not_null().all()
         best = pl.read_parquet(out / f"layers/{layer}/best_factors.parquet")
         assert best["feature"].to_list() == steered
+        assert best["best_factor"].is_not_null().mean() >= 0.5
         assert best.drop_nulls("best_factor")["best_factor"].is_in([2.0, 8.0]).all()
     assert pl.read_parquet(out / "layers/2/features.parquet")["feature"].to_list() == [0, 3, 7, 255]
     table = pl.read_parquet(out / "features.parquet")
@@ -152,12 +157,14 @@ def test_editing_one_layers_factor_grid_reruns_only_its_steering(finished_run):
 def test_a_rerun_of_the_generations_gives_the_same_parquet(finished_run):
     workdir, config = finished_run
     path = workdir / "results/tiny/layers/1/generations.parquet"
-    before = pl.read_parquet(path)
+    before, written = pl.read_parquet(path), path.stat().st_mtime_ns
     result = run_snakemake(
         workdir, config, "--forcerun", "generations", str(path.relative_to(workdir))
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert pl.read_parquet(path).equals(before) and path.stat().st_mtime > 0
+    assert path.stat().st_mtime_ns > written  # it was written again
+    assert ("generations", "1") in _jobs(result.stderr + result.stdout)
+    assert pl.read_parquet(path).equals(before)
 
 
 def test_the_papers_released_generations_and_best_factors(finished_run):
