@@ -70,6 +70,21 @@ def test_gen_success_counts_tokens_in_the_top_k_repeats_included(tiny_model):
     ]
 
 
+def test_gen_success_at_k_stops_before_rank_k(tiny_model):
+    """Top-k is ranks 0..k-1: with a 25-token logit lens, the tokens at ranks 1, 5 and 20
+    are the first ones outside the top 1, 5 and 20."""
+    _, tokenizer = tiny_model
+    lens = pl.DataFrame(
+        [(7, rank, 10 + rank, f"w{7 + rank}") for rank in range(25)],
+        schema=["feature", "rank", "token_id", "token"],
+        orient="row",
+    )
+    ranks = [0, 1, 4, 5, 19, 20, 24]
+    text = " " + " ".join(f"w{7 + r}" for r in ranks)  # word w<n> is token n + 3
+    rows = generations([(7, 4.0, 0, "w1", text)])
+    assert gen_success_counts(rows, lens, tokenizer, (1, 5, 20)).rows() == [(7, 1, 3, 5)]
+
+
 def test_gen_success_needs_every_feature_and_enough_ranks(tiny_model):
     _, tokenizer = tiny_model
     with pytest.raises(ValueError, match=r"no logit-lens tokens for features \[9\]"):

@@ -1,0 +1,109 @@
+"""Deliberate bugs the test suite must catch: each is applied to the source, the unit tests
+run, and the tests that fail are listed; the source is restored whatever happens.
+
+    python tests/mutants.py [name ...]
+
+The Snakemake workflow tests are left out (they take most of the suite's 40 minutes); a
+mutant that only they could catch would show here as "survived"."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_TESTS = {
+    "test_workflow.py",
+    "test_concept_workflow.py",
+    "test_faults.py",
+    "test_faults_data.py",
+    "test_slurm.py",
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str
+    before: str
+    after: str
+
+
+MUTANTS = [
+    Mutant(
+        "steering position off by one (the second-to-last token)",
+        "src/saesteer/steering.py",
+        "        last = hidden[:, -1]\n"
+        "        steered = add_steering(last, latent_max(sae, last), directions, factors)\n"
+        "        return torch.cat([hidden[:, :-1], steered[:, None]], dim=1)",
+        "        last = hidden[:, -2]\n"
+        "        steered = add_steering(last, latent_max(sae, last), directions, factors)\n"
+        "        return torch.cat([hidden[:, :-2], steered[:, None], hidden[:, -1:]], dim=1)",
+    ),
+    Mutant(
+        "GenSuccess@k counts rank <= k (k+1 tokens)",
+        "src/saesteer/gen_metrics.py",
+        '**{f"hits_{k}": (pl.col("rank") < k).sum() for k in ks},',
+        '**{f"hits_{k}": (pl.col("rank") <= k).sum() for k in ks},',
+    ),
+    Mutant(
+        "best factor: a tie goes to the larger factor",
+        "src/saesteer/best_factor.py",
+        "descending=[False, True, False]",
+        "descending=[False, True, True]",
+    ),
+    Mutant(
+        "Table 1 keeps output score > t instead of >= t",
+        "src/saesteer/concept_eval.py",
+        'kept = kept.filter(pl.col("output_score") >= threshold)',
+        'kept = kept.filter(pl.col("output_score") > threshold)',
+    ),
+    Mutant(
+        "attention-sink filter at 100x the median norm instead of 10x",
+        "src/saesteer/hooks.py",
+        "keep &= norms <= factor * norms[keep].median()",
+        "keep &= norms <= 100 * factor * norms[keep].median()",
+    ),
+]
+
+
+def unit_tests() -> list[str]:
+    tests = sorted((REPO / "tests").glob("test_*.py"))
+    return [str(t.relative_to(REPO)) for t in tests if t.name not in WORKFLOW_TESTS]
+
+
+def run(mutant: Mutant) -> tuple[list[str], float]:
+    path = REPO / mutant.file
+    original = path.read_text()
+    if original.count(mutant.before) != 1:
+        raise SystemExit(f"{mutant.file}: the code to mutate is not there once: {mutant.name}")
+    start = time.perf_counter()
+    try:
+        path.write_text(original.replace(mutant.before, mutant.after))
+        cmd = [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"]
+        result = subprocess.run([*cmd, *unit_tests()], capture_output=True, text=True, cwd=REPO)
+    finally:
+        path.write_text(original)
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", result.stdout, flags=re.M)
+    return failed, time.perf_counter() - start
+
+
+def main(names: list[str]) -> int:
+    survived = 0
+    for mutant in MUTANTS:
+        if names and not any(n in mutant.name for n in names):
+            continue
+        failed, seconds = run(mutant)
+        survived += not failed
+        print(f"## {mutant.name} ({mutant.file}): {len(failed)} failing, {seconds:.0f} s")
+        print("\n".join(f"  {test}" for test in failed) or "  SURVIVED: no test failed")
+        sys.stdout.flush()
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
