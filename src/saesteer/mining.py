@@ -135,15 +135,12 @@ def mine_reference(
     `mine_top_examples` replaces. Returns (max value, chunk, window ids, window values),
     strongest first (earlier chunks first among ties).
 
-    Shares no code with the fast path: the residual is the model's own
-    `output_hidden_states` (so not the last block, which transformers reports after the
-    final norm), and the sink filter is written out here."""
-    if layer >= len(decoder_layers(model)) - 1:
-        raise ValueError("the reference reads hidden_states, which end after the final norm")
+    Shares no code with the fast path: block L's output is read by a hook of its own, and
+    the sink filter is written out here."""
     found = []
     for c in range(len(chunks)):
         tokens = chunks[c : c + 1]
-        hidden = model(tokens, output_hidden_states=True).hidden_states[layer + 1][0]
+        hidden = _read_block_output(model, layer, tokens)[0]
         ids = tokens[0].tolist()
         norms = [float(h.float().norm()) for h in hidden]
         ordinary = sorted(n for n, t in zip(norms, ids, strict=True) if t not in special_ids)
@@ -160,6 +157,29 @@ def mine_reference(
         found.append((acts[peak], c, ids[lo:hi], acts[lo:hi]))
     found.sort(key=lambda e: (-e[0], e[1]))
     return [e for e in found if e[0] > 0][: settings.n_examples]
+
+
+class _Read(Exception):
+    pass
+
+
+def _read_block_output(model, layer: int, tokens: torch.Tensor) -> torch.Tensor:
+    """Block `layer`'s output, the forward stopped there (as `hooks.block_output`, kept
+    apart so that the reference does not share the fast path's code)."""
+    seen = []
+
+    def read(module, inputs, output):
+        seen.append(output[0] if isinstance(output, tuple) else output)
+        raise _Read
+
+    handle = decoder_layers(model)[layer].register_forward_hook(read)
+    try:
+        model(tokens)
+    except _Read:
+        pass
+    finally:
+        handle.remove()
+    return seen[0]
 
 
 def top_examples_by_feature(
