@@ -286,8 +286,10 @@ def test_a_non_finite_cached_explanation_file_names_the_cache_file(neuronpedia, 
     api = np_settings(neuronpedia.url, tmp_path)
     path = api.cache_path(LAYER, 6)
     path.parent.mkdir(parents=True)
-    text = json.dumps(feature_json(6) | {"explanations": [{"description": "sea"}]})
-    path.write_text(text.replace('"pos_str": []', '"frac_nonzero": Infinity'))
+    data = feature_json(6) | {"explanations": [{"description": "sea"}]}
+    text = json.dumps(data)
+    path.write_text(json.dumps(data | {"frac_nonzero": float("inf")}))  # json writes Infinity
+    assert "Infinity" in path.read_text()
     with pytest.raises(NeuronpediaError, match=f"feature 6: cached {path}: not valid JSON"):
         feature_explanations(api, LAYER, [6])
     path.write_text(text)
