@@ -4,8 +4,11 @@ Apple's mps has no float64, and float64 on a GPU is slow, so no float64 tensor m
 the model's device. The audit pretends the device is an accelerator: the parameters and
 buffers of the given modules, every tensor a torch call computes from them, every tensor
 created with an explicit `device=`, and every `.to(<device>)` result count as on the
-device. `.cpu()`, `.to("cpu")`, `.tolist()`, `.item()` and `.numpy()` leave it. Each float64
-tensor on the device is recorded with the line of saesteer code that made it.
+device. `.cpu()`, `.to("cpu")`, `.tolist()`, `.item()` and `.numpy()` leave it; writing into
+a host tensor in place keeps it on the host. Each float64 tensor on the device, and each
+host float64 tensor fed to a device operation, is recorded with the line of saesteer code
+that made it. Tensors made under a default-device context (`with torch.device(...)`) are
+not seen; saesteer makes none.
 
 A torch function mode sees every torch call, including `Tensor` methods that are no-ops on
 a CPU (`.cpu()` of a CPU tensor), which is what lets a CPU run tell host from device."""
@@ -32,18 +35,26 @@ def _mark(value) -> None:
         setattr(value, _MARK, True)
 
 
-def _to_result_on_device(args, kwargs) -> bool | None:
-    """For `Tensor.to`: True if it moves to a device, False if to the host, None if it only
-    changes the dtype (the result stays where its input was)."""
-    targets = [*args[1:], kwargs.get("device")]
-    for target in targets:
-        if isinstance(target, str):
-            return target != "cpu"
-        if isinstance(target, torch.device):
-            return True  # the model's device; code that means the host says .cpu()
-        if isinstance(target, torch.Tensor):
-            return _on_device(target)
+def _points_to_device(target) -> bool | None:
+    """Where a `device` argument points. The string "cpu" is the host; a `torch.device`
+    is read as the model's device, since code gets it from the model's parameters (on this
+    CPU-only machine it is `cpu` too); code that means the host writes "cpu" or `.cpu()`."""
+    if isinstance(target, str):
+        return target != "cpu"
+    if isinstance(target, torch.device):
+        return True
+    if isinstance(target, torch.Tensor):  # `.to(other)`: where `other` is
+        return _on_device(target)
     return None
+
+
+def _in_place(func) -> bool:
+    name = getattr(func, "__name__", "")
+    return (
+        name == "__setitem__"
+        or (name.endswith("_") and not name.endswith("__"))
+        or (name.startswith("__i") and name.endswith("__"))
+    )
 
 
 def _caller() -> str:
@@ -81,17 +92,30 @@ class Float64OnDevice(TorchFunctionMode):
         if func in _LEAVE:
             # On a CPU `.cpu()` returns the tensor itself; the host copy is a new object.
             return out.view_as(out) if out is args[0] else out
-        if func is torch.Tensor.to and (moved := _to_result_on_device(args, kwargs)) is not None:
-            on_device = moved
-            if not moved and out is args[0]:
+        inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        if func is torch.Tensor.to:
+            targets = [_points_to_device(t) for t in [*args[1:], kwargs.get("device")]]
+            moved = next((t for t in targets if t is not None), None)
+            on_device = _on_device(args[0]) if moved is None else moved
+            if not on_device and out is args[0]:
                 out = out.view_as(out)
+        elif _in_place(func):
+            # writing into a tensor leaves it where it is (a host buffer filled from the
+            # device is a transfer)
+            on_device = _on_device(args[0])
+        elif kwargs.get("device") is not None:
+            on_device = _points_to_device(kwargs["device"])
         else:
-            inputs = tree_flatten((args, kwargs))[0]
-            on_device = kwargs.get("device") is not None or any(map(_on_device, inputs))
-        if on_device:
-            for tensor in tree_flatten(out)[0]:
-                if isinstance(tensor, torch.Tensor):
-                    _mark(tensor)
-                    if tensor.dtype == torch.float64:
-                        self.violations.append(f"{func.__name__}: {_caller()}")
+            on_device = any(map(_on_device, inputs))
+        if not on_device:
+            return out
+        name = getattr(func, "__name__", str(func))
+        for tensor in inputs if func is not torch.Tensor.to else []:  # `.to`: its output
+            if tensor.dtype == torch.float64 and not _on_device(tensor):
+                self.violations.append(f"{name}: a host float64 operand: {_caller()}")
+        for tensor in tree_flatten(out)[0]:
+            if isinstance(tensor, torch.Tensor):
+                _mark(tensor)
+                if tensor.dtype == torch.float64:
+                    self.violations.append(f"{name}: {_caller()}")
         return out

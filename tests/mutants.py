@@ -35,14 +35,17 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
-        "steering position off by one (the second-to-last token)",
+        "steering position off by one (the second-to-last token of a prompt)",
         "src/saesteer/steering.py",
         "        last = hidden[:, -1]\n"
         "        steered = add_steering(last, latent_max(sae, last), directions, factors)\n"
         "        return torch.cat([hidden[:, :-1], steered[:, None]], dim=1)",
-        "        last = hidden[:, -2]\n"
+        # one-token forwards (cached decoding) still steer their only token: no crash
+        "        at = -2 if hidden.shape[1] > 1 else -1\n"
+        "        last = hidden[:, at]\n"
         "        steered = add_steering(last, latent_max(sae, last), directions, factors)\n"
-        "        return torch.cat([hidden[:, :-2], steered[:, None], hidden[:, -1:]], dim=1)",
+        "        return torch.cat("
+        "[hidden[:, :at], steered[:, None], hidden[:, at:][:, 1:]], dim=1)",
     ),
     Mutant(
         "GenSuccess@k counts rank <= k (k+1 tokens)",
@@ -76,7 +79,18 @@ def unit_tests() -> list[str]:
     return [str(t.relative_to(REPO)) for t in tests if t.name not in WORKFLOW_TESTS]
 
 
-def run(mutant: Mutant) -> tuple[list[str], float]:
+def failing_tests() -> list[str]:
+    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"]
+    result = subprocess.run([*cmd, *unit_tests()], capture_output=True, text=True, cwd=REPO)
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", result.stdout, flags=re.M)
+    if result.returncode not in (0, 1) or (result.returncode == 1 and not failed):
+        raise SystemExit(f"pytest could not run (exit {result.returncode}):\n{result.stdout}")
+    return failed
+
+
+def run(mutant: Mutant, baseline: set[str]) -> tuple[list[str], float]:
+    """The tests that fail with `mutant` in place and pass without it. The source file is
+    rewritten in place (and restored): run this alone, not beside another test run."""
     path = REPO / mutant.file
     original = path.read_text()
     if original.count(mutant.before) != 1:
@@ -84,20 +98,20 @@ def run(mutant: Mutant) -> tuple[list[str], float]:
     start = time.perf_counter()
     try:
         path.write_text(original.replace(mutant.before, mutant.after))
-        cmd = [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"]
-        result = subprocess.run([*cmd, *unit_tests()], capture_output=True, text=True, cwd=REPO)
+        failed = failing_tests()
     finally:
         path.write_text(original)
-    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", result.stdout, flags=re.M)
-    return failed, time.perf_counter() - start
+    return [t for t in failed if t not in baseline], time.perf_counter() - start
 
 
 def main(names: list[str]) -> int:
+    baseline = set(failing_tests())
+    print(f"## no mutant: {len(baseline)} failing" + "".join(f"\n  {t}" for t in baseline))
     survived = 0
     for mutant in MUTANTS:
         if names and not any(n in mutant.name for n in names):
             continue
-        failed, seconds = run(mutant)
+        failed, seconds = run(mutant, baseline)
         survived += not failed
         print(f"## {mutant.name} ({mutant.file}): {len(failed)} failing, {seconds:.0f} s")
         print("\n".join(f"  {test}" for test in failed) or "  SURVIVED: no test failed")

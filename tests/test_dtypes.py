@@ -109,15 +109,30 @@ def both_dtypes(request, tiny_model_dir, tiny_gemma2_dir):
 def test_the_audit_sees_float64_on_the_device(tiny_model):
     model, _ = tiny_model
     ids = torch.tensor([[1, 5, 9]])
+    device = next(model.parameters()).device
     with Float64OnDevice(model) as audit:
         logits = model(ids).logits
         host = logits.cpu().double()  # on the host: allowed
         torch.zeros(3, dtype=torch.float64)  # created on the host: allowed
+        torch.zeros(3, dtype=torch.float64, device="cpu")  # the host, said so: allowed
+        buffer = torch.zeros(3, dtype=torch.float64)
+        buffer.copy_(logits[0, 0, :3])  # a transfer into a host buffer: allowed
+        buffer += 1.0  # and it stays on the host
         assert audit.violations == []
         logits.double()
-        torch.rand(4, dtype=torch.float64, device=ids.device)
-        host.to(torch.device("cpu"))  # read as a move to the model's device
-    assert [v.split(":")[0] for v in audit.violations] == ["double", "rand", "to"]
+        logits.to(torch.float64)
+        torch.rand(4, dtype=torch.float64, device=device)
+        torch.as_tensor([0.5], dtype=torch.float64, device=device)
+        host.to(device)
+        logits * torch.tensor(0.5, dtype=torch.float64)  # a host float64 operand
+    assert [v.split(":")[0] for v in audit.violations] == [
+        "double",
+        "to",
+        "rand",
+        "as_tensor",
+        "to",
+        "mul",
+    ]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])

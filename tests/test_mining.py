@@ -92,8 +92,8 @@ def test_attention_sinks_are_never_examples(any_tiny_model, chunks):
             f: mine_reference(model, sae, 1, planted, f, special, settings) for f in features
         }
         # without the filter the sink would be the peak of several examples
-        latents = sae.encode(hidden[::2, 9].to(sae.W_dec.dtype))[:, features]
-        assert (latents > 0).sum() >= 2
+        latents = sae.encode(hidden[::2].to(sae.W_dec.dtype))[..., features]  # [c, T, F]
+        assert (latents.argmax(1) == 9).sum() >= 2
     assert sum(len(e) for e in expected.values()) >= 10
     for f in features:
         assert [e.token_ids for e in mined[f]] == [ids for _, _, ids, _ in expected[f]]

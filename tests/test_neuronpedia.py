@@ -243,9 +243,9 @@ def test_explanations_come_from_the_same_cache(server, tmp_path):
         feature_explanations(settings(server.url, tmp_path), LAYER, [6])
 
 
-# A real response of GET /api/feature/gemma-2-2b/20-gemmascope-res-16k/8837 (recorded in
-# Neuronpedia's webapp sources; histograms and other unread fields trimmed, and the
-# explanation's text a placeholder), checked against the official client's own parsing.
+# A real response of GET /api/feature/gemma-2-2b/20-gemmascope-res-16k/8837 (where it
+# comes from: tests/data/neuronpedia/README.md), checked against the official client's own
+# parsing.
 RECORDED_FEATURE = json.loads(RECORDED.read_text())
 
 
@@ -271,8 +271,30 @@ def test_the_parser_reads_a_recorded_response_as_the_official_client_does():
         # the fields our parser derives instead of reading agree with the API's own
         assert example.max_token_index == record["maxValueTokenIndex"]
         assert max(example.values) == record["maxValue"]
-    # the API's order (strongest first), kept: the input score takes the first 100
+    # strongest first in the API's answer already (so the stable sort keeps its order)
     assert [max(e.values) for e in ours] == sorted((max(e.values) for e in ours), reverse=True)
+
+
+def test_the_official_client_cannot_read_the_response_as_the_api_sends_it():
+    """Why saesteer keeps its own parser: `FeatureRequest.get`, given this response, fails
+    on the explanations (no modelId), then on the activations (no `source`), then on the
+    top examples' binContains -1. If a new client version reads it, this test says so."""
+    from neuronpedia import FeatureRequest
+
+    def get(data):
+        request = FeatureRequest(api_key="offline")
+        request.send_request = lambda **_: data
+        return request.get("gemma-2-2b", "20-gemmascope-res-16k", 8837)
+
+    with pytest.raises(KeyError, match="modelId"):
+        get(RECORDED_FEATURE)
+    ids = {"modelId": "gemma-2-2b", "source": "20-gemmascope-res-16k", "index": "8837"}
+    data = RECORDED_FEATURE | {"explanations": [e | ids for e in RECORDED_FEATURE["explanations"]]}
+    with pytest.raises(KeyError, match="source"):
+        get(data)
+    data["activations"] = [a | {"source": a["layer"]} for a in data["activations"]]
+    with pytest.raises(ValueError, match="quantileFraction"):
+        get(data)
 
 
 def test_explanations_read_as_the_official_client_reads_them(tmp_path):

@@ -56,6 +56,9 @@ SHIPPED_SAELENS_CONFIGS = sorted(
 )
 
 
+assert SHIPPED_SAELENS_CONFIGS, "no shipped config uses SAE-Lens releases"
+
+
 @pytest.mark.parametrize("name", SHIPPED_SAELENS_CONFIGS)
 def test_shipped_gemmascope_ids_are_in_the_installed_registry(name):
     """Every layer's release and id are in SAE-Lens' pretrained_saes.yaml, and the
