@@ -166,7 +166,8 @@ def _prefix_cache(model, prompts: list[list[int]], pad_id: int, device) -> _Pref
 def _gumbel_noise(generators: list[torch.Generator], vocab: int, device) -> torch.Tensor:
     """Gumbel noise in float32, on the model's device (mps has no float64, and a GPU runs
     it slowly). float32 suffices: its uniforms (steps of 2^-24) cap the noise at about
-    16.6, a value float64 would exceed with probability 6e-8 per token."""
+    16.6, which float64 noise would pass with probability 6e-8 per vocabulary entry and
+    step; and that entry must then also beat every other to change the sampled token."""
     uniform = torch.stack([torch.rand(vocab, generator=g, device=device) for g in generators])
     return -torch.log(-torch.log(uniform.clamp(min=torch.finfo(torch.float32).tiny)))
 
