@@ -16,6 +16,16 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_LAYERS, TINY_D_MODEL, TINY_VOCAB = 4, 64, 128
+# Sizes the tiny Llama and the tiny Gemma-2 share.
+TINY_SIZES = {
+    "vocab_size": TINY_VOCAB,
+    "hidden_size": TINY_D_MODEL,
+    "intermediate_size": 128,
+    "num_hidden_layers": TINY_LAYERS,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 128,
+}
 
 
 def _word_tokenizer():
@@ -41,16 +51,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     path = tmp_path_factory.mktemp("tiny_llama")
-    config = LlamaConfig(
-        vocab_size=TINY_VOCAB,
-        hidden_size=TINY_D_MODEL,
-        intermediate_size=128,
-        num_hidden_layers=TINY_LAYERS,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        tie_word_embeddings=False,
-    )
+    config = LlamaConfig(**TINY_SIZES, tie_word_embeddings=False)
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(path)
     _word_tokenizer().save_pretrained(path)
@@ -66,17 +67,11 @@ def tiny_gemma2_dir(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("tiny_gemma2")
     config = Gemma2Config(
-        vocab_size=TINY_VOCAB,
-        hidden_size=TINY_D_MODEL,
-        intermediate_size=128,
-        num_hidden_layers=TINY_LAYERS,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **TINY_SIZES,
         head_dim=16,
         sliding_window=3,
         final_logit_softcapping=2.0,
         attn_logit_softcapping=5.0,
-        max_position_embeddings=128,
         bos_token_id=1,
         eos_token_id=2,
         pad_token_id=0,
