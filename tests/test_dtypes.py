@@ -19,6 +19,7 @@ from saesteer.mining import MiningSettings, mine_top_examples, top_examples_by_f
 from saesteer.models import load_model
 from saesteer.output_score import score_prompt_fast
 from saesteer.prompts import encode_prompt
+from saesteer.residuals import collect_residuals
 from saesteer.sae_metrics import sae_metrics
 from saesteer.steering import steering_directions
 from tests.conftest import TINY_VOCAB, random_sae
@@ -50,7 +51,9 @@ def run_stages(model, tokenizer, sae) -> dict:
     prompt = encode_prompt(tokenizer, "w5 w9 w20 w3")
     score = score_prompt_fast(model, sae, LAYER, prompt, FEATURES, ids[:, :5], 10.0, 4)
     mining = MiningSettings(n_examples=4, context_before=3, context_after=2, batch_size=5)
-    top = mine_top_examples(model, sae, LAYER, chunks, FEATURES, special, mining)
+    top = mine_top_examples(
+        collect_residuals(model, [LAYER], chunks)[LAYER], sae, chunks, FEATURES, special, mining
+    )
     sampling = SamplingSettings(max_new_tokens=6, stop=None, batch_size=8)
     grid = generate_grid(
         model, tokenizer, sae, LAYER, FEATURES[:3], [0.0, 4.0], PREFIXES, 0, sampling
@@ -79,7 +82,16 @@ def run_stages(model, tokenizer, sae) -> dict:
         SamplingSettings(max_new_tokens=5, batch_size=8),
         protocol="chat",
     )
-    metrics = sae_metrics(model, sae, LAYER, chunks, special, ce_chunks=4, batch_size=5)
+    metrics = sae_metrics(
+        model,
+        sae,
+        LAYER,
+        chunks,
+        collect_residuals(model, [LAYER], chunks)[LAYER],
+        special,
+        ce_chunks=4,
+        batch_size=5,
+    )
     return {
         "lens_ids": ids,
         "lens_probs": probs,

@@ -18,6 +18,7 @@ from saesteer.mining import (
     mine_top_examples,
     top_examples_by_feature,
 )
+from saesteer.residuals import collect_residuals
 from tests.conftest import TINY_VOCAB, random_sae
 
 
@@ -40,7 +41,9 @@ def test_batched_mining_equals_the_reference_loop(any_tiny_model, chunks, kind, 
         n_examples=7, context_before=3, context_after=2, batch_size=batch_size
     )
     special = tokenizer.all_special_ids
-    top = mine_top_examples(model, sae, 2, chunks, features, special, settings)
+    top = mine_top_examples(
+        collect_residuals(model, [2], chunks)[2], sae, chunks, features, special, settings
+    )
     mined = top_examples_by_feature(top, features, tokenizer)
     expected = {f: mine_reference(model, sae, 2, chunks, f, special, settings) for f in features}
     assert sum(len(e) for e in expected.values()) >= 10  # the loops below compare examples
@@ -86,7 +89,7 @@ def test_attention_sinks_are_never_examples(any_tiny_model, chunks):
     with planted_sink(model, SINK):
         hidden = block_output(model, 1, planted)
         assert not non_sink_positions(planted, hidden, special)[::2, 9].any()
-        top = mine_top_examples(model, sae, 1, planted, features, special, settings)
+        top = mine_top_examples(hidden, sae, planted, features, special, settings)
         mined = top_examples_by_feature(top, features, tokenizer)
         expected = {
             f: mine_reference(model, sae, 1, planted, f, special, settings) for f in features
@@ -111,9 +114,8 @@ def test_encoding_a_slice_of_positions_at_a_time_changes_nothing(tiny_model, chu
     sae = random_sae("topk", layer=1)
     runs = [
         mine_top_examples(
-            model,
+            collect_residuals(model, [1], chunks)[1],
             sae,
-            1,
             chunks,
             [3, 9],
             tokenizer.all_special_ids,
@@ -129,7 +131,9 @@ def test_windows_clip_at_the_chunk_edges(tiny_model, chunks):
     model, tokenizer = tiny_model
     sae = random_sae("standard", layer=1)
     settings = MiningSettings(n_examples=23, context_before=20, context_after=20)
-    top = mine_top_examples(model, sae, 1, chunks, [3], tokenizer.all_special_ids, settings)
+    top = mine_top_examples(
+        block_output(model, 1, chunks), sae, chunks, [3], tokenizer.all_special_ids, settings
+    )
     examples = top_examples_by_feature(top, [3], tokenizer)[3]
     assert len(examples) >= 5  # the loop below checks each
     assert len(examples) == len({c.item() for c in top.chunk[0, : len(examples)]})
@@ -194,7 +198,7 @@ def test_a_planted_token_feature_fires_on_its_token(embedded_model, word):
     holding = set(torch.nonzero((chunks == token).any(1)).flatten().tolist())
     assert 5 <= len(holding) < len(chunks)
     settings = MiningSettings(n_examples=len(holding), context_before=4, context_after=2)
-    top = mine_top_examples(model, sae, layer, chunks, [0], tokenizer.all_special_ids, settings)
+    top = mine_top_examples(hidden, sae, chunks, [0], tokenizer.all_special_ids, settings)
     examples = top_examples_by_feature(top, [0], tokenizer)[0]
     assert set(top.chunk[0].tolist()) == holding
     assert [e.token_ids[e.max_token_index] for e in examples] == [token] * len(holding)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from saesteer.hooks import edit_block_output
+from saesteer.residuals import collect_residuals
 from saesteer.sae_metrics import sae_metrics
 from tests.conftest import TINY_D_MODEL, save_sae
 
@@ -33,6 +34,12 @@ def identity_sae(tmp_path, decoder_scale=1.0):
     return sae.eval()
 
 
+def _metrics(model, sae, tokens):
+    """The metrics at layer 1 from the run's residual cache."""
+    residuals = collect_residuals(model, [1], tokens)[1]
+    return sae_metrics(model, sae, 1, tokens, residuals, SPECIAL, batch_size=4)
+
+
 def _residuals(model, tokens):
     seen = []
     with edit_block_output(model, 1, lambda h: seen.append(h[:, 1:].reshape(-1, h.shape[-1]))):
@@ -41,7 +48,7 @@ def _residuals(model, tokens):
 
 
 def test_identity_sae_is_perfect(model, tokens, tmp_path):
-    metrics = sae_metrics(model, identity_sae(tmp_path), 1, tokens, SPECIAL, batch_size=4)
+    metrics = _metrics(model, identity_sae(tmp_path), tokens)
     assert metrics["variance_explained"] == pytest.approx(1.0, abs=1e-6)
     assert metrics["ce_with_sae"] == pytest.approx(metrics["ce_clean"], abs=1e-5)
     assert metrics["ce_loss_recovered"] == pytest.approx(1.0, abs=1e-4)
@@ -51,7 +58,7 @@ def test_identity_sae_is_perfect(model, tokens, tmp_path):
 
 
 def test_half_scale_decoder_against_a_hand_computation(model, tokens, tmp_path):
-    metrics = sae_metrics(model, identity_sae(tmp_path, 0.5), 1, tokens, SPECIAL, batch_size=4)
+    metrics = _metrics(model, identity_sae(tmp_path, 0.5), tokens)
     h = _residuals(model, tokens)
     expected = 1 - (0.25 * h.pow(2).sum()) / (h - h.mean(0)).pow(2).sum()
     assert metrics["variance_explained"] == pytest.approx(expected.item(), rel=1e-6)
@@ -59,6 +66,6 @@ def test_half_scale_decoder_against_a_hand_computation(model, tokens, tmp_path):
 
 
 def test_zero_decoder_recovers_nothing(model, tokens, tmp_path):
-    metrics = sae_metrics(model, identity_sae(tmp_path, 0.0), 1, tokens, SPECIAL, batch_size=4)
+    metrics = _metrics(model, identity_sae(tmp_path, 0.0), tokens)
     assert metrics["ce_with_sae"] == pytest.approx(metrics["ce_zero_ablation"], abs=1e-6)
     assert metrics["ce_loss_recovered"] == pytest.approx(0.0, abs=1e-6)

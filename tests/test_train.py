@@ -3,6 +3,7 @@ import torch
 
 from saesteer.corpus import build_documents, tokenize_documents
 from saesteer.models import load_model
+from saesteer.residuals import collect_residuals
 from saesteer.sae_metrics import sae_metrics
 from saesteer.train import TrainSettings, train_sae
 
@@ -31,13 +32,15 @@ def test_trained_sae_reloads_and_beats_zero(tiny_model_dir, chunks, tmp_path):
     settings = TrainSettings(
         d_sae=128, k=8, activation_tokens=5000, training_tokens=30_000, batch_size_tokens=256
     )
-    out = train_sae(tiny_model_dir, 2, train.numpy(), settings, tmp_path / "layer_2")
+    model, _ = load_model(tiny_model_dir, device="cpu")
+    cached = collect_residuals(model, [2], train)[2]
+    out = train_sae(cached, train.numpy(), [0, 1, 2], 2, settings, tmp_path / "layer_2")
     assert sorted(p.name for p in out.iterdir()) == ["cfg.json", "sae_weights.safetensors"]
     sae = SAE.load_from_disk(out)
     assert sae.cfg.metadata.hook_name == "model.layers.2"
     assert (sae.cfg.d_in, sae.cfg.d_sae) == (64, 128)
-    model, _ = load_model(tiny_model_dir, device="cpu")
-    metrics = sae_metrics(model, sae.eval(), 2, heldout, [0, 1, 2], batch_size=8)
+    held_cache = collect_residuals(model, [2], heldout)[2]
+    metrics = sae_metrics(model, sae.eval(), 2, heldout, held_cache, [0, 1, 2], batch_size=8)
     assert metrics["variance_explained"] > 0.3
     assert metrics["ce_loss_recovered"] > 0.3
     assert metrics["l0"] == pytest.approx(8, abs=0.5)

@@ -292,10 +292,33 @@ def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
         metrics = pl.read_parquet(out / f"layers/{layer}/sae_metrics.parquet").row(0, named=True)
         assert metrics["layer"] == layer and metrics["variance_explained"] > 0
         assert pl.read_parquet(out / f"layers/{layer}/logit_lens.parquet").height > 0
+    # One model pass wrote both layers' residuals (train and held-out chunks).
+    assert "residuals train" in (out / "logs/residuals.log").read_text()
     # A trained SAE is protected: editing a layer's features must not retrain it.
     tiny_config["layers"][3]["features"] = [8]
     jobs = _jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout)
     assert sorted(jobs) == [("features", "3"), ("logit_lens", "3")]
+    tiny_config["layers"][3]["features"] = [7]
+    # A new layer: the residual pass runs again (for every layer's file), but only the new
+    # layer trains and is measured; the others' SAEs and metrics stay as they were.
+    kept = {
+        path: path.stat().st_mtime_ns
+        for layer in (1, 3)
+        for path in [
+            *(out / f"layers/{layer}").glob("sae-*/*"),
+            out / f"layers/{layer}/sae_metrics.parquet",
+        ]
+    }
+    tiny_config["layers"][2] = {"features": [1]}
+    targets += [f"results/tiny/layers/2/{name}.parquet" for name in ("sae_metrics", "logit_lens")]
+    jobs = _jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout)
+    assert ("residuals", "") in jobs and ("train_sae", "2") in jobs
+    assert {layer for rule, layer in jobs if rule != "manifest"} == {"", "2"}
+    result = run_snakemake(tmp_path, tiny_config, *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {path: path.stat().st_mtime_ns for path in kept} == kept
+    assert len(list((out / "layers/2").glob("sae-*"))) == 1
+    assert _jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout) == []
 
 
 def _job_counts(dry_run_output: str) -> dict[str, int]:
@@ -317,7 +340,8 @@ def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers, n_conc
     result = run_snakemake(tmp_path, config, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
     per_layer = ["train_sae", "sae", "sae_metrics", *PER_FEATURE_RULES]
-    once = ["model", "embedded_model", "corpus", "tokenize_corpus", "manifest", "all"]
+    once = ["model", "embedded_model", "corpus", "tokenize_corpus", "residuals", "manifest"]
+    once += ["all"]
     once += ["aggregate", "plots", "findings", "concept_table"]
     assert _job_counts(result.stdout) == {
         **dict.fromkeys(per_layer, n_layers),

@@ -16,6 +16,7 @@ from saesteer.judges.base import JudgeError
 from saesteer.models import ModelError
 from saesteer.preflight import ArtifactError, read_artifact
 from saesteer.released import ReleasedDataError
+from saesteer.residuals import ResidualsError
 from saesteer.saes import SaeError
 
 log = logging.getLogger("saesteer")
@@ -88,20 +89,39 @@ def cmd_logit_lens(args) -> None:
     log.info("layer %d: logit lens of %d features", layer, len(features))
 
 
+def _check_fit(model_info: dict, descriptor: dict) -> None:
+    if descriptor["d_in"] != model_info["d_model"]:
+        raise ConfigError(
+            f"layer {descriptor['layer']}: SAE d_in={descriptor['d_in']} does not match "
+            f"model d_model={model_info['d_model']}"
+        )
+
+
 def _load_layer(model_json: str, sae_json: str, device: str):
     """The model and this layer's SAE on the model's device, after checking they fit."""
     from saesteer.models import load_model
     from saesteer.saes import load_sae
 
     model_info, descriptor = read_json(model_json), read_json(sae_json)
-    if descriptor["d_in"] != model_info["d_model"]:
-        raise ConfigError(
-            f"layer {descriptor['layer']}: SAE d_in={descriptor['d_in']} does not match "
-            f"model d_model={model_info['d_model']}"
-        )
+    _check_fit(model_info, descriptor)
     model, tokenizer = load_model(model_info["path"], model_info["dtype"], device)
     sae = load_sae(descriptor, device=str(next(model.parameters()).device))
     return model, tokenizer, sae, descriptor["layer"]
+
+
+def _load_sae_only(model_json: str, sae_json: str, device: str):
+    """The tokenizer and this layer's SAE, for stages that read cached residuals instead
+    of running the model."""
+    from transformers import AutoTokenizer
+
+    from saesteer.models import resolve_device
+    from saesteer.saes import load_sae
+
+    model_info, descriptor = read_json(model_json), read_json(sae_json)
+    _check_fit(model_info, descriptor)
+    tokenizer = AutoTokenizer.from_pretrained(model_info["path"])
+    sae = load_sae(descriptor, device=resolve_device(device))
+    return tokenizer, sae, descriptor["layer"]
 
 
 def cmd_output_score(args) -> None:
@@ -179,18 +199,20 @@ def _mined_activations(args, settings: dict, features: list[int]):
 
     from saesteer.corpus import read_chunks
     from saesteer.mining import MiningSettings, mine_top_examples, top_examples_by_feature
+    from saesteer.residuals import read_residuals
 
     mining = MiningSettings.from_config({**settings["mine"], "n_examples": settings["n_examples"]})
-    if not (args.model and args.sae and args.chunks):
-        raise ConfigError("activations.source mine: needs --model, --sae and --chunks")
-    model, tokenizer, sae, layer = _load_layer(args.model, args.sae, args.device)
+    if not (args.model and args.sae and args.chunks and args.residuals):
+        raise ConfigError("activations.source mine: needs --model, --sae, --chunks and --residuals")
+    tokenizer, sae, layer = _load_sae_only(args.model, args.sae, args.device)
     chunks = read_chunks(args.chunks, "train")
     if chunks.size == 0:
         raise ConfigError(f"activations.source mine: {args.chunks} has no train chunks")
     if mining.max_tokens is not None:
         chunks = chunks[: max(1, mining.max_tokens // chunks.shape[1])]
+    residuals = read_residuals(args.residuals, "train", layer, len(chunks))
     top = mine_top_examples(
-        model, sae, layer, torch.from_numpy(chunks), features, tokenizer.all_special_ids, mining
+        residuals, sae, torch.from_numpy(chunks), features, tokenizer.all_special_ids, mining
     )
     return top_examples_by_feature(top, features, tokenizer)
 
@@ -620,15 +642,52 @@ def cmd_tokenize(args) -> None:
     )
 
 
+def cmd_residuals(args) -> None:
+    from saesteer.corpus import read_chunks
+    from saesteer.models import load_model
+    from saesteer.residuals import cache_residuals
+
+    model_info = read_json(args.model)
+    train = read_chunks(args.chunks, "train")
+    heldout = read_chunks(args.chunks, "heldout")
+    chunks = {
+        "train": train if args.train_chunks is None else train[: args.train_chunks],
+        "heldout": heldout[: args.heldout_chunks],
+    }
+    for split, n in (("train", args.train_chunks), ("heldout", args.heldout_chunks)):
+        if n and len(chunks[split]) < n:
+            log.warning(
+                "%s has %d %s chunks, fewer than the %d asked",
+                args.chunks,
+                len(chunks[split]),
+                split,
+                n,
+            )
+    model, _ = load_model(model_info["path"], model_info["dtype"], args.device)
+    cache_residuals(model, model_info["path"], args.layers, chunks, args.out, args.batch_size)
+
+
 def cmd_train_sae(args) -> None:
+    from transformers import AutoTokenizer
+
     from saesteer.corpus import read_chunks
     from saesteer.models import resolve_device
+    from saesteer.residuals import read_residuals
     from saesteer.train import TrainSettings, train_sae
 
     settings = TrainSettings.from_config(json.loads(args.settings))
     chunks = read_chunks(args.chunks, "train")
-    model_path = read_json(args.model)["path"]
-    train_sae(model_path, args.layer, chunks, settings, args.out, resolve_device(args.device))
+    residuals = read_residuals(args.residuals, "train", args.layer)
+    tokenizer = AutoTokenizer.from_pretrained(read_json(args.model)["path"])
+    train_sae(
+        residuals,
+        chunks[: len(residuals)],
+        tokenizer.all_special_ids,
+        args.layer,
+        settings,
+        args.out,
+        resolve_device(args.device),
+    )
 
 
 def cmd_sae_metrics(args) -> None:
@@ -636,17 +695,20 @@ def cmd_sae_metrics(args) -> None:
     import torch
 
     from saesteer.corpus import read_chunks
+    from saesteer.residuals import read_residuals
     from saesteer.sae_metrics import SAE_METRICS_SCHEMA, sae_metrics
 
     model, tokenizer, sae, layer = _load_layer(args.model, args.sae, args.device)
     chunks = read_chunks(args.chunks, "heldout")
     chunks = torch.from_numpy(chunks[: max(1, args.max_tokens // chunks.shape[1])])
+    residuals = read_residuals(args.residuals, "heldout", layer, len(chunks))
     ce_chunks = max(1, args.ce_tokens // chunks.shape[1])
     metrics = sae_metrics(
         model,
         sae,
         layer,
         chunks,
+        residuals,
         tokenizer.all_special_ids,
         ce_chunks,
         args.batch_size,
@@ -731,6 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model.json (source mine)")
     p.add_argument("--sae", help="the layer's sae.json (source mine)")
     p.add_argument("--chunks", help="the tokenized corpus (source mine)")
+    p.add_argument("--residuals", help="the layer's residual cache (source mine)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True)
 
@@ -843,9 +906,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=None)
     p.add_argument("--out", required=True)
 
-    p = step("train-sae", cmd_train_sae, "train one layer's SAE with SAE-Lens")
+    p = step("residuals", cmd_residuals, "cache block outputs of all layers in one pass")
     p.add_argument("--model", required=True)
     p.add_argument("--chunks", required=True)
+    p.add_argument("--layers", type=int, nargs="+", required=True)
+    p.add_argument("--train-chunks", type=int, default=None, help="default: all of them")
+    p.add_argument("--heldout-chunks", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", nargs="+", required=True, help="one file per layer, in order")
+
+    p = step("train-sae", cmd_train_sae, "train one layer's SAE with SAE-Lens")
+    p.add_argument("--model", required=True, help="model.json (the tokenizer's special ids)")
+    p.add_argument("--chunks", required=True)
+    p.add_argument("--residuals", required=True, help="the layer's residual cache")
     p.add_argument("--layer", type=int, required=True)
     p.add_argument("--settings", default="{}", help="the layer's `sae.train` settings as JSON")
     p.add_argument("--device", default="auto")
@@ -855,6 +929,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--sae", required=True)
     p.add_argument("--chunks", required=True)
+    p.add_argument("--residuals", required=True, help="the layer's residual cache")
     p.add_argument("--max-tokens", type=int, default=65536, help="for reconstruction, L0, dead")
     p.add_argument("--ce-tokens", type=int, default=8192, help="for the CE metrics")
     p.add_argument("--batch-size", type=int, default=16)
@@ -884,6 +959,7 @@ def main(argv: list[str] | None = None) -> int:
         ArtifactError,
         SaeError,
         ModelError,
+        ResidualsError,
     ) as e:
         log.error("%s", e)
         return 2

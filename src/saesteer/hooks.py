@@ -40,17 +40,31 @@ class _StopForward(Exception):
 
 
 @torch.no_grad()
+def block_outputs(model, layers: list[int], tokens: torch.Tensor) -> dict[int, torch.Tensor]:
+    """The outputs of blocks `layers` for `tokens` from one forward that stops after the
+    deepest of them."""
+    seen = {}
+    last = max(layers)
+
+    def reader(layer):
+        def read(hidden):
+            seen[layer] = hidden
+            if layer == last:
+                raise _StopForward
+
+        return read
+
+    with contextlib.ExitStack() as stack:
+        for layer in sorted(set(layers)):
+            stack.enter_context(edit_block_output(model, layer, reader(layer)))
+        with contextlib.suppress(_StopForward):
+            model(tokens)
+    return {layer: seen[layer] for layer in layers}
+
+
 def block_output(model, layer: int, tokens: torch.Tensor) -> torch.Tensor:
     """Block `layer`'s output for `tokens`, running the model only up to that block."""
-    seen = {}
-
-    def read(hidden):
-        seen["hidden"] = hidden
-        raise _StopForward
-
-    with edit_block_output(model, layer, read), contextlib.suppress(_StopForward):
-        model(tokens)
-    return seen["hidden"]
+    return block_outputs(model, [layer], tokens)[layer]
 
 
 class _Replay(torch.nn.Module):

@@ -1,5 +1,6 @@
-"""Local mining of top activating examples: one pass over the corpus per layer, keeping a
-running top-N of contexts per feature, in Neuronpedia's schema (`saesteer.activations`)."""
+"""Local mining of top activating examples: one pass over a layer's cached residuals,
+keeping a running top-N of contexts per feature, in Neuronpedia's schema
+(`saesteer.activations`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from saesteer.activations import Example
-from saesteer.hooks import block_output, non_sink_positions
+from saesteer.hooks import non_sink_positions
 from saesteer.models import decoder_layers
 
 
@@ -57,26 +58,30 @@ def _take(t: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def mine_top_examples(
-    model,
+    residuals: torch.Tensor,
     sae,
-    layer: int,
     chunks: torch.Tensor,
     features: list[int],
     special_ids: list[int],
     settings: MiningSettings,
 ) -> TopExamples:
-    """Each feature's top contexts over `chunks` [n, ctx]: one example per chunk (its
+    """Each feature's top contexts over `chunks` [n, ctx], given block L's outputs for them
+    (`residuals` [n, ctx, d], from the run's cache): one example per chunk (its
     max-activating position), windowed around that position.
 
     Special tokens and attention sinks get activation 0, as in SAE training and metrics:
     the SAE never modeled them, so their huge-norm residuals give meaningless latents."""
-    device = next(model.parameters()).device
+    if residuals.shape[:2] != chunks.shape:
+        raise ValueError(
+            f"residuals {tuple(residuals.shape)} do not match chunks {tuple(chunks.shape)}"
+        )
+    device = sae.W_dec.device
     index = torch.as_tensor(features, dtype=torch.long, device=device)
     window = torch.arange(-settings.context_before, settings.context_after + 1, device=device)
     top = None
-    for start in tqdm(range(0, len(chunks), settings.batch_size), desc=f"mining layer {layer}"):
+    for start in tqdm(range(0, len(chunks), settings.batch_size), desc="mining"):
         tokens = chunks[start : start + settings.batch_size].to(device)
-        hidden = block_output(model, layer, tokens)
+        hidden = residuals[start : start + settings.batch_size].to(device)
         acts = _encode_selected(sae, hidden, index, settings.max_latents)  # [B, T, F]
         acts = acts * _non_sink_per_chunk(tokens, hidden, special_ids).unsqueeze(-1)
         batch = _batch_candidates(tokens, acts.transpose(1, 2), window, start)

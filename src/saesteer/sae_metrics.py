@@ -6,7 +6,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from saesteer.hooks import block_output, edit_block_output, non_sink_positions
+from saesteer.hooks import edit_block_output, non_sink_positions
 
 SAE_METRICS_SCHEMA = {
     "layer": pl.Int32,
@@ -48,22 +48,28 @@ def sae_metrics(
     sae,
     layer: int,
     chunks: torch.Tensor,
+    residuals: torch.Tensor,
     special_ids: list[int],
     ce_chunks: int | None = None,
     batch_size: int = 16,
 ) -> dict[str, float]:
     """Metrics over `chunks` [n, ctx] (BOS first): reconstruction, L0 and dead latents on all
-    of them (a forward up to block `layer` only), CE on the first `ce_chunks` (full forwards).
+    of them, from block `layer`'s cached outputs `residuals` [n, ctx, d]; CE on the first
+    `ce_chunks` (full forwards with the SAE spliced in).
 
     Special tokens and attention sinks (`hooks.non_sink_positions`, as in training) are
     neither scored nor replaced."""
-    device = next(model.parameters()).device
+    if residuals.shape[:2] != chunks.shape:
+        raise ValueError(
+            f"residuals {tuple(residuals.shape)} do not match chunks {tuple(chunks.shape)}"
+        )
+    device = sae.W_dec.device
     fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=device)
     sse = n = l0 = total_var = 0.0
     mean = torch.zeros(sae.cfg.d_in, dtype=torch.float64)  # on the host: mps has no float64
     for start in tqdm(range(0, len(chunks), batch_size), desc=f"layer {layer} reconstruction"):
         tokens = chunks[start : start + batch_size].to(device)
-        hidden = block_output(model, layer, tokens)
+        hidden = residuals[start : start + batch_size].to(device)
         flat = hidden[non_sink_positions(tokens, hidden, special_ids)].float()
         if not len(flat):
             continue

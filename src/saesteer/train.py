@@ -1,23 +1,23 @@
 """Train one SAE on the residual stream at the output of block L, with SAE-Lens.
 
-The model runs once over `activation_tokens` corpus tokens (up to block L only) and the
-residuals are kept in memory; SAE-Lens' trainer then takes `training_tokens` samples from
-them in shuffled epochs. On a CPU the model forward is the cost, so several epochs over a
-cached set buy far better SAEs than one pass over a stream of the same forward cost.
+The first `activation_tokens` residuals of the run's cache (`saesteer.residuals`, one model
+pass for all layers) are read into memory; SAE-Lens' trainer then takes `training_tokens`
+samples from them in shuffled epochs. On a CPU the model forward is the cost, so several
+epochs over a cached set buy far better SAEs than one pass over a stream of the same cost.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from saesteer.hooks import block_output, non_sink_positions
+from saesteer.hooks import non_sink_positions
 from saesteer.io import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -42,20 +42,20 @@ class TrainSettings:
         return cls(**(train or {}))
 
 
-@torch.no_grad()
-def collect_residuals(
-    model, layer: int, chunks: np.ndarray, n_tokens: int, special_ids: list[int], batch_size=16
+def training_residuals(
+    residuals: torch.Tensor, chunks: np.ndarray, n_tokens: int, special_ids: list[int]
 ) -> torch.Tensor:
-    """Block `layer`'s outputs at up to `n_tokens` positions of `chunks` [n, ctx], float32,
-    without special tokens and attention sinks (see `hooks.non_sink_positions`)."""
-    device = next(model.parameters()).device
+    """Up to `n_tokens` float32 residuals from the cached block outputs [n, ctx, d] of
+    `chunks` [n, ctx], without special tokens and attention sinks (see
+    `hooks.non_sink_positions`; its median is taken over 16 chunks at a time). Reads the
+    first ceil(n_tokens / (ctx - 1)) chunks: each loses its BOS."""
     kept = []
-    n_chunks = min(len(chunks), -(-n_tokens // (chunks.shape[1] - 1)))
-    for start in tqdm(range(0, n_chunks, batch_size), desc=f"layer {layer} residuals"):
-        tokens = torch.from_numpy(chunks[start : min(start + batch_size, n_chunks)])
-        hidden = block_output(model, layer, tokens.to(device)).float().cpu()
-        keep = non_sink_positions(tokens, hidden, special_ids)
-        kept.append(hidden[keep])
+    n_chunks = min(len(residuals), math.ceil(n_tokens / (chunks.shape[1] - 1)))
+    for start in range(0, n_chunks, 16):
+        stop = min(start + 16, n_chunks)
+        tokens = torch.from_numpy(chunks[start:stop])
+        hidden = residuals[start:stop].float()
+        kept.append(hidden[non_sink_positions(tokens, hidden, special_ids)])
     return torch.cat(kept)[:n_tokens]
 
 
@@ -128,26 +128,20 @@ def fit_sae(acts: torch.Tensor, layer: int, settings: TrainSettings, device: str
 
 
 def train_sae(
-    model_path: str | Path,
-    layer: int,
+    residuals: torch.Tensor,
     chunks: np.ndarray,
+    special_ids: list[int],
+    layer: int,
     settings: TrainSettings,
     out: str | Path,
     device: str = "cpu",
 ) -> Path:
-    """Train on packed token chunks `[n, ctx]` (BOS first, see `corpus.pack_documents`) and
-    save an SAE-Lens directory at `out`, atomically."""
-    from saesteer.models import load_model
-
+    """Train on block `layer`'s cached outputs `residuals` [n, ctx, d] of the packed token
+    chunks `chunks` [n, ctx] (BOS first, see `corpus.pack_documents`) and save an SAE-Lens
+    directory at `out`, atomically."""
     log.info("training layer %d: %s", layer, asdict(settings))
-    model, tokenizer = load_model(model_path, device=device)
-    acts = collect_residuals(
-        model, layer, chunks, settings.activation_tokens, tokenizer.all_special_ids
-    )
-    del model
-    log.info(
-        "layer %d: %d residuals cached, mean norm %.1f", layer, len(acts), acts.norm(dim=1).mean()
-    )
+    acts = training_residuals(residuals, chunks, settings.activation_tokens, special_ids)
+    log.info("layer %d: %d residuals, mean norm %.1f", layer, len(acts), acts.norm(dim=1).mean())
     sae = fit_sae(acts, layer, settings, device)
     with atomic_dir(out) as tmp:
         sae.save_inference_model(tmp)

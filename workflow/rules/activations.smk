@@ -12,11 +12,12 @@ rule activations:
     threads: workflow.cores if MINED else 1
     resources:
         gpu=GPU if MINED else 0,
-        mem_mb=model_mem(5000) if MINED else 2000,
+        mem_mb=5000 if MINED else 2000,
     params:
         settings=activation_settings(),
         mining=lambda wildcards, input: (
-            f"--model {input.model} --sae {input.sae} --chunks {input.chunks}"
+            f"--model {input.model} --sae {input.sae} --chunks {input.chunks} "
+            f"--residuals {input.residuals}"
             if MINED
             else ""
         ),

@@ -8,6 +8,8 @@ from saesteer.config import (
     read_feature_file,
 )
 from saesteer.prompts import resolve_prefixes
+from saesteer.residuals import ResidualSizes
+from saesteer.train import TrainSettings
 from saesteer.saes import weights_stamp
 from saesteer.released import factor_file
 
@@ -27,6 +29,29 @@ TRAINED_LAYERS = [
     for layer in LAYERS
     if layer_settings(config, layer)["sae"]["source"] == "train"
 ]
+# The layers whose block outputs some job reads from the residual cache: the trained ones
+# (training and SAE metrics) and, when activations are mined, all of them.
+RESIDUAL_LAYERS = LAYERS if MINED else TRAINED_LAYERS
+
+
+def residual_sizes():
+    """How many chunks of each split the cache holds: what its most demanding reader needs."""
+    sizes = ResidualSizes.needed(
+        CORPUS["context_size"],
+        [
+            TrainSettings.from_config(
+                layer_settings(config, layer)["sae"].get("train")
+            ).activation_tokens
+            for layer in TRAINED_LAYERS
+        ],
+        [ACTIVATIONS["mine"]["max_tokens"]] if MINED else [],
+        config["sae_metrics"]["max_tokens"] if TRAINED_LAYERS else None,
+    )
+    return sizes
+
+
+def residual_file(layer):
+    return f"{OUT}/residuals/layer_{layer}.safetensors"
 
 
 wildcard_constraints:
@@ -94,6 +119,7 @@ def activation_inputs(wildcards):
             "model": f"{OUT}/model.json",
             "sae": f"{layer}/sae.json",
             "chunks": f"{OUT}/corpus/chunks.parquet",
+            "residuals": ancient(residual_file(wildcards.layer)),
         }
     if ACTIVATIONS["source"] == "bulk":
         # Export files are inputs, so replacing them re-imports.

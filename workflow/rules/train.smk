@@ -1,10 +1,12 @@
 # The directory's key hashes every setting the training reads (config.trained_sae_dir), so
-# the inputs' mtimes are not a reason to retrain: a rewritten model.json or chunks.parquet
-# with other content comes from other settings, hence another key and another directory.
+# the inputs' mtimes are not a reason to retrain: a rewritten model.json, chunks.parquet or
+# residual cache with other content comes from other settings, hence another key and
+# another directory.
 rule train_sae:
     input:
         model=ancient(f"{OUT}/model.json"),
         chunks=ancient(f"{OUT}/corpus/chunks.parquet"),
+        residuals=ancient(residual_file("{layer}")),
     output:
         protected(directory(f"{OUT}/layers/{{layer}}/sae-{{key}}")),
     log:
@@ -22,6 +24,7 @@ rule train_sae:
         device=MODEL["device"],
     shell:
         "saesteer train-sae --model {input.model} --chunks {input.chunks} "
+        "--residuals {input.residuals} "
         "--layer {wildcards.layer} --settings {params.settings:q} "
         "--device {params.device} --out {output} 2> {log}"
 
@@ -31,6 +34,7 @@ rule sae_metrics:
         model=f"{OUT}/model.json",
         sae=f"{OUT}/layers/{{layer}}/sae.json",
         chunks=f"{OUT}/corpus/chunks.parquet",
+        residuals=ancient(residual_file("{layer}")),
     output:
         f"{OUT}/layers/{{layer}}/sae_metrics.parquet",
     log:
@@ -50,5 +54,5 @@ rule sae_metrics:
         device=MODEL["device"],
     shell:
         "saesteer sae-metrics --model {input.model} --sae {input.sae} "
-        "--chunks {input.chunks} --max-tokens {params.max_tokens} --ce-tokens {params.ce_tokens} "
+        "--chunks {input.chunks} --residuals {input.residuals} --max-tokens {params.max_tokens} --ce-tokens {params.ce_tokens} "
         "--batch-size {params.batch_size} --device {params.device} --out {output} 2> {log}"
