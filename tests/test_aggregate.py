@@ -22,6 +22,8 @@ SCORES = {
     8: {10: (0.1, 0.3, 4.0, 2.0), 11: (0.0, 0.6, 6.0, 3.0), 12: (0.8, 0.7, None, None)},
 }
 
+CHANCE = {2: 0.05, 8: 0.2}  # each layer's input-score chance level
+
 
 def write_layer(root, layer: int, with_sae_metrics: bool = True, with_steering: bool = True):
     rows = SCORES[layer]
@@ -34,7 +36,12 @@ def write_layer(root, layer: int, with_sae_metrics: bool = True, with_steering: 
         lens, schema=["layer", "feature", "rank", "token_id", "token"], orient="row"
     ).write_parquet(out / "logit_lens.parquet")
     pl.DataFrame(
-        {"feature": features, "input_score": [v[0] for v in rows.values()], "n_examples": 50}
+        {
+            "feature": features,
+            "input_score": [v[0] for v in rows.values()],
+            "n_examples": 50,
+            "input_score_chance": CHANCE[layer],
+        }
     ).write_parquet(out / "input_scores.parquet")
     pl.DataFrame(
         {"feature": features, "output_score": [v[1] for v in rows.values()]}
@@ -122,6 +129,7 @@ def test_summary_per_layer_and_overall(tables):
     ] == pytest.approx(0.8)
     assert eight["n_both_above_half"] == 1 and overall["n_both_above_half"] == 1  # (8, 12)
     assert eight["n_steered"] == 2 and eight["mean_gen_success_20"] == 2.5
+    assert (two["input_score_chance"], eight["input_score_chance"]) == pytest.approx((0.05, 0.2))
     assert overall["n_features"] == 6 and overall["median_best_factor"] == 2.0
 
 
@@ -135,6 +143,10 @@ def test_findings_equal_hand_computations(tables):
     ranks = [np.argsort(np.argsort(v)) for v in (inputs, outputs)]
     assert found["spearman_input_output"] == pytest.approx(np.corrcoef(*ranks)[0, 1])
     assert found["first_layer_output_above_input"] == 8  # 0.6 > 0.1 there, 0.001 < 0.7 at 2
+    assert (found["peak_input_layer"], found["peak_output_layer"]) == (2, 8)
+    rows = found["layers"]
+    assert [(row["layer"], row["input_score_median"]) for row in rows] == [(2, 0.7), (8, 0.1)]
+    assert [row["input_score_chance"] for row in rows] == pytest.approx([0.05, 0.2])
     assert found["n_steered"] == 5 and found["mean_gen_success_20"] == pytest.approx(6.5 / 5)
     at = {row["threshold"]: row for row in found["thresholds"]}
     # >= 0.01 keeps (2,12), (8,10), (8,11), (8,12): 3 steered with GenSuccess 1, 2, 3
@@ -165,6 +177,8 @@ def test_plots_and_the_findings_page(tables, tmp_path):
     page = findings_html(findings(features, summary), "hand-made")
     assert '<table id="findings">' in page and '<table id="thresholds">' in page
     assert "<td>0.167</td>" in page  # the share with both scores > 0.5
+    assert '<table id="layers">' in page
+    assert "<tr><td>8</td><td>0.9</td><td>3</td><td>0.1</td><td>0.2</td><td>0.6</td></tr>" in page
 
 
 def test_plots_without_steering_data_still_draw(tmp_path):

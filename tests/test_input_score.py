@@ -1,10 +1,16 @@
 """The input score on hand-built examples whose answers are known."""
 
+import numpy as np
 import polars as pl
 import pytest
 
 from saesteer.activations import ActivationsError, Example, activations_frame
-from saesteer.input_score import InputScoreSettings, TokenMapper, score_input
+from saesteer.input_score import (
+    InputScoreSettings,
+    TokenMapper,
+    frequent_tokens,
+    score_input,
+)
 from saesteer.logit_lens import LOGIT_LENS_SCHEMA
 
 
@@ -45,8 +51,42 @@ def test_hits_over_examples_with_token_ids(tokenizer):
         InputScoreSettings(top_k=3),
     )
     assert scores.rows(named=True) == [
-        {"layer": 4, "feature": 1, "input_score": 7 / 12, "n_examples": 12, "n_hits": 7, "top_k": 3}
+        {
+            "layer": 4,
+            "feature": 1,
+            "input_score": 7 / 12,
+            "n_examples": 12,
+            "n_hits": 7,
+            "top_k": 3,
+            "input_score_chance": None,  # no corpus given
+        }
     ]
+
+
+def test_the_chance_level_counts_examples_peaking_on_frequent_tokens(tokenizer):
+    """Over all features' examples: 4 + 5 of 12 + 4 peak on the frequent {11, 50}."""
+    examples = {
+        1: [peak_on("w10", 10)] * 4 + [peak_on("w11", 11, at=2)] * 3 + [peak_on("w50", 50)] * 5,
+        2: [peak_on("w11", 11)] * 1 + [peak_on("w12", 12)] * 3,
+    }
+    scores = score_input(
+        activations_frame(4, examples),
+        lens({1: [10, 11, 12], 2: [12, 13, 14]}),
+        tokenizer,
+        InputScoreSettings(top_k=3, min_examples=1),
+        frequent={11, 50},
+    )
+    assert scores["input_score_chance"].to_list() == [9 / 16, 9 / 16]
+    assert scores["input_score"].to_list() == [7 / 12, 3 / 4]
+
+
+def test_frequent_tokens_skip_special_ids_and_break_ties_by_id():
+    chunks = np.array([[1, 5, 5, 5, 7, 7, 9], [1, 9, 9, 3, 3, 3, 8]])
+    # counts: 5 -> 3, 3 -> 3, 9 -> 3, 7 -> 2, 1 -> 2 (special), 8 -> 1
+    assert frequent_tokens(chunks, 3, special_ids=[1]) == {3, 5, 9}
+    assert frequent_tokens(chunks, 4, special_ids=[1]) == {3, 5, 9, 7}
+    assert frequent_tokens(chunks, 4, special_ids=[]) == {3, 5, 9, 1}
+    assert frequent_tokens(chunks, 50, special_ids=[1]) == {3, 5, 7, 8, 9}
 
 
 def test_token_strings_map_by_vocabulary_then_retokenizing(tokenizer):

@@ -218,4 +218,5 @@ def test_a_planted_token_feature_fires_on_its_token(embedded_model, word):
         "n_examples": len(holding),
         "n_hits": len(holding),
         "top_k": 20,
+        "input_score_chance": None,
     }

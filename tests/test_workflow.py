@@ -63,6 +63,8 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
         assert enough.mean() >= 0.5
         assert inputs.drop_nulls("input_score")["input_score"].is_between(0, 1).all()
         assert (inputs["top_k"] == 5).all()
+        assert inputs["input_score_chance"].n_unique() == 1  # one chance level per layer
+        assert inputs["input_score_chance"].is_between(0, 1).all()
         steered = features["feature"].to_list()[:6]  # generation.max_features
         generations = pl.read_parquet(out / f"layers/{layer}/generations.parquet")
         assert generations.height == len(steered) * 3 * 2  # factors x prefixes

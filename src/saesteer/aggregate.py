@@ -22,6 +22,7 @@ FEATURE_TABLE_SCHEMA = {
     "logit_lens_tokens": pl.List(pl.Utf8),  # in rank order
     "input_score": pl.Float64,
     "n_examples": pl.Int64,
+    "input_score_chance": pl.Float64,  # the layer's chance level (input_score.py)
     "output_score": pl.Float64,
     "best_factor": pl.Float64,
     "gen_success_1": pl.Float64,  # at the best factor
@@ -42,6 +43,7 @@ SUMMARY_SCHEMA = {
     "input_score_q25": pl.Float64,
     "input_score_median": pl.Float64,
     "input_score_q75": pl.Float64,
+    "input_score_chance": pl.Float64,
     "output_score_q25": pl.Float64,
     "output_score_median": pl.Float64,
     "output_score_q75": pl.Float64,
@@ -53,7 +55,7 @@ SUMMARY_SCHEMA = {
 
 # Which columns each per-layer file gives (the file's name without .parquet).
 LAYER_FILES = {
-    "input_scores": ["input_score", "n_examples"],
+    "input_scores": ["input_score", "n_examples", "input_score_chance"],
     "output_scores": ["output_score"],
     "best_factors": [
         "best_factor",
@@ -117,6 +119,7 @@ def _summary_exprs() -> list[pl.Expr]:
     return [
         pl.len().alias("n_features"),
         *quantiles,
+        pl.col("input_score_chance").mean(),
         ((pl.col("input_score") > 0.5) & (pl.col("output_score") > 0.5))
         .sum()
         .alias("n_both_above_half"),
@@ -184,6 +187,14 @@ def findings(features: pl.DataFrame, summary: pl.DataFrame) -> dict:
     layers = summary.drop_nulls("layer")
     crossing = layers.filter(pl.col("output_score_median") > pl.col("input_score_median"))
     steered = features.drop_nulls("gen_success_20")
+    by_layer = layers.select(
+        "layer",
+        "depth",
+        "n_features",
+        "input_score_median",
+        "input_score_chance",
+        "output_score_median",
+    )
     return {
         "n_features": features.height,
         "n_layers": layers.height,
@@ -192,10 +203,19 @@ def findings(features: pl.DataFrame, summary: pl.DataFrame) -> dict:
         "pearson_input_output": _finite(pearson),
         "spearman_input_output": _finite(spearman),
         "first_layer_output_above_input": crossing["layer"][0] if crossing.height else None,
+        "peak_input_layer": _argmax_layer(layers, "input_score_median"),
+        "peak_output_layer": _argmax_layer(layers, "output_score_median"),
+        "layers": by_layer.to_dicts(),
         "n_steered": steered.height,
         "mean_gen_success_20": steered["gen_success_20"].mean() if steered.height else None,
         "thresholds": threshold_rows(features, THRESHOLDS).to_dicts(),
     }
+
+
+def _argmax_layer(layers: pl.DataFrame, column: str) -> int | None:
+    """The layer where `column` is highest (the first among ties)."""
+    rows = layers.drop_nulls(column)
+    return rows.sort(column, "layer", descending=[True, False])["layer"][0] if rows.height else None
 
 
 def _finite(value):

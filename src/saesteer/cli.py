@@ -245,21 +245,33 @@ ACTIVATION_SOURCES = {
 def cmd_input_score(args) -> None:
     from transformers import AutoTokenizer
 
-    from saesteer.input_score import INPUT_SCORES_SCHEMA, InputScoreSettings, score_input
+    from saesteer.corpus import read_chunks
+    from saesteer.input_score import (
+        INPUT_SCORES_SCHEMA,
+        InputScoreSettings,
+        frequent_tokens,
+        score_input,
+    )
 
     settings = InputScoreSettings.from_config(json.loads(args.settings))
     tokenizer = AutoTokenizer.from_pretrained(read_json(args.model)["path"])
+    frequent = None
+    if args.chunks:
+        chunks = read_chunks(args.chunks, "train")
+        frequent = frequent_tokens(chunks, settings.top_k, tokenizer.all_special_ids)
     lens = read_artifact(args.logit_lens)
-    scores = score_input(read_artifact(args.activations), lens, tokenizer, settings)
+    scores = score_input(read_artifact(args.activations), lens, tokenizer, settings, frequent)
     write_parquet(scores, args.out, INPUT_SCORES_SCHEMA)
     scored = scores.drop_nulls("input_score")
     log.info(
-        "layer %d: %d of %d features scored (>= %d examples), median input score %s",
+        "layer %d: %d of %d features scored (>= %d examples), median input score %s, "
+        "chance level %s",
         scores["layer"][0],
         scored.height,
         scores.height,
         settings.min_examples,
         None if scored.is_empty() else round(scored["input_score"].median(), 4),
+        None if scores.is_empty() else scores["input_score_chance"][0],
     )
 
 
@@ -801,6 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--logit-lens", required=True)
     p.add_argument("--activations", required=True)
+    p.add_argument("--chunks", help="the tokenized corpus: its frequent tokens (chance level)")
     p.add_argument("--settings", default="{}", help="the `input_score` settings as JSON")
     p.add_argument("--out", required=True)
 

@@ -7,6 +7,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, fields
 
+import numpy as np
 import polars as pl
 
 from saesteer.activations import ActivationsError
@@ -20,6 +21,10 @@ INPUT_SCORES_SCHEMA = {
     "n_examples": pl.Int32,
     "n_hits": pl.Int32,
     "top_k": pl.Int32,
+    # The layer's chance level: the share of its examples (all features) whose max token is
+    # one of the corpus's top_k most frequent tokens, i.e. the score of a feature whose
+    # logit lens named just the frequent tokens. Null without a corpus.
+    "input_score_chance": pl.Float64,
 }
 
 
@@ -63,9 +68,11 @@ def score_input(
     logit_lens: pl.DataFrame,
     tokenizer,
     settings: InputScoreSettings,
+    frequent: set[int] | None = None,
 ) -> pl.DataFrame:
     """One row per feature of `logit_lens`: the share of its first `max_examples`
-    examples whose max-activating token is among its top-k logit-lens tokens."""
+    examples whose max-activating token is among its top-k logit-lens tokens; with the
+    layer's chance level against the `frequent` tokens (see `frequent_tokens`)."""
     top_tokens = _top_tokens(logit_lens, settings.top_k)
     unknown = set(activations["feature"].unique().to_list()) - set(top_tokens)
     if unknown:
@@ -75,6 +82,7 @@ def score_input(
     mapper = TokenMapper(tokenizer)
     hits: Counter = Counter()
     counts: Counter = Counter()
+    n_frequent = 0
     examples = activations.filter(pl.col("example") < settings.max_examples)
     for feature, tokens, ids, index in examples.select(
         "feature", "tokens", "token_ids", "max_token_index"
@@ -82,7 +90,10 @@ def score_input(
         token_id = mapper(tokens[index], None if ids is None else ids[index])
         counts[feature] += 1
         hits[feature] += token_id in top_tokens[feature]
+        n_frequent += frequent is not None and token_id in frequent
     log.info("max-activating tokens mapped by: %s", dict(mapper.used))
+    n_examples = sum(counts.values())
+    chance = n_frequent / n_examples if frequent is not None and n_examples else None
     layer = logit_lens["layer"][0]
     return pl.DataFrame(
         [
@@ -93,11 +104,21 @@ def score_input(
                 "n_examples": counts[f],
                 "n_hits": hits[f],
                 "top_k": settings.top_k,
+                "input_score_chance": chance,
             }
             for f in top_tokens
         ],
         schema=INPUT_SCORES_SCHEMA,
     )
+
+
+def frequent_tokens(chunks: np.ndarray, k: int, special_ids: list[int]) -> set[int]:
+    """The `k` most frequent token ids of `chunks` (any shape), special tokens aside; ties
+    go to the lower id."""
+    counts = np.bincount(chunks.ravel())
+    counts[[i for i in special_ids if i < len(counts)]] = 0
+    order = np.lexsort((np.arange(len(counts)), -counts))
+    return {int(i) for i in order[:k] if counts[i] > 0}
 
 
 def _top_tokens(logit_lens: pl.DataFrame, top_k: int) -> dict[int, set[int]]:

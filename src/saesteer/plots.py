@@ -60,6 +60,15 @@ def plot_roles(summary: pl.DataFrame, ax) -> None:
             alpha=0.2,
             label=f"{score} (IQR)",
         )
+    chance = layers.drop_nulls("input_score_chance")
+    if shown and chance.height:
+        ax.plot(
+            chance["depth"],
+            chance["input_score_chance"],
+            ":",
+            color="tab:blue",
+            label="input score chance level",
+        )
     if not shown:
         return _no_data(ax, "input and output scores")
     ax.set_xlabel("layer / number of layers (depth)")
@@ -193,6 +202,8 @@ def findings_html(found: dict, run: str) -> str:
             "First layer whose median output score exceeds its median input score",
             _number(found["first_layer_output_above_input"]),
         ),
+        ("Layer with the highest median input score", _number(found["peak_input_layer"])),
+        ("Layer with the highest median output score", _number(found["peak_output_layer"])),
         (
             "Mean GenSuccess@20 at the best factor, all steered features",
             f"{_number(found['mean_gen_success_20'])} (n={found['n_steered']})",
@@ -216,6 +227,22 @@ def findings_html(found: dict, run: str) -> str:
         + "</tr>"
         for row in found["thresholds"]
     )
+    by_layer = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(_number(row[key]))}</td>"
+            for key in (
+                "layer",
+                "depth",
+                "n_features",
+                "input_score_median",
+                "input_score_chance",
+                "output_score_median",
+            )
+        )
+        + "</tr>"
+        for row in found["layers"]
+    )
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Findings: {html.escape(run)}</title>
 <style>
@@ -226,6 +253,15 @@ th {{ background: #f0f0f0; }}
 </style></head><body>
 <h2>Findings: {html.escape(run)}</h2>
 <table id="findings">{main}</table>
+<h3>Input and output scores by layer</h3>
+<table id="layers">
+<tr><th>layer</th><th>depth</th><th>features</th><th>median input score</th>
+<th>input score chance level</th><th>median output score</th></tr>
+{by_layer}
+</table>
+<p>The chance level is the share of the layer's top activating examples whose strongest
+token is one of the corpus's 20 most frequent tokens: the input score a feature would get
+if its logit lens named only those tokens. Input scores below it carry no signal.</p>
 <h3>Filtering features by output score</h3>
 <table id="thresholds">
 <tr><th>output score &ge;</th><th>features kept</th><th>share kept</th>

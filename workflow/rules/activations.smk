@@ -33,6 +33,7 @@ rule input_scores:
         model=f"{OUT}/model.json",
         logit_lens=f"{OUT}/layers/{{layer}}/logit_lens.parquet",
         activations=f"{OUT}/layers/{{layer}}/activations.parquet",
+        chunks=f"{OUT}/corpus/chunks.parquet",
     output:
         f"{OUT}/layers/{{layer}}/input_scores.parquet",
     log:
@@ -47,5 +48,6 @@ rule input_scores:
         settings=canonical_json(config["input_score"]),
     shell:
         "saesteer input-score --model {input.model} --logit-lens {input.logit_lens} "
-        "--activations {input.activations} --settings {params.settings:q} "
+        "--activations {input.activations} --chunks {input.chunks} "
+        "--settings {params.settings:q} "
         "--out {output} 2> {log}"
