@@ -1,5 +1,5 @@
-"""Shared fixtures: a tiny random Llama and Gemma-2 with a word-level tokenizer, and SAE-Lens
-SAEs."""
+"""Shared fixtures: a tiny random Llama, Gemma-2 and Gemma-3 with a word-level tokenizer,
+and SAE-Lens SAEs."""
 
 from __future__ import annotations
 
@@ -85,16 +85,43 @@ def tiny_gemma2_dir(tmp_path_factory) -> Path:
     return path
 
 
-TINY_ARCHITECTURES = ("llama", "gemma2")
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir(tmp_path_factory) -> Path:
+    """A tiny random Gemma-3 as the embedded Gemma-3-270M is built: sliding-window layers
+    (window 3) between full-attention ones, separate local and global RoPE bases, q/k
+    norms, scaled embeddings, no final soft-cap."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    path = tmp_path_factory.mktemp("tiny_gemma3")
+    config = Gemma3TextConfig(
+        **TINY_SIZES,
+        head_dim=16,
+        sliding_window=3,
+        layer_types=["sliding_attention", "full_attention"] * (TINY_LAYERS // 2),
+        final_logit_softcapping=None,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
+    torch.manual_seed(0)
+    model = Gemma3ForCausalLM(config)
+    with torch.no_grad():  # random init gives near-uniform logits: make them peaked
+        model.get_output_embeddings().weight.mul_(8.0)
+    model.save_pretrained(path)
+    _word_tokenizer().save_pretrained(path)
+    return path
+
+
+TINY_ARCHITECTURES = ("llama", "gemma2", "gemma3")
 
 
 @pytest.fixture(scope="session", params=TINY_ARCHITECTURES)
-def any_tiny_model(request, tiny_model_dir, tiny_gemma2_dir):
-    """The tiny Llama, then the tiny Gemma-2 (model, tokenizer), each loaded once."""
+def any_tiny_model(request, tiny_model_dir, tiny_gemma2_dir, tiny_gemma3_dir):
+    """The tiny Llama, Gemma-2 and Gemma-3 (model, tokenizer), each loaded once."""
     from saesteer.models import load_model
 
-    path = {"llama": tiny_model_dir, "gemma2": tiny_gemma2_dir}[request.param]
-    return load_model(path, device="cpu")
+    path = {"llama": tiny_model_dir, "gemma2": tiny_gemma2_dir, "gemma3": tiny_gemma3_dir}
+    return load_model(path[request.param], device="cpu")
 
 
 @pytest.fixture(scope="session")

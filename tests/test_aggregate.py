@@ -144,6 +144,9 @@ def test_findings_equal_hand_computations(tables):
     assert found["spearman_input_output"] == pytest.approx(np.corrcoef(*ranks)[0, 1])
     assert found["first_layer_output_above_input"] == 8  # 0.6 > 0.1 there, 0.001 < 0.7 at 2
     assert (found["peak_input_layer"], found["peak_output_layer"]) == (2, 8)
+    # means: input 0.733 / 0.3, output 0.007 / 0.533
+    assert found["first_layer_mean_output_above_input"] == 8
+    assert [row["output_score_mean"] for row in found["layers"]] == pytest.approx([0.007, 1.6 / 3])
     rows = found["layers"]
     assert [(row["layer"], row["input_score_median"]) for row in rows] == [(2, 0.7), (8, 0.1)]
     assert [row["input_score_chance"] for row in rows] == pytest.approx([0.05, 0.2])
@@ -178,7 +181,8 @@ def test_plots_and_the_findings_page(tables, tmp_path):
     assert '<table id="findings">' in page and '<table id="thresholds">' in page
     assert "<td>0.167</td>" in page  # the share with both scores > 0.5
     assert '<table id="layers">' in page
-    assert "<tr><td>8</td><td>0.9</td><td>3</td><td>0.1</td><td>0.2</td><td>0.6</td></tr>" in page
+    row = "<tr><td>8</td><td>0.9</td><td>3</td><td>0.1</td><td>0.3</td><td>0.2</td><td>0.6</td>"
+    assert row + "<td>0.533</td></tr>" in page
 
 
 def test_plots_without_steering_data_still_draw(tmp_path):

@@ -22,7 +22,7 @@ from saesteer.prompts import encode_prompt
 from saesteer.residuals import collect_residuals
 from saesteer.sae_metrics import sae_metrics
 from saesteer.steering import steering_directions
-from tests.conftest import TINY_VOCAB, random_sae
+from tests.conftest import TINY_ARCHITECTURES, TINY_VOCAB, random_sae
 from tests.device_audit import Float64OnDevice
 
 LAYER = 1
@@ -105,9 +105,10 @@ def run_stages(model, tokenizer, sae) -> dict:
     }
 
 
-@pytest.fixture(scope="module", params=["llama", "gemma2"])
-def both_dtypes(request, tiny_model_dir, tiny_gemma2_dir):
-    path = {"llama": tiny_model_dir, "gemma2": tiny_gemma2_dir}[request.param]
+@pytest.fixture(scope="module", params=TINY_ARCHITECTURES)
+def both_dtypes(request, tiny_model_dir, tiny_gemma2_dir, tiny_gemma3_dir):
+    paths = {"llama": tiny_model_dir, "gemma2": tiny_gemma2_dir, "gemma3": tiny_gemma3_dir}
+    path = paths[request.param]
     sae = random_sae("jumprelu", layer=LAYER, seed=4)
     runs = {}
     for dtype in ("float32", "bfloat16"):

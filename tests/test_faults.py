@@ -227,6 +227,16 @@ def test_new_training_settings_never_remove_a_trained_sae(tmp_path, tiny_config)
     replan = run_snakemake(tmp_path, tiny_config, "-n", target).stdout
     assert "rule train_sae:" not in replan and "rule sae:" in replan
     assert _digest(first) == before
+    # A forced rerun (or new code) runs the job, which keeps the SAE it finds.
+    written = (first / "sae_weights.safetensors").stat().st_mtime_ns
+    result = run_snakemake(tmp_path, tiny_config, "--forcerun", "train_sae", target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        "keeping the SAE already trained"
+        in (tmp_path / f"results/tiny/logs/train_sae/1-{first.name[4:]}.log").read_text()
+    )
+    assert _digest(first) == before
+    assert (first / "sae_weights.safetensors").stat().st_mtime_ns == written
 
 
 # --- 4. Finite, bounded numbers -----------------------------------------------------------

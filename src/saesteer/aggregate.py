@@ -43,10 +43,12 @@ SUMMARY_SCHEMA = {
     "input_score_q25": pl.Float64,
     "input_score_median": pl.Float64,
     "input_score_q75": pl.Float64,
+    "input_score_mean": pl.Float64,
     "input_score_chance": pl.Float64,
     "output_score_q25": pl.Float64,
     "output_score_median": pl.Float64,
     "output_score_q75": pl.Float64,
+    "output_score_mean": pl.Float64,
     "n_both_above_half": pl.Int64,
     "n_steered": pl.Int64,
     "mean_gen_success_20": pl.Float64,
@@ -119,6 +121,8 @@ def _summary_exprs() -> list[pl.Expr]:
     return [
         pl.len().alias("n_features"),
         *quantiles,
+        pl.col("input_score").mean().alias("input_score_mean"),
+        pl.col("output_score").mean().alias("output_score_mean"),
         pl.col("input_score_chance").mean(),
         ((pl.col("input_score") > 0.5) & (pl.col("output_score") > 0.5))
         .sum()
@@ -186,14 +190,17 @@ def findings(features: pl.DataFrame, summary: pl.DataFrame) -> dict:
         ).row(0)
     layers = summary.drop_nulls("layer")
     crossing = layers.filter(pl.col("output_score_median") > pl.col("input_score_median"))
+    crossing_mean = layers.filter(pl.col("output_score_mean") > pl.col("input_score_mean"))
     steered = features.drop_nulls("gen_success_20")
     by_layer = layers.select(
         "layer",
         "depth",
         "n_features",
         "input_score_median",
+        "input_score_mean",
         "input_score_chance",
         "output_score_median",
+        "output_score_mean",
     )
     return {
         "n_features": features.height,
@@ -203,8 +210,13 @@ def findings(features: pl.DataFrame, summary: pl.DataFrame) -> dict:
         "pearson_input_output": _finite(pearson),
         "spearman_input_output": _finite(spearman),
         "first_layer_output_above_input": crossing["layer"][0] if crossing.height else None,
-        "peak_input_layer": _argmax_layer(layers, "input_score_median"),
-        "peak_output_layer": _argmax_layer(layers, "output_score_median"),
+        "first_layer_mean_output_above_input": (
+            crossing_mean["layer"][0] if crossing_mean.height else None
+        ),
+        # Means, not medians: most features of a layer score 0 on both scores, so medians
+        # tie at 0 where a minority of input (or output) features sets the layer apart.
+        "peak_input_layer": _argmax_layer(layers, "input_score_mean"),
+        "peak_output_layer": _argmax_layer(layers, "output_score_mean"),
         "layers": by_layer.to_dicts(),
         "n_steered": steered.height,
         "mean_gen_success_20": steered["gen_success_20"].mean() if steered.height else None,

@@ -202,8 +202,12 @@ def findings_html(found: dict, run: str) -> str:
             "First layer whose median output score exceeds its median input score",
             _number(found["first_layer_output_above_input"]),
         ),
-        ("Layer with the highest median input score", _number(found["peak_input_layer"])),
-        ("Layer with the highest median output score", _number(found["peak_output_layer"])),
+        (
+            "First layer whose mean output score exceeds its mean input score",
+            _number(found["first_layer_mean_output_above_input"]),
+        ),
+        ("Layer with the highest mean input score", _number(found["peak_input_layer"])),
+        ("Layer with the highest mean output score", _number(found["peak_output_layer"])),
         (
             "Mean GenSuccess@20 at the best factor, all steered features",
             f"{_number(found['mean_gen_success_20'])} (n={found['n_steered']})",
@@ -236,8 +240,10 @@ def findings_html(found: dict, run: str) -> str:
                 "depth",
                 "n_features",
                 "input_score_median",
+                "input_score_mean",
                 "input_score_chance",
                 "output_score_median",
+                "output_score_mean",
             )
         )
         + "</tr>"
@@ -256,7 +262,8 @@ th {{ background: #f0f0f0; }}
 <h3>Input and output scores by layer</h3>
 <table id="layers">
 <tr><th>layer</th><th>depth</th><th>features</th><th>median input score</th>
-<th>input score chance level</th><th>median output score</th></tr>
+<th>mean input score</th><th>input score chance level</th><th>median output score</th>
+<th>mean output score</th></tr>
 {by_layer}
 </table>
 <p>The chance level is the share of the layer's top activating examples whose strongest

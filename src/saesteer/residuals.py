@@ -78,7 +78,7 @@ def collect_residuals(
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     n, ctx = chunks.shape
-    d_model = model.config.hidden_size
+    d_model = model.config.get_text_config().hidden_size
     out = {layer: torch.empty((n, ctx, d_model), dtype=dtype) for layer in layers}
     for start in tqdm(range(0, n, batch_size), desc=f"residuals {desc}".strip()):
         tokens = torch.as_tensor(chunks[start : start + batch_size]).to(device)

@@ -127,6 +127,11 @@ def fit_sae(acts: torch.Tensor, layer: int, settings: TrainSettings, device: str
     return SAETrainer(cfg=cfg, sae=sae, data_provider=batches).fit()
 
 
+def is_trained_sae(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / "cfg.json").is_file() and (path / "sae_weights.safetensors").is_file()
+
+
 def train_sae(
     residuals: torch.Tensor,
     chunks: np.ndarray,
@@ -138,7 +143,17 @@ def train_sae(
 ) -> Path:
     """Train on block `layer`'s cached outputs `residuals` [n, ctx, d] of the packed token
     chunks `chunks` [n, ctx] (BOS first, see `corpus.pack_documents`) and save an SAE-Lens
-    directory at `out`, atomically."""
+    directory at `out`, atomically.
+
+    An SAE already at `out` is kept: the directory's name hashes everything the training
+    reads (`config.trained_sae_dir`), so it is this SAE, and a rerun that Snakemake asks
+    for (new code, a forced rule) must not spend hours replacing it. Delete the directory
+    to retrain."""
+    if is_trained_sae(out):
+        log.info(
+            "layer %d: keeping the SAE already trained at %s (delete it to retrain)", layer, out
+        )
+        return Path(out)
     log.info("training layer %d: %s", layer, asdict(settings))
     acts = training_residuals(residuals, chunks, settings.activation_tokens, special_ids)
     log.info("layer %d: %d residuals, mean norm %.1f", layer, len(acts), acts.norm(dim=1).mean())

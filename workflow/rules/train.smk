@@ -8,7 +8,9 @@ rule train_sae:
         chunks=ancient(f"{OUT}/corpus/chunks.parquet"),
         residuals=ancient(residual_file("{layer}")),
     output:
-        protected(directory(f"{OUT}/layers/{{layer}}/sae-{{key}}")),
+        # update(): Snakemake leaves an existing SAE in place when it reruns the job (new
+        # code, --forcerun), and the job keeps it (train.train_sae).
+        protected(update(directory(f"{OUT}/layers/{{layer}}/sae-{{key}}"))),
     log:
         f"{OUT}/logs/train_sae/{{layer}}-{{key}}.log",
     benchmark:
