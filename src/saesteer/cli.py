@@ -212,7 +212,13 @@ def _mined_activations(args, settings: dict, features: list[int]):
         chunks = chunks[: max(1, mining.max_tokens // chunks.shape[1])]
     residuals = read_residuals(args.residuals, "train", layer, len(chunks))
     top = mine_top_examples(
-        residuals, sae, torch.from_numpy(chunks), features, tokenizer.all_special_ids, mining
+        residuals,
+        sae,
+        torch.from_numpy(chunks),
+        features,
+        tokenizer.all_special_ids,
+        mining,
+        desc=f"mining layer {layer}",
     )
     return top_examples_by_feature(top, features, tokenizer)
 

@@ -64,6 +64,7 @@ def mine_top_examples(
     features: list[int],
     special_ids: list[int],
     settings: MiningSettings,
+    desc: str = "mining",
 ) -> TopExamples:
     """Each feature's top contexts over `chunks` [n, ctx], given block L's outputs for them
     (`residuals` [n, ctx, d], from the run's cache): one example per chunk (its
@@ -79,7 +80,7 @@ def mine_top_examples(
     index = torch.as_tensor(features, dtype=torch.long, device=device)
     window = torch.arange(-settings.context_before, settings.context_after + 1, device=device)
     top = None
-    for start in tqdm(range(0, len(chunks), settings.batch_size), desc="mining"):
+    for start in tqdm(range(0, len(chunks), settings.batch_size), desc=desc):
         tokens = chunks[start : start + settings.batch_size].to(device)
         hidden = residuals[start : start + settings.batch_size].to(device)
         acts = _encode_selected(sae, hidden, index, settings.max_latents)  # [B, T, F]

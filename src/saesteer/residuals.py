@@ -29,8 +29,6 @@ if TYPE_CHECKING:  # torch is imported where it is used: the CLI's errors must n
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "heldout")
-
 
 class ResidualsError(RuntimeError):
     pass

@@ -33,7 +33,9 @@ rule input_scores:
         model=f"{OUT}/model.json",
         logit_lens=f"{OUT}/layers/{{layer}}/logit_lens.parquet",
         activations=f"{OUT}/layers/{{layer}}/activations.parquet",
-        chunks=f"{OUT}/corpus/chunks.parquet",
+        # The corpus's frequent tokens give the chance level, when the run has a corpus
+        # (mined examples or trained SAEs); else it is null.
+        chunks=[f"{OUT}/corpus/chunks.parquet"] if USES_CORPUS else [],
     output:
         f"{OUT}/layers/{{layer}}/input_scores.parquet",
     log:
@@ -46,8 +48,11 @@ rule input_scores:
         mem_mb=2000,
     params:
         settings=canonical_json(config["input_score"]),
+        chunks=lambda wildcards, input: (
+            f"--chunks {input.chunks}" if input.chunks else ""
+        ),
     shell:
         "saesteer input-score --model {input.model} --logit-lens {input.logit_lens} "
-        "--activations {input.activations} --chunks {input.chunks} "
+        "--activations {input.activations} {params.chunks} "
         "--settings {params.settings:q} "
         "--out {output} 2> {log}"

@@ -32,6 +32,8 @@ TRAINED_LAYERS = [
 # The layers whose block outputs some job reads from the residual cache: the trained ones
 # (training and SAE metrics) and, when activations are mined, all of them.
 RESIDUAL_LAYERS = LAYERS if MINED else TRAINED_LAYERS
+# Whether the run reads the corpus at all (Neuronpedia examples and downloaded SAEs do not).
+USES_CORPUS = bool(RESIDUAL_LAYERS)
 
 
 def residual_sizes():
