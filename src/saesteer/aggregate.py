@@ -71,6 +71,18 @@ SAE_METRICS = ["variance_explained", "ce_loss_recovered", "l0", "dead_fraction"]
 
 THRESHOLDS = (0.01, 0.1, 0.5)
 
+# The per-layer columns of the findings (`findings()["layers"]` and its HTML table).
+LAYER_FINDINGS = (
+    "layer",
+    "depth",
+    "n_features",
+    "input_score_median",
+    "input_score_mean",
+    "input_score_chance",
+    "output_score_median",
+    "output_score_mean",
+)
+
 
 def _read(path: str | Path | None) -> pl.DataFrame | None:
     return read_artifact(path) if path is not None and Path(path).is_file() else None
@@ -192,16 +204,7 @@ def findings(features: pl.DataFrame, summary: pl.DataFrame) -> dict:
     crossing = layers.filter(pl.col("output_score_median") > pl.col("input_score_median"))
     crossing_mean = layers.filter(pl.col("output_score_mean") > pl.col("input_score_mean"))
     steered = features.drop_nulls("gen_success_20")
-    by_layer = layers.select(
-        "layer",
-        "depth",
-        "n_features",
-        "input_score_median",
-        "input_score_mean",
-        "input_score_chance",
-        "output_score_median",
-        "output_score_mean",
-    )
+    by_layer = layers.select(LAYER_FINDINGS)
     return {
         "n_features": features.height,
         "n_layers": layers.height,

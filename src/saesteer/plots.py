@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from saesteer.aggregate import THRESHOLDS, threshold_rows
+from saesteer.aggregate import LAYER_FINDINGS, THRESHOLDS, threshold_rows
 from saesteer.io import atomic_path
 
 FIGSIZE = (6.4, 4.2)
@@ -187,6 +187,14 @@ def _number(value, digits: int = 3) -> str:
     return str(value)
 
 
+def _table_rows(rows: list[dict], keys) -> str:
+    """HTML table rows, one per dict, a cell per key in order."""
+    return "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_number(row[key]))}</td>" for key in keys) + "</tr>"
+        for row in rows
+    )
+
+
 def findings_html(found: dict, run: str) -> str:
     """A self-contained page: one table of the findings, one of the threshold filter."""
     rows = [
@@ -214,41 +222,19 @@ def findings_html(found: dict, run: str) -> str:
         ),
     ]
     main = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    filtered = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(_number(row[key]))}</td>"
-            for key in (
-                "threshold",
-                "n_kept",
-                "kept_fraction",
-                "n_steered_kept",
-                "mean_gen_success_20",
-                "gain",
-                "ratio",
-            )
-        )
-        + "</tr>"
-        for row in found["thresholds"]
+    filtered = _table_rows(
+        found["thresholds"],
+        (
+            "threshold",
+            "n_kept",
+            "kept_fraction",
+            "n_steered_kept",
+            "mean_gen_success_20",
+            "gain",
+            "ratio",
+        ),
     )
-    by_layer = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(_number(row[key]))}</td>"
-            for key in (
-                "layer",
-                "depth",
-                "n_features",
-                "input_score_median",
-                "input_score_mean",
-                "input_score_chance",
-                "output_score_median",
-                "output_score_mean",
-            )
-        )
-        + "</tr>"
-        for row in found["layers"]
-    )
+    by_layer = _table_rows(found["layers"], LAYER_FINDINGS)
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Findings: {html.escape(run)}</title>
 <style>
