@@ -10,11 +10,13 @@ from saesteer.gen_metrics import score_generations
 from saesteer.generation import (
     GENERATIONS_SCHEMA,
     SamplingSettings,
-    _gumbel_noise,
     generate_grid,
+    gumbel,
     row_seed,
     sample_steered,
+    sample_tokens,
     stop_tokens,
+    top_k_candidates,
 )
 from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
 from saesteer.models import cache_keyword, returned_cache
@@ -32,15 +34,17 @@ def reference_sample(model, prompt, seed, settings, stops, intervention=None):
         for _ in range(settings.max_new_tokens):
             output = model(ids, use_cache=True, **{cache_keyword(model): cache})
             cache = returned_cache(output)
-            logits = output.logits[:, -1].double() / settings.temperature
+            logits = output.logits[0, -1].double() / settings.temperature
+            kept = torch.arange(logits.shape[-1])  # the candidates, in ascending id order
             if settings.top_k is not None:
-                kth = logits.sort(-1, descending=True).values[0, settings.top_k - 1]
-                logits = torch.where(logits >= kth, logits, -torch.inf)
-            token = (logits + _gumbel_noise([generator], logits.shape[-1], "cpu")).argmax(-1)
-            out.append(token.item())
-            if stops[token.item()]:
+                kth = logits.sort(descending=True).values[settings.top_k - 1]
+                kept = (logits >= kth).nonzero().flatten()
+            noise = gumbel(torch.rand(len(kept), generator=generator))
+            token = kept[(logits[kept] + noise).argmax()].item()
+            out.append(token)
+            if stops[token]:
                 break
-            ids = token[:, None]
+            ids = torch.tensor([[token]])
     return out
 
 
@@ -212,6 +216,28 @@ def test_top_k_none_is_the_full_vocabulary_bit_for_bit(any_tiny_model, stops):
     ]
     assert run(None) == expected == run(TINY_VOCAB)
     assert SamplingSettings().top_k == 50
+
+
+def test_top_k_candidates_keep_ties_and_draw_per_row():
+    """Ties at the k-th logit widen that row only; a row's draw depends on its own stream."""
+    logits = torch.tensor(
+        [[0.0, 3.0, 1.0, 1.0, 1.0, -2.0], [5.0, 4.0, 3.0, 2.0, 1.0, 0.0]], dtype=torch.float32
+    )
+    ids, values, widths = top_k_candidates(logits, 2)
+    assert widths == [4, 2]
+    assert ids[0].tolist() == [1, 2, 3, 4] and ids[1, :2].tolist() == [0, 1]
+    assert values[1, 2:].isinf().all() and (values[1, 2:] < 0).all()
+    untied = top_k_candidates(logits[1:], 3)
+    assert untied[0].tolist() == [[0, 1, 2]] and untied[2] == [3]
+
+    def draw(batch, seed):
+        generators = [torch.Generator().manual_seed(seed + r) for r in range(len(batch))]
+        settings = SamplingSettings(temperature=1.0, top_k=2)
+        return [sample_tokens(batch, generators, settings).tolist() for _ in range(30)]
+
+    both, alone = draw(logits, 0), draw(logits[:1], 0)
+    assert [b[0] for b in both] == [a[0] for a in alone]
+    assert {b[0] for b in both} == {1, 2, 3, 4} and {b[1] for b in both} == {0, 1}
 
 
 def test_stop_tokens_hold_the_stop_string_or_end_the_sequence(embedded_model):

@@ -163,22 +163,55 @@ def _prefix_cache(model, prompts: list[list[int]], pad_id: int, device) -> _Pref
     return _PrefixCache(cache, ids[:, -1], mask, positions[:, -1])
 
 
-def _gumbel_noise(generators: list[torch.Generator], vocab: int, device) -> torch.Tensor:
-    """Gumbel noise in float32, on the model's device (mps has no float64, and a GPU runs
-    it slowly). float32 suffices: its uniforms (steps of 2^-24) cap the noise at about
-    16.6, which float64 noise would pass with probability 6e-8 per vocabulary entry and
-    step; and that entry must then also beat every other to change the sampled token."""
-    uniform = torch.stack([torch.rand(vocab, generator=g, device=device) for g in generators])
+def gumbel(uniform: torch.Tensor) -> torch.Tensor:
+    """Gumbel noise from uniforms, in float32 (mps has no float64, and a GPU runs it
+    slowly). float32 suffices: its uniforms (steps of 2^-24) cap the noise at about 16.6,
+    which float64 noise would pass with probability 6e-8 per candidate and step; and that
+    candidate must then also beat every other to change the sampled token."""
     return -torch.log(-torch.log(uniform.clamp(min=torch.finfo(torch.float32).tiny)))
 
 
-def top_k_only(logits: torch.Tensor, k: int | None) -> torch.Tensor:
-    """`logits` with every token below the k-th largest of its row set to -inf (ties with
-    the k-th are kept, as transformers' top-k warper keeps them); None keeps all."""
-    if k is None or k >= logits.shape[-1]:
-        return logits
-    kth = logits.topk(k, dim=-1).values[:, -1:]
-    return logits.masked_fill(logits < kth, float("-inf"))
+def top_k_candidates(
+    logits: torch.Tensor, k: int | None
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Each row's candidate tokens in ascending id order, their logits and their number:
+    the tokens at or above the row's k-th largest logit (ties with the k-th are kept, as
+    transformers' top-k warper keeps them), padded with -inf to the widest row; None keeps
+    the vocabulary."""
+    rows, vocab = logits.shape
+    if k is None or k >= vocab:
+        return torch.arange(vocab, device=logits.device).expand_as(logits), logits, [vocab] * rows
+    values, ids = logits.topk(k + 1, dim=-1)
+    if not bool((values[:, k] == values[:, k - 1]).any()):  # no ties at the k-th
+        ids, order = ids[:, :k].sort(-1)
+        return ids, values.gather(-1, order), [k] * rows
+    mask = logits >= values[:, k - 1 : k]
+    counts = mask.sum(-1)
+    # Ties at the k-th: the mask is the exact kept set, its ids first in ascending order.
+    width = int(counts.max())
+    position = torch.arange(vocab, device=logits.device)
+    ids = torch.where(mask, position, vocab).sort(-1).values[:, :width]
+    padding = ids == vocab
+    ids = ids.masked_fill(padding, 0)
+    return ids, logits.gather(-1, ids).masked_fill(padding, float("-inf")), counts.tolist()
+
+
+def sample_tokens(
+    logits: torch.Tensor, generators: list[torch.Generator], settings: SamplingSettings
+) -> torch.Tensor:
+    """One token per row by Gumbel-max over its top-k candidates (`top_k_candidates`) at
+    the settings' temperature (applied after the selection, which it does not change).
+
+    Row r draws one uniform per candidate from `generators[r]`, in token-id order, so its
+    token depends on its own logits and stream only. Drawing for the candidates alone, not
+    the whole vocabulary, is what keeps sampling cheap when the vocabulary is large."""
+    ids, values, widths = top_k_candidates(logits, settings.top_k)
+    values = values / settings.temperature
+    uniform = torch.full_like(values, 0.5)  # padding: finite noise beside its -inf logit
+    for row, (generator, width) in enumerate(zip(generators, widths, strict=True)):
+        uniform[row, :width] = torch.rand(width, generator=generator, device=values.device)
+    best = (values + gumbel(uniform)).argmax(-1, keepdim=True)
+    return ids.gather(-1, best).squeeze(-1)
 
 
 def _sample_batch(
@@ -197,9 +230,7 @@ def _sample_batch(
                 ids, attention_mask=mask, position_ids=positions, use_cache=True, **{keyword: cache}
             )
         cache = returned_cache(output)
-        logits = top_k_only(output.logits[:, -1].float() / settings.temperature, settings.top_k)
-        noise = _gumbel_noise(generators, logits.shape[-1], device)
-        new = (logits + noise[:, : logits.shape[-1]]).argmax(-1)
+        new = sample_tokens(output.logits[:, -1].float(), generators, settings)
         for row, token in zip(alive.tolist(), new.tolist(), strict=True):
             tokens[row].append(token)
         going = ~stops[new]
