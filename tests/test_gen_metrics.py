@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 import torch
 
+from saesteer import gen_metrics
 from saesteer.gen_metrics import (
     GEN_METRICS_SCHEMA,
     gen_success_counts,
@@ -15,6 +16,7 @@ from saesteer.gen_metrics import (
     text_tokens,
 )
 from saesteer.generation import GENERATIONS_SCHEMA
+from tests.conftest import TINY_VOCAB
 
 
 def lens_frame(tops: dict[int, list[int]]) -> pl.DataFrame:
@@ -94,13 +96,19 @@ def test_gen_success_needs_every_feature_and_enough_ranks(tiny_model):
         gen_success_counts(FIXED, short, tokenizer, (1, 5, 20))
 
 
+@pytest.mark.parametrize("shared_min", [1, 3, 10**9], ids=["shared", "mixed", "whole"])
 @pytest.mark.parametrize("of", ["text", "continuation"])
-def test_perplexity_equals_the_models_own_loss_text_by_text(any_tiny_model, of):
-    """Prefix run once, continuations batched on its cache, right-padded and sorted by
-    length, against one unpadded forward per text with HF's own cross-entropy (`labels`,
-    -100 on the tokens that are not scored)."""
+def test_perplexity_equals_the_models_own_loss_text_by_text(
+    any_tiny_model, of, shared_min, monkeypatch
+):
+    """Both batched modes (a shared prefix run once with continuations batched on its
+    cache; whole texts right-padded across prefixes), alone and mixed, against one
+    unpadded forward per text with HF's own cross-entropy (`labels`, -100 on the tokens
+    that are not scored)."""
     model, tokenizer = any_tiny_model
-    prefixes, continuations = text_tokens(FIXED, tokenizer)
+    monkeypatch.setattr(gen_metrics, "SHARED_PREFIX_MIN", shared_min)
+    monkeypatch.setattr(gen_metrics, "LOGIT_ELEMENTS", TINY_VOCAB * 3)  # chunks of 3 rows
+    prefixes, continuations = text_tokens(FIXED.head(5), tokenizer)  # prefixes used 3 and 2 times
     got = perplexities(model, prefixes, continuations, of == "text", batch_size=2)
     for prefix, continuation, value in zip(prefixes, continuations, got, strict=True):
         ids = torch.tensor([prefix + continuation])

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from saesteer.config import GEN_SUCCESS_TOP_K
-from saesteer.models import cache_keyword, returned_cache
+from saesteer.models import cache_keyword, head_logits, returned_cache
 
 GEN_SUCCESS_KS = (1, 5, GEN_SUCCESS_TOP_K)
 
@@ -73,6 +73,13 @@ def gen_success_counts(
     return counts.drop("row").fill_null(0)
 
 
+# A prefix shared by at least this many texts runs once, its KV cache copied to a batch of
+# their continuations; texts with rarer prefixes are batched whole, across prefixes.
+SHARED_PREFIX_MIN = 8
+# Rows of [rows, vocab] float32 logits made at once when scoring (512 x 262,144 is 0.5 GiB).
+LOGIT_ELEMENTS = 2**27
+
+
 @torch.no_grad()
 def perplexities(
     model,
@@ -85,55 +92,123 @@ def perplexities(
     from the ones before it), over every token after the first when `score_prefix`, else
     over the continuation's tokens only; None where no token is scored.
 
-    Texts sharing a prefix share one forward of it: its KV cache is copied to a batch of
-    their continuations, and its last position's logits score their first tokens."""
-    device = next(model.parameters()).device
-    keyword = cache_keyword(model)
+    Texts whose prefix is shared by `SHARED_PREFIX_MIN` or more share one forward of it
+    (`_shared_prefix_nll`); the others are right-padded and batched whole, sorted by length
+    so that a batch pads little (`_whole_text_nll`)."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, prefix in enumerate(prefixes):
         groups.setdefault(tuple(prefix), []).append(i)
-    result: list[float | None] = [None] * len(prefixes)
-    for prefix, rows in tqdm(groups.items(), desc="perplexity", unit="prefix"):
-        ids = torch.tensor([prefix], device=device)
-        output = model(ids, use_cache=True)
-        logprobs = torch.log_softmax(output.logits[0].float(), dim=-1)
-        prefix_nll = -logprobs[:-1].gather(-1, ids[0, 1:, None]).sum().item()
-        first = logprobs[-1]  # predicts each continuation's first token
-        rows = sorted(rows, key=lambda i: len(continuations[i]))
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start : start + batch_size]
-            nll = _continuation_nll(
-                model,
-                keyword,
-                returned_cache(output),
-                len(prefix),
-                first,
-                [continuations[i] for i in batch],
-            )
-            for i, (total, count) in zip(batch, nll, strict=True):
-                if score_prefix:
-                    total, count = total + prefix_nll, count + len(prefix) - 1
-                result[i] = math.exp(total / count) if count else None
-    return result
+    sums: dict[int, tuple[float, int]] = {}
+    alone = [i for rows in groups.values() if len(rows) < SHARED_PREFIX_MIN for i in rows]
+    shared = {p: rows for p, rows in groups.items() if len(rows) >= SHARED_PREFIX_MIN}
+    bar = tqdm(total=len(prefixes), desc="perplexity", unit="text")
+    for prefix, rows in shared.items():
+        sums.update(
+            _shared_prefix_nll(model, list(prefix), rows, continuations, score_prefix, batch_size)
+        )
+        bar.update(len(rows))
+    alone.sort(key=lambda i: len(prefixes[i]) + len(continuations[i]), reverse=True)
+    for start in range(0, len(alone), batch_size):
+        rows = alone[start : start + batch_size]
+        texts = [prefixes[i] + continuations[i] for i in rows]
+        first = [1 if score_prefix else max(len(prefixes[i]), 1) for i in rows]
+        sums.update(zip(rows, _whole_text_nll(model, texts, first), strict=True))
+        bar.update(len(rows))
+    bar.close()
+    return [
+        math.exp(total / count) if count else None
+        for total, count in (sums[i] for i in range(len(prefixes)))
+    ]
+
+
+def _token_nll(model, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """NLL [n] of `targets` [n] after final hidden states [n, d], a chunk of rows at a
+    time: logsumexp minus the target's logit, never a whole [n, vocab] log-softmax."""
+    vocab = model.get_output_embeddings().weight.shape[0]
+    chunk = max(1, LOGIT_ELEMENTS // vocab)
+    parts = []
+    for start in range(0, len(targets), chunk):
+        logits = head_logits(model, hidden[start : start + chunk]).float()
+        target = logits.gather(-1, targets[start : start + chunk, None])[:, 0]
+        parts.append(torch.logsumexp(logits, dim=-1) - target)
+    return torch.cat(parts) if parts else hidden.new_zeros(0)
+
+
+def _summed(nll: torch.Tensor, row: torch.Tensor, rows: int) -> list[tuple[float, int]]:
+    """(summed NLL, token count) per row of scored tokens that belong to rows `row`."""
+    # float32 sums of at most a text's tokens (relative error ~1e-7 each), not float64,
+    # which mps lacks; the totals become Python floats below
+    totals = torch.zeros(rows, device=nll.device).index_add_(0, row, nll.float())
+    counts = torch.bincount(row, minlength=rows)
+    return list(zip(totals.tolist(), counts.tolist(), strict=True))
+
+
+def _whole_text_nll(model, texts: list[list[int]], first: list[int]) -> list[tuple[float, int]]:
+    """(summed NLL, count) of each text's tokens from position `first[i]` on, the texts
+    right-padded into one batch (a causal model's real tokens never see the padding)."""
+    device = next(model.parameters()).device
+    width = max(len(t) for t in texts)
+    ids = torch.zeros(len(texts), width, dtype=torch.long, device=device)
+    scored = torch.zeros(len(texts), width, dtype=torch.bool, device=device)
+    for row, (tokens, start) in enumerate(zip(texts, first, strict=True)):
+        ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        scored[row, start : len(tokens)] = True
+    mask = (
+        torch.arange(width, device=device)
+        < torch.tensor([len(t) for t in texts], device=device)[:, None]
+    ).long()
+    if width < 2 or not scored.any():
+        return [(0.0, 0)] * len(texts)
+    hidden = model.base_model(ids[:, :-1], attention_mask=mask[:, :-1]).last_hidden_state
+    where = scored[:, 1:]
+    nll = _token_nll(model, hidden[where], ids[:, 1:][where])
+    return _summed(nll, where.nonzero()[:, 0], len(texts))
+
+
+def _shared_prefix_nll(
+    model, prefix, rows, continuations, score_prefix, batch_size
+) -> dict[int, tuple[float, int]]:
+    """(summed NLL, count) of rows `rows`, whose texts all start with `prefix`: the prefix
+    runs once, and its last position's logits score each continuation's first token."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([prefix], device=device)
+    output = model.base_model(ids, use_cache=True)
+    hidden = output.last_hidden_state[0]
+    prefix_nll = _token_nll(model, hidden[:-1], ids[0, 1:]).sum().item()
+    cache, first = returned_cache(output), hidden[-1]
+    keyword = cache_keyword(model.base_model)
+    sums = {}
+    rows = sorted(rows, key=lambda i: len(continuations[i]))
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        nll = _continuation_nll(
+            model, keyword, cache, len(prefix), first, [continuations[i] for i in batch]
+        )
+        for i, (total, count) in zip(batch, nll, strict=True):
+            if score_prefix:
+                total, count = total + prefix_nll, count + len(prefix) - 1
+            sums[i] = (total, count)
+    return sums
 
 
 def _continuation_nll(model, keyword, cache, prefix_len, first, continuations):
-    """(summed NLL, token count) of each continuation after a cached prefix."""
+    """(summed NLL, token count) of each continuation after a cached prefix whose last
+    final hidden state is `first`."""
     device = first.device
-    width = max(len(c) for c in continuations)
-    ids = torch.zeros(len(continuations), max(width, 1), dtype=torch.long, device=device)
+    width = max(max(len(c) for c in continuations), 1)
+    ids = torch.zeros(len(continuations), width, dtype=torch.long, device=device)
     mask = torch.zeros_like(ids)
     for row, tokens in enumerate(continuations):
         ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
         mask[row, : len(tokens)] = 1
-    # float32 sums of at most a text's tokens (relative error ~1e-7 each), not float64,
-    # which mps lacks; the totals become Python floats below
-    totals = -first[ids[:, 0]] * mask[:, 0]
+    # Position j of a continuation is predicted by the hidden state before it: the
+    # prefix's last one for j = 0, the continuation's own j - 1 after.
+    hidden = first.expand(len(continuations), 1, -1)
     if width > 1:
         rows = copy.deepcopy(cache)
         rows.batch_repeat_interleave(len(continuations))
         prefix_mask = torch.ones(len(continuations), prefix_len, dtype=torch.long, device=device)
-        logits = model(
+        after = model.base_model(
             ids[:, :-1],
             attention_mask=torch.cat([prefix_mask, mask[:, :-1]], dim=1),
             position_ids=(prefix_len + torch.arange(width - 1, device=device)).expand(
@@ -141,11 +216,11 @@ def _continuation_nll(model, keyword, cache, prefix_len, first, continuations):
             ),
             use_cache=True,
             **{keyword: rows},
-        ).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        nll = -logprobs.gather(-1, ids[:, 1:, None])[..., 0]
-        totals += (nll * mask[:, 1:]).sum(-1)
-    return list(zip(totals.tolist(), mask.sum(-1).tolist(), strict=True))
+        ).last_hidden_state
+        hidden = torch.cat([hidden, after], dim=1)
+    where = mask.bool()
+    nll = _token_nll(model, hidden[where], ids[where])
+    return _summed(nll, where.nonzero()[:, 0], len(continuations))
 
 
 def text_tokens(generations: pl.DataFrame, tokenizer) -> tuple[list, list]:

@@ -240,9 +240,15 @@ def final_logits(model, hidden):
     """Next-token logits of final hidden states as the model's own forward makes them: the
     final norm, the unembedding, then the final soft-cap where the model has one (Gemma-2:
     c * tanh(logits / c)), which leaves ranks alone but changes probabilities."""
+    return head_logits(model, final_norm(model)(hidden))
+
+
+def head_logits(model, normed):
+    """Logits of hidden states that have been through the final norm (the decoder stack's
+    own output): the unembedding, then the final soft-cap where the model has one."""
     import torch
 
-    logits = model.get_output_embeddings()(final_norm(model)(hidden))
+    logits = model.get_output_embeddings()(normed)
     cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
     return torch.tanh(logits / cap) * cap if cap else logits
 
