@@ -336,7 +336,7 @@ CONCEPT_RULES = ["concepts", "concept_generations", "concept_ratings"]
         ("config.yaml", 3, 1),
         ("smollm2-demo.yaml", 3, 1),
         ("smollm2-full.yaml", 30, 2),
-        ("gemma-3-270m-study.yaml", 9, 1),
+        ("gemma-3-270m-study.yaml", 8, 1),
     ],
 )
 def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers, n_concept_layers):
