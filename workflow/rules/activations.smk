@@ -9,7 +9,7 @@ rule activations:
         f"{OUT}/benchmarks/activations/{{layer}}.tsv"
     conda:
         "../envs/saesteer.yaml"
-    threads: workflow.cores if MINED else 1
+    threads: LIGHT_THREADS if MINED else 1
     resources:
         gpu=GPU if MINED else 0,
         mem_mb=5000 if MINED else 2000,

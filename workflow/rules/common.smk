@@ -19,6 +19,10 @@ MODEL = config["model"]
 # Rules that run the model ask for one GPU (the executor plugin's `gpu` resource: sbatch
 # --gpus=1), unless the model is pinned to a device without one.
 GPU = 0 if MODEL["device"] in ("cpu", "mps") else 1
+# Per-layer jobs whose time is mostly imports and loading (logit lens, output score,
+# mining, SAE metrics) take half the cores, so two of them overlap their single-threaded
+# loads; on the demo machine (2 cores) they measured ~1 CPU-second per wall second.
+LIGHT_THREADS = max(1, workflow.cores // 2)
 
 
 CORPUS = config["corpus"]

@@ -11,7 +11,7 @@ rule logit_lens:
         f"{OUT}/benchmarks/logit_lens/{{layer}}.tsv"
     conda:
         "../envs/saesteer.yaml"
-    threads: workflow.cores
+    threads: LIGHT_THREADS
     resources:
         gpu=GPU,
         mem_mb=model_mem(3000),

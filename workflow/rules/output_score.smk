@@ -12,7 +12,7 @@ rule output_scores:
         f"{OUT}/benchmarks/output_scores/{{layer}}.tsv"
     conda:
         "../envs/saesteer.yaml"
-    threads: workflow.cores
+    threads: LIGHT_THREADS
     resources:
         gpu=GPU,
         mem_mb=model_mem(5000),

@@ -45,7 +45,7 @@ rule sae_metrics:
         f"{OUT}/benchmarks/sae_metrics/{{layer}}.tsv"
     conda:
         "../envs/saesteer.yaml"
-    threads: workflow.cores
+    threads: LIGHT_THREADS
     resources:
         gpu=GPU,
         mem_mb=model_mem(3000),
