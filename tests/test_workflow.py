@@ -333,7 +333,7 @@ CONCEPT_RULES = ["concepts", "concept_generations", "concept_ratings"]
 @pytest.mark.parametrize(
     ("name", "n_layers", "n_concept_layers"),
     [
-        ("config.yaml", 3, 1),
+        ("config.yaml", 2, 1),
         ("smollm2-demo.yaml", 3, 1),
         ("smollm2-full.yaml", 30, 2),
         ("gemma-3-270m-study.yaml", 8, 1),

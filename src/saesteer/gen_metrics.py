@@ -149,18 +149,16 @@ def _whole_text_nll(model, texts: list[list[int]], first: list[int]) -> list[tup
     device = next(model.parameters()).device
     width = max(len(t) for t in texts)
     ids = torch.zeros(len(texts), width, dtype=torch.long, device=device)
-    scored = torch.zeros(len(texts), width, dtype=torch.bool, device=device)
+    mask = torch.zeros_like(ids)
+    scored = torch.zeros_like(ids, dtype=torch.bool)
     for row, (tokens, start) in enumerate(zip(texts, first, strict=True)):
         ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        mask[row, : len(tokens)] = 1
         scored[row, start : len(tokens)] = True
-    mask = (
-        torch.arange(width, device=device)
-        < torch.tensor([len(t) for t in texts], device=device)[:, None]
-    ).long()
-    if width < 2 or not scored.any():
+    if not scored[:, 1:].any():
         return [(0.0, 0)] * len(texts)
     hidden = model.base_model(ids[:, :-1], attention_mask=mask[:, :-1]).last_hidden_state
-    where = scored[:, 1:]
+    where = scored[:, 1:]  # hidden state j predicts token j + 1
     nll = _token_nll(model, hidden[where], ids[:, 1:][where])
     return _summed(nll, where.nonzero()[:, 0], len(texts))
 
