@@ -41,7 +41,9 @@ def _no_data(ax, what: str) -> None:
 
 
 def plot_roles(summary: pl.DataFrame, ax) -> None:
-    """Median and IQR of input and output scores per layer, layer as fraction of depth."""
+    """Mean, median and IQR of input and output scores per layer, layer as fraction of
+    depth. The mean is drawn because on small models most features score 0, which pins
+    both medians to 0 while a minority of features carries the role."""
     layers = summary.drop_nulls("layer").sort("depth")
     ax.set_title("Feature roles across layers")
     shown = False
@@ -51,6 +53,7 @@ def plot_roles(summary: pl.DataFrame, ax) -> None:
             continue
         shown = True
         depth = rows["depth"].to_numpy()
+        ax.plot(depth, rows[f"{score}_mean"], "s--", color=color, label=f"{score} (mean)")
         ax.plot(depth, rows[f"{score}_median"], "o-", color=color, label=f"{score} (median)")
         ax.fill_between(
             depth,
