@@ -19,11 +19,10 @@ import math
 
 import numpy as np
 import torch
-from common import setup_line, timed
+from common import corpus_parser, load_corpus_model, setup_line, timed
 
 from saesteer.corpus import read_chunks
 from saesteer.gen_metrics import perplexities
-from saesteer.models import EmbeddedSource, load_model, resolve_device
 
 
 def distinct_texts(chunks: np.ndarray, n: int, seed: int = 0) -> tuple[list, list]:
@@ -53,22 +52,14 @@ def reference_loop(model, prompts, answers) -> list[float]:
 
 
 def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chunks", required=True, help="a run's corpus/chunks.parquet")
-    parser.add_argument("--model", help="model directory (default: the embedded Gemma-3-270M)")
+    parser = corpus_parser(__doc__)
     parser.add_argument("--texts", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32, help="gen_metrics.batch_size")
     parser.add_argument(
         "--reference-texts", type=int, default=128, help="texts the slow loop scores"
     )
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out")
     args = parser.parse_args()
-    device = resolve_device(args.device)
-    path = args.model or EmbeddedSource("gemma-3-270m").resolve()
-    model, _ = load_model(path, "float32", device)
+    model, path, device = load_corpus_model(args)
     prompts, answers = distinct_texts(read_chunks(args.chunks, "train"), args.texts)
     tokens = sum(len(p) + len(a) for p, a in zip(prompts, answers, strict=True))
     perplexities(model, prompts[:4], answers[:4], False, args.batch_size)  # warm-up

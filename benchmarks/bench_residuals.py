@@ -14,11 +14,10 @@ import json
 import math
 
 import torch
-from common import setup_line, timed
+from common import corpus_parser, load_corpus_model, setup_line, timed
 
 from saesteer.corpus import read_chunks
 from saesteer.hooks import block_output
-from saesteer.models import EmbeddedSource, load_model, resolve_device
 from saesteer.residuals import collect_residuals
 
 
@@ -40,11 +39,7 @@ def one_pass(model, layers, splits) -> dict:
 
 
 def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chunks", required=True, help="a run's corpus/chunks.parquet")
-    parser.add_argument("--model", help="model directory (default: the embedded Gemma-3-270M)")
+    parser = corpus_parser(__doc__)
     parser.add_argument("--layers", type=int, nargs="+", default=[0, 1, 9, 16])
     parser.add_argument(
         "--train-tokens", type=int, default=64000, help="sae.train.activation_tokens"
@@ -54,12 +49,8 @@ def main() -> None:
     )
     parser.add_argument("--metrics-tokens", type=int, default=8192, help="sae_metrics.max_tokens")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the three sizes")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out")
     args = parser.parse_args()
-    device = resolve_device(args.device)
-    path = args.model or EmbeddedSource("gemma-3-270m").resolve()
-    model, _ = load_model(path, "float32", device)
+    model, path, device = load_corpus_model(args)
     train, heldout = read_chunks(args.chunks, "train"), read_chunks(args.chunks, "heldout")
     ctx = train.shape[1]
     n_train = math.ceil(args.train_tokens * args.scale / (ctx - 1))

@@ -129,6 +129,24 @@ def bench_parser(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
+def corpus_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of the benchmarks that read a run's corpus: chunks, model, device, out."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--chunks", required=True, help="a run's corpus/chunks.parquet")
+    parser.add_argument("--model", help="model directory (default: the embedded Gemma-3-270M)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out")
+    return parser
+
+
+def load_corpus_model(args) -> tuple:
+    """(model, its path, device) of a `corpus_parser` command line, in float32."""
+    device = resolve_device(args.device)
+    path = args.model or EmbeddedSource("gemma-3-270m").resolve()
+    model, _ = load_model(path, "float32", device)
+    return model, path, device
+
+
 def run_layers(
     args,
     bench_layer: Callable[..., dict],
