@@ -19,7 +19,7 @@ from saesteer.generation import (
     top_k_candidates,
 )
 from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
-from saesteer.models import cache_keyword, returned_cache
+from saesteer.models import cache_keyword, returned_cache, token_texts
 from saesteer.steering import steer_reference, steering_directions
 from tests.conftest import TINY_VOCAB, random_sae
 
@@ -238,6 +238,12 @@ def test_top_k_candidates_keep_ties_and_draw_per_row():
     both, alone = draw(logits, 0), draw(logits[:1], 0)
     assert [b[0] for b in both] == [a[0] for a in alone]
     assert {b[0] for b in both} == {1, 2, 3, 4} and {b[1] for b in both} == {0, 1}
+
+
+def test_token_texts_equal_decoding_each_id_alone(embedded_model):
+    _, tokenizer = embedded_model
+    ids = list(range(0, len(tokenizer), 97)) + [tokenizer.eos_token_id]
+    assert token_texts(tokenizer, ids) == [tokenizer.decode([i]) for i in ids]
 
 
 def test_stop_tokens_hold_the_stop_string_or_end_the_sequence(embedded_model):

@@ -17,7 +17,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from saesteer.models import cache_keyword, returned_cache
+from saesteer.models import cache_keyword, returned_cache, token_texts
 from saesteer.prompts import encode_prompt
 from saesteer.steering import steer, steering_directions
 
@@ -66,7 +66,7 @@ def stop_tokens(tokenizer, stop: str | None, vocab_size: int) -> torch.Tensor:
 
     Checked per token, so a stop string split across two tokens is not caught. Rows of a
     model's vocabulary beyond the tokenizer's (padding) never stop."""
-    texts = tokenizer.batch_decode([[i] for i in range(min(vocab_size, len(tokenizer)))])
+    texts = token_texts(tokenizer, range(min(vocab_size, len(tokenizer))))
     stops = torch.zeros(vocab_size, dtype=torch.bool)
     stops[: len(texts)] = torch.tensor([bool(stop) and stop in text for text in texts])
     eos = tokenizer.eos_token_id

@@ -7,7 +7,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from saesteer.models import final_logits
+from saesteer.models import final_logits, token_texts
 
 LOGIT_LENS_SCHEMA = {
     "layer": pl.Int32,
@@ -45,7 +45,7 @@ def logit_lens_frame(
 ) -> pl.DataFrame:
     n, k = ids.shape
     flat_ids = ids.reshape(-1).tolist()
-    tokens = tokenizer.batch_decode([[t] for t in flat_ids])
+    tokens = token_texts(tokenizer, flat_ids)
     return pl.DataFrame(
         {
             "layer": [layer] * (n * k),

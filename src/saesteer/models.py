@@ -272,3 +272,18 @@ def cache_keyword(model) -> str:
 
 def returned_cache(output):
     return output["cache"] if "cache" in output else output["past_key_values"]
+
+
+def token_texts(tokenizer, token_ids) -> list[str]:
+    """The decoded text of each token id on its own, as `tokenizer.decode([id])`.
+
+    A fast tokenizer's Rust decoder takes the whole list at once: 0.6 s for Gemma-3's
+    262k tokens, where `batch_decode`'s per-id Python path takes 3-6 s in every job."""
+    ids = [[int(i)] for i in token_ids]
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return tokenizer.batch_decode(ids)
+    texts = backend.decode_batch(ids, skip_special_tokens=False)
+    if getattr(tokenizer, "clean_up_tokenization_spaces", False):
+        texts = [tokenizer.clean_up_tokenization(text) for text in texts]
+    return texts
