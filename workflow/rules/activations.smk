@@ -7,6 +7,7 @@ rule activations:
         f"{OUT}/logs/activations/{{layer}}.log",
     benchmark:
         f"{OUT}/benchmarks/activations/{{layer}}.tsv"
+    priority: LIGHT_PRIORITY
     conda:
         "../envs/saesteer.yaml"
     threads: LIGHT_THREADS if MINED else 1
@@ -42,6 +43,7 @@ rule input_scores:
         f"{OUT}/logs/input_scores/{{layer}}.log",
     benchmark:
         f"{OUT}/benchmarks/input_scores/{{layer}}.tsv"
+    priority: LIGHT_PRIORITY
     conda:
         "../envs/saesteer.yaml"
     resources:

@@ -23,6 +23,10 @@ GPU = 0 if MODEL["device"] in ("cpu", "mps") else 1
 # mining, SAE metrics) take half the cores, so two of them overlap their single-threaded
 # loads; on the demo machine (2 cores) they measured ~1 CPU-second per wall second.
 LIGHT_THREADS = max(1, workflow.cores // 2)
+# Snakemake starts ready jobs of higher priority first, so light jobs pair up and fill the
+# cores together instead of running one at a time, each beside an idle core, while a
+# many-thread job waits for both cores.
+LIGHT_PRIORITY = 1
 
 
 CORPUS = config["corpus"]

@@ -9,6 +9,7 @@ rule logit_lens:
         f"{OUT}/logs/logit_lens/{{layer}}.log",
     benchmark:
         f"{OUT}/benchmarks/logit_lens/{{layer}}.tsv"
+    priority: LIGHT_PRIORITY
     conda:
         "../envs/saesteer.yaml"
     threads: LIGHT_THREADS

@@ -10,6 +10,7 @@ rule output_scores:
         f"{OUT}/logs/output_scores/{{layer}}.log",
     benchmark:
         f"{OUT}/benchmarks/output_scores/{{layer}}.tsv"
+    priority: LIGHT_PRIORITY
     conda:
         "../envs/saesteer.yaml"
     threads: LIGHT_THREADS

@@ -43,6 +43,7 @@ rule sae_metrics:
         f"{OUT}/logs/sae_metrics/{{layer}}.log",
     benchmark:
         f"{OUT}/benchmarks/sae_metrics/{{layer}}.tsv"
+    priority: LIGHT_PRIORITY
     conda:
         "../envs/saesteer.yaml"
     threads: LIGHT_THREADS
