@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from saesteer.models import EmbeddedSource, load_model
+from saesteer.models import EmbeddedSource, host_has_gpu, load_model
 from saesteer.plots import PLOTS
 from tests.conftest import REPO, reference_topk, run_snakemake, save_sae
 from tests.fake_neuronpedia import MODEL_ID, SOURCE, FakeNeuronpedia, feature_json
@@ -28,6 +28,20 @@ def _jobs(dry_run_output: str) -> list[tuple[str, str]]:
             layer = re.search(r"wildcards: .*layer=(\d+)", block)
             jobs.append((rule.group(1), layer.group(1) if layer else ""))
     return jobs
+
+
+def test_model_jobs_hold_a_gpu_locally_only_where_the_host_has_one(tmp_path, tiny_config):
+    """The local profile's gpu=1 runs one model job at a time. On a host without a GPU
+    that limit would only queue CPU jobs behind each other, so they take none there (under
+    SLURM they still ask for one: test_slurm)."""
+    target = "results/tiny/layers/2/logit_lens.parquet"
+    resources = {}
+    for device in ("auto", "cpu"):
+        config = {**tiny_config, "model": {**tiny_config["model"], "device": device}}
+        result = run_snakemake(tmp_path, config, target, "-n")
+        block = re.search(r"rule logit_lens:.*?\n\n", result.stdout, re.DOTALL)
+        resources[device] = int(re.search(r"gpu=(\d+)", block.group(0)).group(1))
+    assert resources == {"auto": int(host_has_gpu()), "cpu": 0}
 
 
 def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import inspect
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,6 +188,13 @@ def resolve_device(device: str = "auto") -> str:
     if torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def host_has_gpu() -> bool:
+    """Whether this host has a GPU torch could use (NVIDIA or AMD device nodes, Apple's
+    mps), checked without importing torch so that parsing the workflow stays light."""
+    nodes = ("/dev/nvidia[0-9]*", "/dev/kfd")
+    return sys.platform == "darwin" or any(glob.glob(pattern) for pattern in nodes)
 
 
 def load_model(path: str | Path, dtype: str = "float32", device: str = "auto"):

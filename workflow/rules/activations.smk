@@ -12,7 +12,7 @@ rule activations:
         "../envs/saesteer.yaml"
     threads: LIGHT_THREADS if MINED else 1
     resources:
-        gpu=GPU if MINED else 0,
+        gpu=model_gpus if MINED else 0,
         mem_mb=5000 if MINED else 2000,
     params:
         settings=activation_settings(),

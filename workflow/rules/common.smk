@@ -7,6 +7,7 @@ from saesteer.config import (
     layer_settings,
     read_feature_file,
 )
+from saesteer.models import host_has_gpu
 from saesteer.prompts import resolve_prefixes
 from saesteer.residuals import ResidualSizes
 from saesteer.train import TrainSettings
@@ -16,9 +17,20 @@ from saesteer.released import factor_file
 OUT = f"results/{config['run']}"
 LAYERS = configured_layers(config)
 MODEL = config["model"]
-# Rules that run the model ask for one GPU (the executor plugin's `gpu` resource: sbatch
-# --gpus=1), unless the model is pinned to a device without one.
-GPU = 0 if MODEL["device"] in ("cpu", "mps") else 1
+LOCAL_GPU = host_has_gpu()
+
+
+def model_gpus(wildcards):
+    """The `gpu` resource of the jobs that run the model. One GPU (sbatch --gpus=1 through
+    the executor plugin; locally the profile's gpu=1 runs one such job at a time), or none
+    when the model is pinned to the CPU or mps, or when a local run's host has no GPU,
+    where the limit would only queue CPU jobs behind each other. A callable, because the
+    executor is known only after the Snakefile is parsed."""
+    if MODEL["device"] in ("cpu", "mps"):
+        return 0
+    return 1 if LOCAL_GPU or not workflow.local_exec else 0
+
+
 # Per-layer jobs whose time is mostly imports and loading (logit lens, output score,
 # mining, SAE metrics) take half the cores, so two of them overlap their single-threaded
 # loads; on the demo machine (2 cores) they measured ~1 CPU-second per wall second.

@@ -38,7 +38,7 @@ rule concept_generations:
         "../envs/saesteer.yaml"
     threads: workflow.cores
     resources:
-        gpu=GPU,
+        gpu=model_gpus,
         mem_mb=model_mem(8000),
     params:
         settings=concept_settings("generations"),
@@ -65,7 +65,7 @@ rule concept_ratings:
         "../envs/saesteer.yaml"
     threads: workflow.cores
     resources:
-        gpu=GPU if CONCEPTS["judge"]["kind"] == "proxy" else 0,
+        gpu=model_gpus if CONCEPTS["judge"]["kind"] == "proxy" else 0,
         mem_mb=model_mem(4000),
     params:
         settings=concept_settings("ratings"),

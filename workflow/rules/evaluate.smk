@@ -13,7 +13,7 @@ rule gen_metrics:
         "../envs/saesteer.yaml"
     threads: workflow.cores
     resources:
-        gpu=GPU,
+        gpu=model_gpus,
         mem_mb=model_mem(7000) + EVALUATOR_MB,
     params:
         settings=canonical_json(config["gen_metrics"]),

@@ -14,7 +14,7 @@ rule logit_lens:
         "../envs/saesteer.yaml"
     threads: LIGHT_THREADS
     resources:
-        gpu=GPU,
+        gpu=model_gpus,
         mem_mb=model_mem(3000),
     params:
         top_k=config["logit_lens"]["top_k"],

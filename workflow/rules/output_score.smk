@@ -15,7 +15,7 @@ rule output_scores:
         "../envs/saesteer.yaml"
     threads: LIGHT_THREADS
     resources:
-        gpu=GPU,
+        gpu=model_gpus,
         mem_mb=model_mem(5000),
     params:
         settings=canonical_json(config["output_score"]),

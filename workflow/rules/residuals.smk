@@ -20,7 +20,7 @@ if RESIDUAL_LAYERS:
             "../envs/saesteer.yaml"
         threads: workflow.cores
         resources:
-            gpu=GPU,
+            gpu=model_gpus,
             mem_mb=model_mem(8000),
         params:
             layers=RESIDUAL_LAYERS,

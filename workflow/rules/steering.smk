@@ -11,7 +11,7 @@ rule generations:
         "../envs/saesteer.yaml"
     threads: workflow.cores if SAMPLED else 1
     resources:
-        gpu=GPU if SAMPLED else 0,
+        gpu=model_gpus if SAMPLED else 0,
         mem_mb=model_mem(7000) if SAMPLED else 2000,
     params:
         settings=generation_settings,

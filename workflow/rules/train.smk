@@ -19,7 +19,7 @@ rule train_sae:
         "../envs/saesteer.yaml"
     threads: workflow.cores
     resources:
-        gpu=GPU,
+        gpu=model_gpus,
         mem_mb=model_mem(7000),
     params:
         settings=train_settings,
@@ -48,7 +48,7 @@ rule sae_metrics:
         "../envs/saesteer.yaml"
     threads: LIGHT_THREADS
     resources:
-        gpu=GPU,
+        gpu=model_gpus,
         mem_mb=model_mem(3000),
     params:
         max_tokens=config["sae_metrics"]["max_tokens"],
