@@ -242,21 +242,27 @@ def generate_concepts(
     stops[[i for i in end_of_turn_ids(model, tokenizer) if i < vocab]] = True
     pad_id = next(i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if i is not None)
     chunk_rows = chunk_rows or 16 * settings.batch_size
-    answers: list[list[int]] = []
-    for start in range(0, len(jobs), chunk_rows):
-        part = slice(start, start + chunk_rows)
-        answers += sample_steered(
+    # Strong steering runs answers to max_new_tokens while weak steering and prompting stop
+    # early, so rows are sampled strongest factor first: a batch's rows then stop at about
+    # the same step and the batch stays full, instead of a few long rows running alone.
+    order = sorted(range(len(jobs)), key=lambda i: -jobs[i].factor)
+    answers: list[list[int]] = [[] for _ in jobs]
+    for start in range(0, len(order), chunk_rows):
+        part = order[start : start + chunk_rows]
+        sampled = sample_steered(
             model,
             sae,
             layer,
-            [prompts[j.prompt] for j in jobs[part]],
+            [prompts[jobs[i].prompt] for i in part],
             rows[part],
-            torch.tensor([j.factor for j in jobs[part]]),
-            seeds[part],
+            torch.tensor([jobs[i].factor for i in part]),
+            [seeds[i] for i in part],
             stops,
             pad_id,
             settings,
         )
+        for i, answer in zip(part, sampled, strict=True):
+            answers[i] = answer
     responses = [
         continuation_text(tokenizer, prompts[j.prompt], a)
         if protocol == "paper"
