@@ -115,10 +115,15 @@ def sae_files(wildcards):
 
 
 def sae_weights_stamp(wildcards):
-    """Size and mtime of the SAE's weights, so a replaced file reruns the layer even when
-    its mtime is older (cp -p, rsync -a, a re-download)."""
+    """Size and mtime of a user's SAE weights, so a replaced file reruns the layer even
+    when its mtime is older (cp -p, rsync -a, a re-download). A trained SAE has none: its
+    directory is train_sae's output, whose mtime already reruns the layer, and a stamp
+    read when the job is planned (before training) would be recorded stale and replan the
+    layer on the next invocation."""
     sae = layer_settings(config, wildcards.layer)["sae"]
-    return canonical_json(weights_stamp(sae["path"]) if "path" in sae else None)
+    return canonical_json(
+        weights_stamp(sae["path"]) if sae["source"] == "local" else None
+    )
 
 
 def embedded_model(wildcards):
