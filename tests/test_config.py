@@ -112,6 +112,13 @@ BAD_VALUES = [
     ("generation.prefixes", {"file": "/no/prefixes.txt"}, "/no/prefixes.txt not found"),
     ("generation.n_prefixes", 4, "generation.n_prefixes: 4 > the 3 prefixes"),
     ("generation.temperature", 0, "at generation.temperature"),
+    ("generation.output_strata", [1.5], "at generation.output_strata"),
+    ("generation.output_strata", [0.1, 0.01], "output_strata: [0.1, 0.01] is not in ascending"),
+    (
+        "generation",
+        {"max_features": 2, "output_strata": [0.01, 0.1]},
+        "generation.max_features: 2 cannot cover the 3 strata",
+    ),
     ("generation.source", "api", "at generation.source"),
     ("generation.source", "released", "generation.released.files: required"),
     (

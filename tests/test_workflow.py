@@ -170,6 +170,36 @@ def test_editing_one_layers_factor_grid_reruns_only_its_steering(finished_run):
     assert jobs == {"gen_metrics", "best_factors"} | {rule for rule, _ in FINAL}
 
 
+def test_output_strata_steer_a_stratified_sample_weighted_in_the_findings(finished_run):
+    workdir, config = finished_run
+    out = workdir / "results/tiny"
+    scores = pl.read_parquet(out / "layers/1/output_scores.parquet")
+    cut = float(scores["output_score"].median())
+    config["generation"] |= {"max_features": 2, "output_strata": [cut]}
+    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    steering = ["generations", "gen_metrics", "best_factors"]
+    assert sorted(jobs) == sorted(FINAL + [(r, layer) for r in steering for layer in "12"])
+    result = run_snakemake(workdir, config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pl.read_parquet(out / "features.parquet")
+    for layer in (1, 2):
+        rows = table.filter(pl.col("layer") == layer)
+        steered = set(pl.read_parquet(out / f"layers/{layer}/generations.parquet")["feature"])
+        assert steered == set(rows.drop_nulls("gen_success_20")["feature"])
+        assert len(steered) == 2
+        high = rows.filter(pl.col("output_score") >= cut)
+        if 0 < high.height < rows.height:  # both strata: one steered feature from each
+            assert len(steered & set(high["feature"])) == 1
+        # The steered features stand for all the layer's features.
+        assert rows["steering_weight"].sum() == pytest.approx(rows.height)
+    found = json.loads((out / "findings.json").read_text())
+    steered = table.drop_nulls("gen_success_20")
+    expected = (steered["gen_success_20"] * steered["steering_weight"]).sum() / steered[
+        "steering_weight"
+    ].sum()
+    assert found["mean_gen_success_20"] == pytest.approx(expected)
+
+
 def test_a_rerun_of_the_generations_gives_the_same_parquet(finished_run):
     workdir, config = finished_run
     path = workdir / "results/tiny/layers/1/generations.parquet"

@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from saesteer.preflight import read_artifact
+from saesteer.steered_sample import steering_weights
 
 FEATURE_TABLE_SCHEMA = {
     "layer": pl.Int32,
@@ -29,6 +30,9 @@ FEATURE_TABLE_SCHEMA = {
     "gen_success_5": pl.Float64,
     "gen_success_20": pl.Float64,
     "perplexity": pl.Float64,
+    # N_h / n_h of a steered feature's output-score stratum (steered_sample.py); null
+    # when not steered. Means over steered features weight by it.
+    "steering_weight": pl.Float64,
     "variance_explained": pl.Float64,  # of the layer's SAE
     "ce_loss_recovered": pl.Float64,
     "l0": pl.Float64,
@@ -116,11 +120,29 @@ def layer_table(layer: int, n_layers: int, files: Mapping[str, str | Path | None
 
 
 def feature_table(
-    layers: Mapping[int, Mapping[str, str | Path | None]], n_layers: int
+    layers: Mapping[int, Mapping[str, str | Path | None]],
+    n_layers: int,
+    output_strata: Sequence[float] = (),
 ) -> pl.DataFrame:
-    """FEATURE_TABLE_SCHEMA rows of every layer, by layer and feature."""
+    """FEATURE_TABLE_SCHEMA rows of every layer, by layer and feature; `output_strata`
+    are the cutpoints the steered features were sampled by (generation.output_strata)."""
     tables = [layer_table(layer, n_layers, files) for layer, files in sorted(layers.items())]
-    return pl.concat(tables).sort("layer", "feature")
+    table = pl.concat(tables).sort("layer", "feature")
+    return table.with_columns(steering_weight=steering_weights(table, output_strata))
+
+
+def _weighted_gen_success() -> pl.Expr:
+    """Mean GenSuccess@20 of the steered features, each weighted by its stratum's size:
+    an estimate of the mean over all the group's features."""
+    gs, weight = pl.col("gen_success_20"), pl.col("steering_weight")
+    steered = gs.is_not_null() & weight.is_not_null()
+    return (gs * weight).filter(steered).sum() / weight.filter(steered).sum()
+
+
+def weighted_gen_success(features: pl.DataFrame) -> float | None:
+    """`_weighted_gen_success` of a feature table; None when nothing is steered."""
+    steered = features.filter(pl.col("gen_success_20").is_not_null())
+    return steered.select(_weighted_gen_success()).item() if steered.height else None
 
 
 def _summary_exprs() -> list[pl.Expr]:
@@ -140,7 +162,7 @@ def _summary_exprs() -> list[pl.Expr]:
         .sum()
         .alias("n_both_above_half"),
         pl.col("gen_success_20").count().alias("n_steered"),
-        pl.col("gen_success_20").mean().alias("mean_gen_success_20"),
+        _weighted_gen_success().alias("mean_gen_success_20"),
         pl.col("best_factor").median().alias("median_best_factor"),
     ]
 
@@ -157,14 +179,14 @@ def summary_table(features: pl.DataFrame) -> pl.DataFrame:
 
 def threshold_rows(features: pl.DataFrame, thresholds: Sequence[float]) -> pl.DataFrame:
     """For each output-score threshold: features kept, their share, and the mean
-    GenSuccess@20 at the best factor of the kept steered features against all steered."""
-    steered = features.filter(pl.col("gen_success_20").is_not_null())
-    base = steered["gen_success_20"].mean() if steered.height else None
+    GenSuccess@20 at the best factor of the kept steered features against all steered
+    (both weighted by `steering_weight`, so a stratified sample estimates all features)."""
+    base = weighted_gen_success(features)
     rows = []
     for threshold in thresholds:
         kept = features.filter(pl.col("output_score") >= threshold)
         kept_steered = kept.filter(pl.col("gen_success_20").is_not_null())
-        mean = kept_steered["gen_success_20"].mean() if kept_steered.height else None
+        mean = weighted_gen_success(kept)
         rows.append(
             {
                 "threshold": threshold,
@@ -222,7 +244,7 @@ def findings(features: pl.DataFrame, summary: pl.DataFrame) -> dict:
         "peak_output_layer": _argmax_layer(layers, "output_score_mean"),
         "layers": by_layer.to_dicts(),
         "n_steered": steered.height,
-        "mean_gen_success_20": steered["gen_success_20"].mean() if steered.height else None,
+        "mean_gen_success_20": weighted_gen_success(features),
         "thresholds": threshold_rows(features, THRESHOLDS).to_dicts(),
     }
 

@@ -286,9 +286,20 @@ def cmd_generate(args) -> None:
 
     from saesteer.generation import GENERATIONS_SCHEMA, SamplingSettings, generate_grid
     from saesteer.released import read_released_generations
+    from saesteer.steered_sample import select_steered
 
     settings = json.loads(args.settings)
-    features = read_artifact(args.features)["feature"].to_list()[: settings["max_features"]]
+    scores = None
+    if args.output_scores:
+        frame = read_artifact(args.output_scores)
+        scores = dict(zip(frame["feature"].to_list(), frame["output_score"].to_list(), strict=True))
+    features = select_steered(
+        read_artifact(args.features)["feature"].to_list(),
+        settings["max_features"],
+        scores,
+        settings.get("output_strata", []),
+    )
+    log.info("steering features %s", features)
     factors, prefixes = settings["factors"], settings["prefixes"]
     if settings["source"] == "released":
         from transformers import AutoTokenizer
@@ -400,7 +411,7 @@ def cmd_aggregate(args) -> None:
         absent = [kind for kind, path in files.items() if not path.is_file()]
         if absent:
             log.info("layer %d: no %s (their columns stay null)", layer, ", ".join(absent))
-    features = feature_table(layers, read_json(args.model)["n_layers"])
+    features = feature_table(layers, read_json(args.model)["n_layers"], args.output_strata)
     summary = summary_table(features)
     write_parquet(features, args.features_out, FEATURE_TABLE_SCHEMA)
     write_parquet(summary, args.summary_out, SUMMARY_SCHEMA)
@@ -828,6 +839,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--sae", help="the layer's sae.json (source sample)")
     p.add_argument("--features", required=True)
+    p.add_argument(
+        "--output-scores", help="the layer's output_scores.parquet (generation.output_strata)"
+    )
     p.add_argument("--settings", required=True, help="the layer's `generation` settings as JSON")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True)
@@ -850,6 +864,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True, help="results/<run>")
     p.add_argument("--model", required=True)
     p.add_argument("--layers", type=int, nargs="+", required=True)
+    p.add_argument(
+        "--output-strata", type=float, nargs="*", default=[], help="generation.output_strata"
+    )
     p.add_argument("--features-out", required=True)
     p.add_argument("--summary-out", required=True)
 

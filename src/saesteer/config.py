@@ -264,6 +264,15 @@ def _check_generation(config: dict) -> None:
             f"GenSuccess@{GEN_SUCCESS_TOP_K} reads that many logit-lens tokens"
         )
     resolve_prefixes(generation["prefixes"], generation["n_prefixes"])
+    cutpoints = generation["output_strata"]
+    if cutpoints != sorted(cutpoints):
+        raise ConfigError(f"generation.output_strata: {cutpoints} is not in ascending order")
+    n = generation["max_features"]
+    if cutpoints and n is not None and n <= len(cutpoints):
+        raise ConfigError(
+            f"generation.max_features: {n} cannot cover the {len(cutpoints) + 1} strata of "
+            f"generation.output_strata {cutpoints}; steer at least {len(cutpoints) + 1}"
+        )
     if generation["source"] == "released":
         if "files" not in generation["released"]:
             raise ConfigError("generation.released.files: required for source released")

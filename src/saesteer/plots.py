@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from saesteer.aggregate import LAYER_FINDINGS, THRESHOLDS, threshold_rows
+from saesteer.aggregate import LAYER_FINDINGS, THRESHOLDS, threshold_rows, weighted_gen_success
 from saesteer.io import atomic_path
 
 FIGSIZE = (6.4, 4.2)
@@ -144,7 +144,7 @@ def plot_filtering(features: pl.DataFrame, ax, thresholds=THRESHOLDS) -> None:
         return _no_data(ax, "best-factor GenSuccess@20")
     rows = threshold_rows(features, thresholds)
     labels = ["all"] + [f"output >= {t:g}" for t in thresholds]
-    means = [steered["gen_success_20"].mean(), *rows["mean_gen_success_20"]]
+    means = [weighted_gen_success(features), *rows["mean_gen_success_20"]]
     counts = [steered.height, *rows["n_steered_kept"]]
     bars = ax.bar(np.arange(len(labels)), [m or 0.0 for m in means], color="tab:green")
     ax.set_xticks(np.arange(len(labels)), labels)

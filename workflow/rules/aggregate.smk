@@ -23,9 +23,10 @@ rule aggregate:
     params:
         run_dir=lambda wildcards, output: Path(output.features).parent,
         layers=" ".join(str(layer) for layer in LAYERS),
+        strata=" ".join(f"{cut!r}" for cut in GENERATION["output_strata"]),
     shell:
         "saesteer aggregate --run-dir {params.run_dir} --model {input.model} "
-        "--layers {params.layers} "
+        "--layers {params.layers} --output-strata {params.strata} "
         "--features-out {output.features} --summary-out {output.summary} 2> {log}"
 
 

@@ -179,12 +179,17 @@ def generation_settings(wildcards):
     )
     if not SAMPLED:
         settings["released"] = GENERATION["released"]
+    if not settings["output_strata"]:
+        # The first max_features, as before strata existed: such runs rerun nothing.
+        del settings["output_strata"]
     return canonical_json(settings)
 
 
 def generation_inputs(wildcards):
     layer = f"{OUT}/layers/{wildcards.layer}"
     inputs = {"model": f"{OUT}/model.json", "features": f"{layer}/features.parquet"}
+    if GENERATION["output_strata"]:
+        inputs["output_scores"] = f"{layer}/output_scores.parquet"
     if SAMPLED:
         inputs["sae"] = f"{layer}/sae.json"
     else:

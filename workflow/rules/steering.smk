@@ -16,8 +16,13 @@ rule generations:
     params:
         settings=generation_settings,
         sae=lambda wildcards, input: f"--sae {input.sae}" if SAMPLED else "",
+        scores=lambda wildcards, input: (
+            f"--output-scores {input.output_scores}"
+            if "output_scores" in input.keys()
+            else ""
+        ),
         device=MODEL["device"],
     shell:
         "saesteer generate --layer {wildcards.layer} --model {input.model} {params.sae} "
-        "--features {input.features} --settings {params.settings:q} "
+        "--features {input.features} {params.scores} --settings {params.settings:q} "
         "--device {params.device} --out {output} 2> {log}"

@@ -1,0 +1,84 @@
+"""Which of a layer's features are steered, and what each one stands for.
+
+Steering costs far more per feature than scoring, so a run steers a sample of each
+layer's scored features. With no output-score cutpoints the sample is the first
+`max_features` of the layer's (random) feature list. With cutpoints, the layer's features
+fall into output-score strata, every non-empty stratum gets at least one steered feature
+and the rest go by stratum size: a threshold such as 0.1, which few features pass, then
+still has steered features above it. Each steered feature carries the weight
+N_h / n_h of its stratum (features in it / steered in it), so means over steered features
+estimate the mean over all scored features (a Hajek estimator) whatever the design.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+
+import polars as pl
+
+
+def stratum(score: float | None, cutpoints: Sequence[float]) -> int:
+    """0 below the first cutpoint, len(cutpoints) at or above the last; a missing score
+    counts as lowest."""
+    return 0 if score is None else bisect.bisect_right(list(cutpoints), score)
+
+
+def allocate(sizes: Sequence[int], n: int) -> list[int]:
+    """Steered features per stratum: one for every non-empty stratum, then one at a time
+    to the stratum furthest below its proportional share n * size / total (ties to the
+    higher stratum), never more than a stratum holds."""
+    counts = [min(size, 1) for size in sizes]
+    if n < sum(counts):
+        raise ValueError(
+            f"generation.max_features = {n} cannot cover the {sum(counts)} non-empty "
+            "output-score strata (generation.output_strata); raise it or drop cutpoints"
+        )
+    total = sum(sizes)
+    for _ in range(min(n, total) - sum(counts)):
+        open_ = [h for h, size in enumerate(sizes) if counts[h] < size]
+        h = max(open_, key=lambda h: (n * sizes[h] / total - counts[h], h))
+        counts[h] += 1
+    return counts
+
+
+def select_steered(
+    features: Sequence[int],
+    n: int | None,
+    output_scores: Mapping[int, float] | None = None,
+    cutpoints: Sequence[float] = (),
+) -> list[int]:
+    """The features to steer, in the list's order: the first of each stratum's features,
+    as many as `allocate` gives it."""
+    features = list(features)
+    if n is None or n >= len(features):
+        return features
+    if not cutpoints:
+        return features[:n]
+    if output_scores is None:
+        raise ValueError("output-score strata need the layer's output scores")
+    unknown = [f for f in features if f not in output_scores]
+    if unknown:
+        raise ValueError(f"features {unknown[:5]} have no output score")
+    strata = [stratum(output_scores[f], cutpoints) for f in features]
+    counts = allocate([strata.count(h) for h in range(len(cutpoints) + 1)], n)
+    chosen = []
+    for feature, h in zip(features, strata, strict=True):
+        if counts[h] > 0:
+            chosen.append(feature)
+            counts[h] -= 1
+    return chosen
+
+
+def steering_weights(features: pl.DataFrame, cutpoints: Sequence[float]) -> pl.Series:
+    """Per row of a feature table (layer, output_score, gen_success_20): N_h / n_h for a
+    steered feature (gen_success_20 not null) and null otherwise."""
+    h = pl.col("output_score").map_elements(
+        lambda s: stratum(s, cutpoints), return_dtype=pl.Int64, skip_nulls=False
+    )
+    steered = pl.col("gen_success_20").is_not_null()
+    weight = pl.len().over("layer", "_h") / steered.sum().over("layer", "_h")
+    frame = features.with_columns(_h=h).with_columns(
+        pl.when(steered).then(weight).otherwise(None).cast(pl.Float64).alias("steering_weight")
+    )
+    return frame["steering_weight"]
