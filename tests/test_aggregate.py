@@ -150,22 +150,31 @@ def test_findings_equal_hand_computations(tables):
     rows = found["layers"]
     assert [(row["layer"], row["input_score_median"]) for row in rows] == [(2, 0.7), (8, 0.1)]
     assert [row["input_score_chance"] for row in rows] == pytest.approx([0.05, 0.2])
-    assert found["n_steered"] == 5 and found["mean_gen_success_20"] == pytest.approx(6.5 / 5)
+    # Layer 2 steers all 3 features (weight 1 each), layer 8 two of 3 (weight 1.5 each):
+    # (0 + 0.5 + 1 + 1.5 * (2 + 3)) / 6, the estimate of all 6 features' mean.
+    assert found["n_steered"] == 5 and found["mean_gen_success_20"] == pytest.approx(1.5)
     at = {row["threshold"]: row for row in found["thresholds"]}
     # >= 0.01 keeps (2,12), (8,10), (8,11), (8,12): 3 steered with GenSuccess 1, 2, 3
     assert at[0.01]["n_kept"] == 4 and at[0.01]["n_steered_kept"] == 3
-    assert at[0.01]["mean_gen_success_20"] == 2.0
-    assert at[0.01]["gain"] == pytest.approx(2.0 - 1.3) and at[0.01]["ratio"] == pytest.approx(
-        2 / 1.3
-    )
+    assert at[0.01]["mean_gen_success_20"] == pytest.approx((1 + 1.5 * (2 + 3)) / 4)
+    assert at[0.01]["gain"] == pytest.approx(2.125 - 1.5)
+    assert at[0.01]["ratio"] == pytest.approx(2.125 / 1.5)
     assert at[0.5]["n_kept"] == 2 and at[0.5]["mean_gen_success_20"] == 3.0
     assert at[0.1]["kept_fraction"] == pytest.approx(3 / 6)
 
 
 def test_thresholds_that_keep_nothing_say_so():
     features = pl.DataFrame(
-        {"output_score": [0.001, 0.002], "gen_success_20": [1.0, None]},
-        schema={"output_score": pl.Float64, "gen_success_20": pl.Float64},
+        {
+            "output_score": [0.001, 0.002],
+            "gen_success_20": [1.0, None],
+            "steering_weight": [2.0, None],
+        },
+        schema={
+            "output_score": pl.Float64,
+            "gen_success_20": pl.Float64,
+            "steering_weight": pl.Float64,
+        },
     )
     row = threshold_rows(features, [0.5]).row(0, named=True)
     assert row["n_kept"] == 0 and row["mean_gen_success_20"] is None and row["gain"] is None
