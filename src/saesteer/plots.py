@@ -220,7 +220,7 @@ def findings_html(found: dict, run: str) -> str:
         ("Layer with the highest mean input score", _number(found["peak_input_layer"])),
         ("Layer with the highest mean output score", _number(found["peak_output_layer"])),
         (
-            "Mean GenSuccess@20 at the best factor, all steered features",
+            "Mean GenSuccess@20 at the best factor, steered features weighted",
             f"{_number(found['mean_gen_success_20'])} (n={found['n_steered']})",
         ),
     ]
@@ -266,6 +266,9 @@ if its logit lens named only those tokens. Input scores below it carry no signal
 {filtered}
 </table>
 <p>GenSuccess@20 is read at each feature's best factor; "—" means the data cannot say
-(a stage not run, or no feature kept).</p>
+(a stage not run, or no feature kept). Its means weight each steered feature by the
+features it stands for (its output-score stratum's size over the steered features in it,
+per layer: <code>generation.output_strata</code>), so they estimate the mean over all
+scored features of the group, whichever features were drawn for steering.</p>
 </body></html>
 """
