@@ -365,12 +365,13 @@ def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
     assert {path: path.stat().st_mtime_ns for path in kept} == kept
     assert len(list((out / "layers/2").glob("sae-*"))) == 1
     assert _jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout) == []
-    # Retraining (or rerunning after deleting results/ with .snakemake/ kept) describes
-    # the new SAEs once: the run after it plans nothing, rather than replanning every
-    # layer from a stamp read before training.
-    result = run_snakemake(tmp_path, tiny_config, *targets, "--forcerun", "train_sae")
+    # A rerun after deleting results/ (.snakemake/ kept) trains and describes the SAEs
+    # again, once: the run after it plans nothing, rather than replanning every layer from
+    # a weights stamp read before training.
+    shutil.rmtree(out)
+    result = run_snakemake(tmp_path, tiny_config, *targets)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert ("sae", "2") in _jobs(result.stdout + result.stderr)
+    assert ("train_sae", "2") in _jobs(result.stdout + result.stderr)
     assert _jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout) == []
 
 
