@@ -5,12 +5,12 @@ CORES ?= all
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-# Debian packages that carry the default corpus's English text (see README, "Corpus").
+# Debian packages that carry the default corpus's English text (see docs/method.md, "Corpus").
 CORPUS_DEBS := debian-handbook python3.11-doc fortunes
 # The browser the report test opens the HTML report in (its own driver: nothing downloaded).
 BROWSER_DEBS := chromium chromium-driver
 
-.PHONY: install corpus-deps browser-deps paper-data demo report test lint bench clean
+.PHONY: install corpus-deps browser-deps paper-data demo report test test-fast lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -66,7 +66,11 @@ lint: install corpus-deps
 test: lint browser-deps
 	pytest
 
-# Speed of the fast paths against reference-style loops, same process (see README).
+# The fast loop: everything but the Snakemake, browser and SLURM tiers.
+test-fast: install
+	pytest -m "not workflow"
+
+# Speed of the fast paths against reference-style loops, same process (see docs/speed.md).
 # Mining reads the demo's tokenized corpus: run `make demo` first.
 bench: install
 	python benchmarks/bench_output_score.py $(BENCH_ARGS)

@@ -18,9 +18,10 @@ import polars as pl
 import torch
 from common import bench_parser, run_layers, steered_generate, timed
 
-from saesteer.concepts import chat_ids, end_of_turn_ids, generate_concepts
+from saesteer.concepts.answers import chat_ids, end_of_turn_ids, generate_concepts
+from saesteer.concepts.instructions import concept_instructions
+from saesteer.config import settings_for
 from saesteer.generation import SamplingSettings
-from saesteer.instructions import concept_instructions
 from saesteer.steering import steering_directions
 
 
@@ -60,7 +61,9 @@ def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
         "sae": dict(zip(features, rows, strict=True)),
         "diffmean": dict(zip(features, rows.flip(-1), strict=True)),  # any other direction
     }
-    settings = SamplingSettings(max_new_tokens=128, stop=None, batch_size=args.batch_size)
+    settings = settings_for(
+        SamplingSettings, max_new_tokens=128, stop=None, batch_size=args.batch_size
+    )
     factors = args.factors
     call = (model, tokenizer, sae, layer, concepts, instructions, factors, directions, 5, 0)
     frame, batched_s, batched_mib = timed(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from common import bench_parser, run_layers, steered_generate, timed
 
+from saesteer.config import settings_for
 from saesteer.generation import FACTOR_GRID, SamplingSettings, generate_grid
 from saesteer.prompts import PREFIXES, encode_prompt
 
@@ -44,7 +45,7 @@ def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
     generator = torch.Generator().manual_seed(layer)
     features = torch.randperm(sae.cfg.d_sae, generator=generator)[: args.features].tolist()
     prefixes = list(PREFIXES[: args.prefixes])
-    settings = SamplingSettings(batch_size=args.batch_size)
+    settings = settings_for(SamplingSettings, batch_size=args.batch_size)
     factors = list(FACTOR_GRID)
     grid_args = (model, tokenizer, sae, layer, features, factors, prefixes, 0, settings)
     generate_grid(model, tokenizer, sae, layer, features[:1], [0.0, 4.0], prefixes[:2], 0, settings)

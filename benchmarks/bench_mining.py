@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from common import bench_parser, run_layers, timed
 
+from saesteer.config import settings_for
 from saesteer.corpus import read_chunks
 from saesteer.mining import MiningSettings, mine_reference, mine_top_examples
 from saesteer.residuals import collect_residuals
@@ -20,7 +21,7 @@ from saesteer.residuals import collect_residuals
 def bench_layer(model, tokenizer, sae, layer: int, chunks, args, device: str) -> dict:
     generator = torch.Generator().manual_seed(layer)
     features = torch.randperm(sae.cfg.d_sae, generator=generator)[: args.features].tolist()
-    settings = MiningSettings(n_examples=args.n_examples, batch_size=args.batch_size)
+    settings = settings_for(MiningSettings, n_examples=args.n_examples, batch_size=args.batch_size)
     special = tokenizer.all_special_ids
 
     def fast(chunks):

@@ -1,4 +1,4 @@
-"""How well the offline proxy judge (`saesteer.judges.proxy`) agrees with the LLM judge.
+"""How well the offline proxy judge (`saesteer.concepts.judges.proxy`) agrees with the LLM judge.
 
     cd /work/main && .venv/bin/python benchmarks/proxy_calibration.py \\
         /tmp/released_concepts.parquet --out /tmp/proxy_calibration.json
@@ -46,16 +46,20 @@ import pandas as pd
 from scipy.stats import rankdata, spearmanr
 from tqdm import tqdm
 
-from saesteer.judges.base import Item
-from saesteer.judges.proxy import ProxyJudge, ProxySettings, after, distinct_share
+from saesteer.concepts.judges.base import Item
+from saesteer.concepts.judges.proxy import ProxyJudge, ProxySettings, after, distinct_share
+from saesteer.config import settings_for
 
 MODEL = "smollm2-135m-instruct"
 FIT_LAYER = 20
 SPLITS = {"layer31": [31], "layer20": [20], "all": [20, 31]}
 FLUENCY = ("perplexity_given_instruction", "distinct_after")  # the current signals
 BEFORE_FLUENCY = ("perplexity", "distinct")  # the whole text, alone after BOS
-BEFORE = ProxySettings(
-    instruction_similarity=(0.1, 0.6), fluency_perplexity=(60.0, 4.0), distinct_words=(0.2, 0.5)
+BEFORE = settings_for(
+    ProxySettings,
+    instruction_similarity=(0.1, 0.6),
+    fluency_perplexity=(60.0, 4.0),
+    distinct_words=(0.2, 0.5),
 )
 SIMILARITY_GRID = np.round(np.arange(-0.2, 0.9001, 0.01), 3)
 PERPLEXITY_GRID = np.round(np.geomspace(1.5, 2000.0, 36), 3)
@@ -157,7 +161,9 @@ def load_judge(resources: Path, batch_size: int) -> ProxyJudge:
     from saesteer.models import EmbeddedSource, load_model
 
     model, tokenizer = load_model(EmbeddedSource(MODEL).resolve(resources), device="cpu")
-    return ProxyJudge(ProxySettings(batch_size=batch_size), model, tokenizer, MODEL, resources)
+    return ProxyJudge(
+        settings_for(ProxySettings, batch_size=batch_size), model, tokenizer, MODEL, resources
+    )
 
 
 def load_or_compute(answers, judge, cache: Path, recompute: bool) -> tuple[pd.DataFrame, bool]:
@@ -279,7 +285,8 @@ def fit(signals: pd.DataFrame) -> ProxySettings:
         exact[p] = (rounded(np.minimum(by_ppl, by_dis)) == llm).mean(1)
 
     def settings(p, d):
-        return ProxySettings(
+        return settings_for(
+            ProxySettings,
             instruction_similarity=tuple(sim[i]),
             fluency_perplexity=tuple(ppl[p]),
             distinct_words=tuple(dis[d]),
@@ -341,7 +348,7 @@ def main(argv=None):
 
     fitted = fit(signals)
     proxies = {
-        "defaults": (ProxySettings(), FLUENCY),
+        "defaults": (settings_for(ProxySettings), FLUENCY),
         "L20 fit": (fitted, FLUENCY),
         "before": (BEFORE, BEFORE_FLUENCY),
     }

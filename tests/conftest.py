@@ -4,46 +4,27 @@ and SAE-Lens SAEs."""
 from __future__ import annotations
 
 import copy
-import os
+import inspect
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-TINY_LAYERS, TINY_D_MODEL, TINY_VOCAB = 4, 64, 128
-# Sizes the tiny Llama and the tiny Gemma-2 share.
-TINY_SIZES = {
-    "vocab_size": TINY_VOCAB,
-    "hidden_size": TINY_D_MODEL,
-    "intermediate_size": 128,
-    "num_hidden_layers": TINY_LAYERS,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 128,
-}
-
-
-def _word_tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = ["<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(TINY_VOCAB - 3)]
-    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
-    )
-    # A chat template, so concept steering can treat it as an instruction-tuned model.
-    tokenizer.chat_template = (
-        "{% for m in messages %}<s> w5 {{ m['content'] }} </s> {% endfor %}"
-        "{% if add_generation_prompt %}w6 {% endif %}"
-    )
-    return tokenizer
+from tests.helpers import (
+    REPO,
+    TABLE,
+    TINY_ARCHITECTURES,
+    TINY_LAYERS,
+    TINY_SIZES,
+    TRAINED,
+    TRAINED_TARGETS,
+    concept_config,
+    make_tiny_config,
+    run_snakemake,
+    save_sae,
+    word_tokenizer,
+)
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +35,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     config = LlamaConfig(**TINY_SIZES, tie_word_embeddings=False)
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(path)
-    _word_tokenizer().save_pretrained(path)
+    word_tokenizer().save_pretrained(path)
     return path
 
 
@@ -81,7 +62,7 @@ def tiny_gemma2_dir(tmp_path_factory) -> Path:
     with torch.no_grad():  # random init gives tiny logits, which no cap would touch
         model.get_output_embeddings().weight.mul_(8.0)
     model.save_pretrained(path)
-    _word_tokenizer().save_pretrained(path)
+    word_tokenizer().save_pretrained(path)
     return path
 
 
@@ -108,11 +89,8 @@ def tiny_gemma3_dir(tmp_path_factory) -> Path:
     with torch.no_grad():  # random init gives near-uniform logits: make them peaked
         model.get_output_embeddings().weight.mul_(8.0)
     model.save_pretrained(path)
-    _word_tokenizer().save_pretrained(path)
+    word_tokenizer().save_pretrained(path)
     return path
-
-
-TINY_ARCHITECTURES = ("llama", "gemma2", "gemma3")
 
 
 @pytest.fixture(scope="session", params=TINY_ARCHITECTURES)
@@ -142,20 +120,6 @@ def embedded_model():
     )
 
 
-def save_sae(path: Path, layer: int, d_in: int = TINY_D_MODEL, d_sae: int = 256, seed: int = 0):
-    """A real SAE-Lens SAE with random weights, saved with SAE-Lens."""
-    from sae_lens import StandardSAE, StandardSAEConfig
-    from sae_lens.saes.sae import SAEMetadata
-
-    torch.manual_seed(seed)
-    cfg = StandardSAEConfig(
-        d_in=d_in, d_sae=d_sae, metadata=SAEMetadata(hook_name=f"model.layers.{layer}")
-    )
-    sae = StandardSAE(cfg)
-    sae.save_model(path)
-    return sae
-
-
 @pytest.fixture(scope="session")
 def tiny_saes(tmp_path_factory) -> Path:
     """SAE-Lens directories `layer_<L>` for every layer of the tiny model."""
@@ -182,28 +146,6 @@ def tiny_config(tiny_model_dir, tiny_saes, tiny_corpus) -> dict:
     return make_tiny_config(tiny_model_dir, tiny_saes, tiny_corpus)
 
 
-def make_tiny_config(tiny_model_dir: Path, tiny_saes: Path, tiny_corpus: Path) -> dict:
-    return {
-        "run": "tiny",
-        "model": {"source": f"local:{tiny_model_dir}", "device": "cpu"},
-        "sae": {"source": "local", "path": f"{tiny_saes}/layer_{{layer}}"},
-        "corpus": {"sources": [], "files": [str(tiny_corpus)], "context_size": 32},
-        "features": {"random": 8, "seed": 1},
-        "logit_lens": {"top_k": 20},
-        "output_score": {"top_k": 5, "robustness_prompts": ["w1 w2", "w3"]},
-        "activations": {"n_examples": 20, "mine": {"context_before": 4, "context_after": 2}},
-        "input_score": {"top_k": 5, "min_examples": 5},
-        "generation": {
-            "factors": [0.0, 2.0, 8.0],
-            "prefixes": ["w1 w2", "w3", "w4"],
-            "n_prefixes": 2,
-            "max_features": 6,
-            "max_new_tokens": 4,
-        },
-        "layers": {1: {}, 2: {"features": [0, 3, 7, 255]}},
-    }
-
-
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_model_dir, tiny_saes, tiny_corpus):
     """One finished tiny run per session; tests get a copy (outputs, mtimes, metadata)."""
@@ -214,87 +156,32 @@ def tiny_run(tmp_path_factory, tiny_model_dir, tiny_saes, tiny_corpus):
     return workdir, config
 
 
+@pytest.fixture(scope="session")
+def concept_run(tmp_path_factory, tiny_model_dir, tiny_saes, tiny_corpus):
+    """One tiny run with concept steering at layer 2 and the proxy judge, per session,
+    up to the concept table."""
+    workdir = tmp_path_factory.mktemp("concept_run")
+    config = concept_config(make_tiny_config(tiny_model_dir, tiny_saes, tiny_corpus))
+    result = run_snakemake(workdir, config, TABLE)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, config
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_model_dir, tiny_saes, tiny_corpus):
+    """One tiny run that trains its SAEs (layers 1 and 3), per session."""
+    workdir = tmp_path_factory.mktemp("trained_run")
+    config = {**make_tiny_config(tiny_model_dir, tiny_saes, tiny_corpus), **copy.deepcopy(TRAINED)}
+    result = run_snakemake(workdir, config, *TRAINED_TARGETS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, config
+
+
 @pytest.fixture
 def finished_run(tmp_path, tiny_run):
     workdir, config = tiny_run
     shutil.copytree(workdir, tmp_path, symlinks=True, dirs_exist_ok=True)
     return tmp_path, copy.deepcopy(config)
-
-
-def run_snakemake(
-    workdir: Path, config: dict, *args: str, env: dict | None = None
-) -> subprocess.CompletedProcess:
-    """Run the real workflow in `workdir` on `config`, with this interpreter's tools first
-    on PATH; `env` adds or replaces variables."""
-    config_file = workdir / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    env = {**os.environ, **(env or {})}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    cmd = [
-        "snakemake",
-        "--snakefile",
-        str(REPO / "workflow" / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(config_file),
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
-
-
-def reference_topk(model, direction: torch.Tensor, k: int):
-    """Independent path: make `direction` the last block's output and run the model itself."""
-    from saesteer.models import decoder_layers
-
-    last = decoder_layers(model)[-1]
-
-    def replace(module, inputs, output):
-        hidden = output[0] if isinstance(output, tuple) else output
-        hidden = direction.expand_as(hidden).clone()
-        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
-
-    handle = last.register_forward_hook(replace)
-    try:
-        logits = model(torch.tensor([[1]])).logits[0, -1]
-    finally:
-        handle.remove()
-    return torch.softmax(logits, -1).topk(k)
-
-
-def random_sae(kind: str, layer: int = 1, d_in: int = TINY_D_MODEL, d_sae: int = 256, seed=0):
-    """An SAE-Lens SAE of architecture `kind` with random weights and non-zero biases.
-
-    `topk` rescales by decoder norm, so its effective decoder rows are not W_dec's rows;
-    `jumprelu` has thresholds that switch off part of the latents."""
-    from sae_lens import (
-        JumpReLUSAE,
-        JumpReLUSAEConfig,
-        StandardSAE,
-        StandardSAEConfig,
-        TopKSAE,
-        TopKSAEConfig,
-    )
-    from sae_lens.saes.sae import SAEMetadata
-
-    metadata = SAEMetadata(hook_name=f"model.layers.{layer}")
-    common = {"d_in": d_in, "d_sae": d_sae, "metadata": metadata}
-    torch.manual_seed(seed)
-    sae = {
-        "standard": lambda: StandardSAE(StandardSAEConfig(**common)),
-        "topk": lambda: TopKSAE(TopKSAEConfig(**common, k=16, rescale_acts_by_decoder_norm=True)),
-        "jumprelu": lambda: JumpReLUSAE(JumpReLUSAEConfig(**common)),
-    }[kind]()
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        sae.W_dec.mul_(1 + torch.rand(d_sae, 1, generator=generator))
-        sae.b_dec.copy_(0.1 * torch.randn(d_in, generator=generator))
-        sae.b_enc.copy_(0.05 * torch.randn(d_sae, generator=generator))
-        if kind == "jumprelu":
-            sae.threshold.copy_(0.05 * torch.rand(d_sae, generator=generator))
-    return sae.eval().requires_grad_(False)
 
 
 @pytest.fixture(scope="session")
@@ -325,3 +212,24 @@ def smollm2_tokenizer():
     return AutoTokenizer.from_pretrained(
         EmbeddedSource("smollm2-135m-instruct").resolve(REPO / "resources")
     )
+
+
+# What in a test's source means it runs Snakemake (itself or through a fixture).
+SNAKEMAKE_USES = (
+    "run_snakemake(",
+    "_in_clone(",
+    "finished_run",
+    "tiny_run",
+    "concept_run",
+    "trained_run",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """A test that runs Snakemake (or drives a browser) carries its tier's marker, so
+    `pytest -m "not workflow"` stays the fast loop."""
+    for item in items:
+        source = inspect.getsource(item.function) if hasattr(item, "function") else ""
+        runs = any(word in source for word in SNAKEMAKE_USES)
+        if runs and not item.get_closest_marker("workflow"):
+            raise pytest.UsageError(f"{item.nodeid} runs Snakemake: mark it workflow")

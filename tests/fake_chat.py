@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from saesteer.judges.chat import BEGIN, END
+from saesteer.concepts.judges.chat import BEGIN, END
 
 PATH = "/v1/chat/completions"
 

@@ -10,13 +10,13 @@ import pytest
 
 from saesteer.activations import (
     ACTIVATIONS_SCHEMA,
-    ActivationsError,
     Example,
     activations_frame,
     export_files,
     import_bulk_export,
     parse_example,
 )
+from saesteer.errors import ActivationsError, DataFileError
 from saesteer.features import FEATURES_SCHEMA, features_frame
 from saesteer.io import write_parquet
 
@@ -97,7 +97,7 @@ def test_bulk_import_through_the_cli_writes_the_schema(export, tmp_path):
 
 def test_bulk_import_errors_name_the_file_and_line(tmp_path):
     write_batch(tmp_path / "bad.jsonl.gz", [record("3-res", 1, 1.0), "{broken\n"])
-    with pytest.raises(ActivationsError, match=r"bad.jsonl.gz:2: not valid JSON"):
+    with pytest.raises(DataFileError, match=r"bad.jsonl.gz:2: not valid JSON"):
         import_bulk_export([tmp_path / "bad.jsonl.gz"], "3-res", [1], 10)
     write_batch(tmp_path / "index.jsonl.gz", [{**record("3-res", 1, 1.0), "index": "x"}])
     with pytest.raises(ActivationsError, match=r"index.jsonl.gz:1: 'index' 'x' is not"):

@@ -1,7 +1,5 @@
 """Aggregation, findings and plots on small hand-made Parquet files with known answers."""
 
-import math
-
 import numpy as np
 import polars as pl
 import pytest
@@ -11,79 +9,14 @@ from saesteer.aggregate import (
     SUMMARY_SCHEMA,
     feature_table,
     findings,
-    summary_table,
     threshold_rows,
 )
-from saesteer.plots import PLOTS, findings_html, write_plots
-
-# layer -> feature -> (input score, output score, best factor, GenSuccess@20 at it)
-SCORES = {
-    2: {10: (0.9, 0.0, 0.2, 0.0), 11: (0.6, 0.001, 0.4, 0.5), 12: (0.7, 0.02, 2.0, 1.0)},
-    8: {10: (0.1, 0.3, 4.0, 2.0), 11: (0.0, 0.6, 6.0, 3.0), 12: (0.8, 0.7, None, None)},
-}
-
-CHANCE = {2: 0.05, 8: 0.2}  # each layer's input-score chance level
-
-
-def write_layer(root, layer: int, with_sae_metrics: bool = True, with_steering: bool = True):
-    rows = SCORES[layer]
-    out = root / "layers" / str(layer)
-    out.mkdir(parents=True)
-    features = list(rows)
-    pl.DataFrame({"layer": layer, "feature": features}).write_parquet(out / "features.parquet")
-    lens = [(layer, f, r, 100 + r, f"t{f}_{r}") for f in features for r in (1, 0)]
-    pl.DataFrame(
-        lens, schema=["layer", "feature", "rank", "token_id", "token"], orient="row"
-    ).write_parquet(out / "logit_lens.parquet")
-    pl.DataFrame(
-        {
-            "feature": features,
-            "input_score": [v[0] for v in rows.values()],
-            "n_examples": 50,
-            "input_score_chance": CHANCE[layer],
-        }
-    ).write_parquet(out / "input_scores.parquet")
-    pl.DataFrame(
-        {"feature": features, "output_score": [v[1] for v in rows.values()]}
-    ).write_parquet(out / "output_scores.parquet")
-    if with_steering:
-        gs = [v[3] for v in rows.values()]
-        pl.DataFrame(
-            {
-                "feature": features,
-                "best_factor": [v[2] for v in rows.values()],
-                "gen_success_1": gs,
-                "gen_success_5": gs,
-                "gen_success_20": gs,
-                "perplexity": [30.0] * 3,
-            },
-            schema_overrides={"best_factor": pl.Float64, "gen_success_20": pl.Float64},
-        ).write_parquet(out / "best_factors.parquet")
-    if with_sae_metrics:
-        pl.DataFrame(
-            {
-                "variance_explained": [0.8],
-                "ce_loss_recovered": [0.9],
-                "l0": [64.0],
-                "dead_fraction": [0.01],
-            }
-        ).write_parquet(out / "sae_metrics.parquet")
-    kinds = [
-        "features",
-        "logit_lens",
-        "input_scores",
-        "output_scores",
-        "best_factors",
-        "sae_metrics",
-    ]
-    return {kind: out / f"{kind}.parquet" for kind in kinds}
+from tests.helpers import hand_made_tables, write_layer
 
 
 @pytest.fixture
 def tables(tmp_path):
-    layers = {2: write_layer(tmp_path, 2), 8: write_layer(tmp_path, 8, with_sae_metrics=False)}
-    features = feature_table(layers, n_layers=10)
-    return features, summary_table(features)
+    return hand_made_tables(tmp_path)
 
 
 def test_one_row_per_feature_with_every_stage(tables):
@@ -178,28 +111,3 @@ def test_thresholds_that_keep_nothing_say_so():
     )
     row = threshold_rows(features, [0.5]).row(0, named=True)
     assert row["n_kept"] == 0 and row["mean_gen_success_20"] is None and row["gain"] is None
-
-
-def test_plots_and_the_findings_page(tables, tmp_path):
-    features, summary = tables
-    paths = write_plots(features, summary, tmp_path / "plots")
-    assert [p.stem for p in paths] == list(PLOTS)
-    for path in paths:
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
-    page = findings_html(findings(features, summary), "hand-made")
-    assert '<table id="findings">' in page and '<table id="thresholds">' in page
-    assert "<td>0.167</td>" in page  # the share with both scores > 0.5
-    assert '<table id="layers">' in page
-    row = "<tr><td>8</td><td>0.9</td><td>3</td><td>0.1</td><td>0.3</td><td>0.2</td><td>0.6</td>"
-    assert row + "<td>0.533</td></tr>" in page
-
-
-def test_plots_without_steering_data_still_draw(tmp_path):
-    files = write_layer(tmp_path, 2, with_steering=False)
-    features = feature_table({2: files}, n_layers=10)
-    paths = write_plots(features, summary_table(features), tmp_path / "plots")
-    assert all(p.stat().st_size > 5_000 for p in paths)
-    found = findings(features, summary_table(features))
-    assert found["n_steered"] == 0 and found["mean_gen_success_20"] is None
-    assert all(row["gain"] is None for row in found["thresholds"])
-    assert not math.isnan(found["pearson_input_output"])

@@ -4,6 +4,7 @@ import polars as pl
 import pytest
 
 from saesteer.best_factor import BEST_FACTORS_SCHEMA, BestFactorSettings, choose_best_factors
+from saesteer.config import settings_for
 
 
 def metrics(rows) -> pl.DataFrame:
@@ -41,7 +42,7 @@ TABLE = metrics(
 
 
 def test_the_papers_rule():
-    best = choose_best_factors(TABLE, BestFactorSettings())
+    best = choose_best_factors(TABLE, settings_for(BestFactorSettings))
     assert best.columns == list(BEST_FACTORS_SCHEMA)
     rows = {r["feature"]: r for r in best.iter_rows(named=True)}
     assert [rows[f]["best_factor"] for f in (1, 2, 3, 4)] == [2.0, 0.2, None, 1.2]
@@ -56,21 +57,21 @@ def test_the_papers_rule():
 
 
 def test_normalization_changes_the_objective_not_the_choice():
-    normalized = choose_best_factors(TABLE, BestFactorSettings(normalization="max"))
-    raw = choose_best_factors(TABLE, BestFactorSettings(normalization="none"))
+    normalized = choose_best_factors(TABLE, settings_for(BestFactorSettings, normalization="max"))
+    raw = choose_best_factors(TABLE, settings_for(BestFactorSettings, normalization="none"))
     assert normalized["best_factor"].to_list() == raw["best_factor"].to_list()
     assert raw.filter(pl.col("feature") == 1)["objective"].item() == pytest.approx(2.0 / 20.0)
 
 
 def test_the_cap_is_configurable():
-    best = choose_best_factors(TABLE, BestFactorSettings(max_gen_success=10.0))
+    best = choose_best_factors(TABLE, settings_for(BestFactorSettings, max_gen_success=10.0))
     rows = {r["feature"]: r["best_factor"] for r in best.iter_rows(named=True)}
     assert rows[1] == 8.0 and rows[3] == 4.0  # 5.0/10 beats 2.0/20; 4.0 is now allowed
     with pytest.raises(ValueError, match="best_factor.normalization"):
-        BestFactorSettings.from_config({"normalization": "z-score"})
+        settings_for(BestFactorSettings, {"normalization": "z-score"})
 
 
 def test_released_factors_are_joined():
     released = pl.DataFrame({"feature": [1, 4, 99], "released_factor": [0.4, 6.0, 2.0]})
-    best = choose_best_factors(TABLE, BestFactorSettings(), released)
+    best = choose_best_factors(TABLE, settings_for(BestFactorSettings), released)
     assert best["released_factor"].to_list() == [0.4, None, None, 6.0]

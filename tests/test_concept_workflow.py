@@ -3,43 +3,24 @@ chat-completions judge against a loopback fake server."""
 
 import copy
 import json
+import shutil
 
 import polars as pl
 import pytest
 
 from saesteer.cli import main
-from tests.conftest import run_snakemake
 from tests.fake_chat import FakeChat, Reply
-from tests.test_workflow import _jobs
-
-INSTRUCTIONS = ["w1 w2", "w3", "w4 w5 w6", "w7", "w8 w9"]
-TABLE = "results/tiny/concepts/concept_table.html"
-
-
-def concept_config(tiny_config, **judge) -> dict:
-    tiny_config["concepts"] = {
-        "layers": [2],
-        "max_concepts": 3,
-        "instructions": INSTRUCTIONS,
-        "n_instructions": 4,
-        "n_select": 2,
-        "factors": [1.0, 4.0],
-        "max_new_tokens": 6,
-        "diffmean_examples": 5,
-        "thresholds": [0.0],
-        "judge": judge or {"kind": "proxy"},
-    }
-    return tiny_config
+from tests.helpers import TABLE, concept_config, planned_jobs, run_snakemake
 
 
 def _ratings_log(workdir) -> str:
     return (workdir / "results/tiny/logs/concept_ratings/2.log").read_text()
 
 
-def test_concepts_with_the_proxy_judge(tmp_path, tiny_config):
-    config = concept_config(tiny_config)
-    result = run_snakemake(tmp_path, config, TABLE)
-    assert result.returncode == 0, result.stderr[-3000:]
+@pytest.mark.workflow
+def test_concepts_with_the_proxy_judge(tmp_path, concept_run):
+    workdir, config = concept_run
+    shutil.copytree(workdir, tmp_path, symlinks=True, dirs_exist_ok=True)
     out = tmp_path / "results/tiny"
     concepts = pl.read_parquet(out / "layers/2/concepts.parquet")
     assert concepts["feature"].to_list() == [0, 3, 7]  # the first 3 of layer 2's features
@@ -89,9 +70,10 @@ def test_concepts_with_the_proxy_judge(tmp_path, tiny_config):
         edited = copy.deepcopy(config)
         edited["concepts"][section] = value
         dry = run_snakemake(tmp_path, edited, TABLE, "-n")
-        assert {rule for rule, _ in _jobs(dry.stdout)} == rules, section
+        assert {rule for rule, _ in planned_jobs(dry.stdout)} == rules, section
 
 
+@pytest.mark.workflow
 def test_concepts_with_a_chat_judge(tmp_path, tiny_config, monkeypatch):
     with FakeChat(api_key="sk-test", answer=lambda user: "Rating: 2") as server:
         judge = {
@@ -136,7 +118,7 @@ def test_concepts_with_a_chat_judge(tmp_path, tiny_config, monkeypatch):
         out = tmp_path / "ratings.parquet"
         status = main(
             [
-                "concept-judge",
+                "concept-ratings",
                 "--model",
                 str(tmp_path / "results/tiny/model.json"),
                 "--generations",
@@ -152,6 +134,7 @@ def test_concepts_with_a_chat_judge(tmp_path, tiny_config, monkeypatch):
         assert status == 2 and not out.exists() and not list(tmp_path.glob(".ratings*"))
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     "concepts, message",
     [
@@ -194,6 +177,7 @@ def small_release(data, ratings: dict[str, dict]) -> None:
         (data / rel).write_text(json.dumps(content))
 
 
+@pytest.mark.workflow
 def test_table_1_from_the_released_answers_and_ratings(tmp_path, tiny_config):
     """concepts.source released: no answers are generated or judged; the table's SAE rows
     are the released ratings, filtered by this run's output scores."""
@@ -210,7 +194,7 @@ def test_table_1_from_the_released_answers_and_ratings(tmp_path, tiny_config):
     )
     result = run_snakemake(tmp_path, config, TABLE)
     assert result.returncode == 0, result.stderr[-3000:]
-    ran = {rule for rule, _ in _jobs(result.stdout + result.stderr)}
+    ran = {rule for rule, _ in planned_jobs(result.stdout + result.stderr)}
     assert "released_concepts" in ran and not ran & {"concept_generations", "concept_ratings"}
     out = tmp_path / "results/tiny"
     lens = pl.read_parquet(out / "layers/2/output_scores.parquet")

@@ -1,9 +1,10 @@
-import json
 from pathlib import Path
 
 import pytest
 
-from saesteer.config import ConfigError, layer_settings, load_config, validate_config
+from saesteer.config import layer_settings
+from saesteer.errors import ConfigError
+from saesteer.preflight import load_config, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,13 +47,6 @@ def test_layer_sae_override_merges_over_global(tiny_config, tiny_saes):
     config = validate_config(tiny_config)
     assert layer_settings(config, 2)["sae"] == {"source": "local", "path": f"{tiny_saes}/layer_3"}
     assert layer_settings(config, 1)["sae"]["path"] == f"{tiny_saes}/layer_1"
-
-
-def test_feature_file_in_the_papers_format(tiny_config, tmp_path):
-    path = tmp_path / "features.json"
-    path.write_text(json.dumps({"1": [5, 6], "2": [9]}))
-    tiny_config["features"] = {"file": str(path)}
-    validate_config(tiny_config)
 
 
 def _set(config, dotted, value):
@@ -169,70 +163,6 @@ def test_missing_required_field(tiny_config, field):
     assert field.split(".")[-1] in str(err.value)
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("{not json", "not valid JSON"),
-        ("[1, 2]", "expected"),
-        ('{"2": [1]}', "no entry for layer 1"),
-        ('{"1": [], "2": [1]}', 'entry "1" must be a non-empty list'),
-        ('{"1": ["a"], "2": [1]}', 'entry "1" must be a non-empty list'),
-        ('{"1": [3, 3], "2": [1]}', "duplicate ids"),
-        ('{"1": [300], "2": [1]}', "feature ids [300] out of range"),
-    ],
-)
-def test_malformed_feature_file(tiny_config, tmp_path, content, message):
-    path = tmp_path / "features.json"
-    path.write_text(content)
-    tiny_config["features"] = {"file": str(path)}
-    with pytest.raises(ConfigError) as err:
-        validate_config(tiny_config)
-    assert str(path) in str(err.value)
-    assert message in str(err.value)
-
-
-@pytest.mark.parametrize(
-    ("sae", "message"),
-    [
-        ({"source": "saelens", "id": "x"}, "sae.release: required"),
-        ({"source": "saelens", "release": "no-such-release", "id": "x"}, "unknown SAE-Lens"),
-        (
-            {"source": "saelens", "release": "gemma-scope-2b-pt-res-canonical", "id": "nope"},
-            "sae.id: 'nope' (layer 1) is not in release",
-        ),
-        ({"source": "local"}, "sae.path: required"),
-    ],
-)
-def test_bad_sae_settings(tiny_config, sae, message):
-    tiny_config["sae"] = sae
-    with pytest.raises(ConfigError) as err:
-        validate_config(tiny_config)
-    assert message in str(err.value)
-
-
-def test_saelens_release_config_passes_offline(tiny_config):
-    tiny_config["model"]["source"] = "hf:google/gemma-2-2b"
-    tiny_config["sae"] = {
-        "source": "saelens",
-        "release": "gemma-scope-2b-pt-res-canonical",
-        "id": "layer_{layer}/width_16k/canonical",
-        "d_sae": 16384,
-    }
-    config = validate_config(tiny_config)
-    assert layer_settings(config, 2)["sae"]["id"] == "layer_2/width_16k/canonical"
-
-
 def test_load_config_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
-
-
-def test_neuronpedia_source_needs_no_corpus(tiny_config):
-    tiny_config["corpus"]["files"] = ["/no/such/*.txt"]
-    tiny_config["activations"] = {
-        "source": "neuronpedia",
-        "neuronpedia": {"model_id": "gemma-2-2b", "source": "{layer}-gemmascope-res-16k"},
-    }
-    config = validate_config(tiny_config)
-    assert config["activations"]["neuronpedia"]["api_key_env"] == "NEURONPEDIA_API_KEY"
-    assert config["input_score"] == {"top_k": 5, "max_examples": 100, "min_examples": 5}

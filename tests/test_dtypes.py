@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 import torch
 
-from saesteer.concepts import generate_concepts
-from saesteer.diffmean import diffmean_directions
+from saesteer.concepts.answers import generate_concepts
+from saesteer.concepts.diffmean import diffmean_directions
+from saesteer.config import settings_for
 from saesteer.gen_metrics import perplexities, text_tokens
 from saesteer.generation import GENERATIONS_SCHEMA, SamplingSettings, generate_grid
 from saesteer.logit_lens import logit_lens_topk
@@ -22,8 +23,8 @@ from saesteer.prompts import encode_prompt
 from saesteer.residuals import collect_residuals
 from saesteer.sae_metrics import sae_metrics
 from saesteer.steering import steering_directions
-from tests.conftest import TINY_ARCHITECTURES, TINY_VOCAB, random_sae
 from tests.device_audit import Float64OnDevice
+from tests.helpers import TINY_ARCHITECTURES, TINY_VOCAB, random_sae
 
 LAYER = 1
 FEATURES = [0, 3, 17, 64, 128, 255]
@@ -50,11 +51,13 @@ def run_stages(model, tokenizer, sae) -> dict:
     ids, probs = logit_lens_topk(model, sae.W_dec, FEATURES, top_k=8)
     prompt = encode_prompt(tokenizer, "w5 w9 w20 w3")
     score = score_prompt_fast(model, sae, LAYER, prompt, FEATURES, ids[:, :5], 10.0, 4)
-    mining = MiningSettings(n_examples=4, context_before=3, context_after=2, batch_size=5)
+    mining = settings_for(
+        MiningSettings, n_examples=4, context_before=3, context_after=2, batch_size=5
+    )
     top = mine_top_examples(
         collect_residuals(model, [LAYER], chunks)[LAYER], sae, chunks, FEATURES, special, mining
     )
-    sampling = SamplingSettings(max_new_tokens=6, stop=None, batch_size=8)
+    sampling = settings_for(SamplingSettings, max_new_tokens=6, stop=None, batch_size=8)
     grid = generate_grid(
         model, tokenizer, sae, LAYER, FEATURES[:3], [0.0, 4.0], PREFIXES, 0, sampling
     )
@@ -79,7 +82,7 @@ def run_stages(model, tokenizer, sae) -> dict:
         {"sae": dict(zip(FEATURES[:2], rows, strict=True))},
         1,
         0,
-        SamplingSettings(max_new_tokens=5, batch_size=8),
+        settings_for(SamplingSettings, max_new_tokens=5, batch_size=8),
         protocol="chat",
     )
     metrics = sae_metrics(

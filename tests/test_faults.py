@@ -19,14 +19,15 @@ import pytest
 import torch
 import yaml
 
+from saesteer.artifacts import read_artifact
 from saesteer.cli import main as cli_main
-from saesteer.config import ConfigError, load_config, validate_config
-from saesteer.models import ModelError, load_model
-from saesteer.preflight import ArtifactError, read_artifact
-from saesteer.saes import SaeError, load_sae
-from tests.conftest import REPO, run_snakemake, save_sae
+from saesteer.errors import ArtifactError, ConfigError, ModelError, SaeError
+from saesteer.models import load_model
+from saesteer.preflight import load_config, validate_config
+from saesteer.saes import load_sae
+from tests.helpers import REPO, run_snakemake, save_sae
 
-SHIPPED = sorted(p.name for p in (REPO / "config").glob("*.yaml") if p.name != "schema.yaml")
+SHIPPED = sorted(p.name for p in (REPO / "config").glob("*.yaml"))
 
 # Files the shipped configs name that a user downloads: stand-ins of the same format.
 PAPER_IDS = {"20": list(range(0, 1000, 2)), "31": list(range(1, 1000, 2))}
@@ -87,6 +88,7 @@ def _config_layers(name: str) -> set[int]:
 # --- 1. Layering: a config file is the whole run -------------------------------------------
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_readme_dry_run_of_each_shipped_config_from_a_clone(clone, name):
     """`snakemake -n --configfile config/X.yaml` plans exactly X's layers, nothing of the
@@ -106,6 +108,7 @@ def test_readme_dry_run_of_each_shipped_config_from_a_clone(clone, name):
     assert len(_shell_commands(runs[0].stdout)) > 10
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_readme_dry_run_with_the_slurm_profile_from_a_clone(clone, name):
     """The README's cluster command plans the same layers through the SLURM executor."""
@@ -122,6 +125,7 @@ def test_readme_dry_run_with_the_slurm_profile_from_a_clone(clone, name):
     assert _layers(result.stdout) == _config_layers(name)
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_check_config_prints_the_resolved_config(clone, name, monkeypatch):
     """check-config validates and prints exactly what the workflow runs."""
@@ -134,6 +138,7 @@ def test_check_config_prints_the_resolved_config(clone, name, monkeypatch):
     assert json.loads(json.dumps(printed)) == json.loads(json.dumps(expected))
 
 
+@pytest.mark.workflow
 def test_a_one_layer_config_gains_nothing_from_the_demo(clone):
     """A config naming only layer 5 plans layer 5 alone: one SAE to train, not four."""
     (clone / "one.yaml").write_text(
@@ -150,6 +155,7 @@ def test_a_one_layer_config_gains_nothing_from_the_demo(clone):
     assert list(yaml.safe_load(checked.stdout)["layers"]) == ["5"]
 
 
+@pytest.mark.workflow
 def test_no_configfile_runs_the_demo(clone):
     """Without --configfile, the README's `snakemake` runs config/config.yaml."""
     result = _in_clone(clone, "snakemake", "-n", "--cores", "1")
@@ -157,6 +163,7 @@ def test_no_configfile_runs_the_demo(clone):
     assert _layers(result.stdout) == _config_layers("config.yaml")
 
 
+@pytest.mark.workflow
 def test_a_missing_download_names_the_file_and_where_to_get_it(clone, tmp_path):
     """The Concept500 config without the paper's files: a clear error, no job, no output."""
     bare = tmp_path / "bare"
@@ -190,6 +197,7 @@ def _shell_commands(dry_run: str) -> list[str]:
     return sorted(re.findall(r"^Shell command: (saesteer .*)$", dry_run, re.M))
 
 
+@pytest.mark.workflow
 def test_a_finished_run_rewritten_with_sorted_keys_plans_nothing(finished_run):
     """Against Snakemake's own params records: nothing reruns."""
     workdir, config = finished_run
@@ -207,6 +215,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256((path / "sae_weights.safetensors").read_bytes()).hexdigest()
 
 
+@pytest.mark.workflow
 def test_new_training_settings_never_remove_a_trained_sae(tmp_path, tiny_config):
     """Run as root (CI is): new settings train into a new directory; the old SAE stays,
     byte for byte, and going back to the old settings retrains nothing."""
@@ -282,6 +291,7 @@ def test_out_of_range_numbers_are_refused_naming_the_field(tiny_config, field, v
         validate_config(tiny_config)
 
 
+@pytest.mark.workflow
 def test_a_nan_in_a_yaml_file_stops_the_workflow_before_any_job(tmp_path, tiny_config):
     """`.nan` in the file: the workflow stops at parse time, naming the field."""
     tiny_config["generation"]["temperature"] = math.nan
@@ -291,6 +301,7 @@ def test_a_nan_in_a_yaml_file_stops_the_workflow_before_any_job(tmp_path, tiny_c
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.workflow
 def test_integers_in_number_fields_become_floats(tiny_config):
     """10 and 10.0 are one value downstream."""
     tiny_config["output_score"]["factor"] = 10
@@ -317,6 +328,7 @@ def _local_sae_run(tmp_path, tiny_config):
     return sae_dir
 
 
+@pytest.mark.workflow
 def test_changed_sae_weights_rerun_the_layer_even_with_an_older_mtime(tmp_path, tiny_config):
     """Weights replaced by a copy that keeps an old mtime (cp -p): the layer reruns; a
     missing weights file is a clear error before any job."""
@@ -344,6 +356,7 @@ def test_changed_sae_weights_rerun_the_layer_even_with_an_older_mtime(tmp_path, 
     assert sae_json.is_file()  # nothing was removed
 
 
+@pytest.mark.workflow
 def test_a_truncated_parquet_stops_the_run_and_keeps_every_output(finished_run):
     """A truncated upstream file: the error names it, its rule and --forcerun; the good
     downstream files stay; `--forcerun <rule>` recovers."""
@@ -380,6 +393,7 @@ def test_a_job_reading_a_bad_parquet_names_the_file_and_the_rule(tmp_path, caplo
         read_artifact(bad.with_name("logit_lens.parquet"))
 
 
+@pytest.mark.workflow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_a_cuda_device_without_cuda_is_a_config_error(tmp_path, tiny_config):
     """Caught by the config check (and check-config), not inside a job."""
@@ -394,6 +408,7 @@ def test_a_cuda_device_without_cuda_is_a_config_error(tmp_path, tiny_config):
     assert run_snakemake(tmp_path, tiny_config, "-n").returncode == 0
 
 
+@pytest.mark.workflow
 def test_a_model_json_whose_model_is_gone(finished_run, tmp_path):
     """model.json naming a directory that no longer exists: a clear error before the
     first job that would read it, and from a job loading it directly; --forcerun model

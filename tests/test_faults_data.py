@@ -8,23 +8,21 @@ import logging
 import polars as pl
 import pytest
 
-from saesteer.activations import ActivationsError, import_bulk_export
+from saesteer.activations import import_bulk_export
 from saesteer.cli import main
+from saesteer.concepts.judges.base import Item, Judge, JudgeCache, judge_items
+from saesteer.concepts.judges.chat import ChatJudge, ChatSettings
+from saesteer.config import settings_for
+from saesteer.errors import (
+    ActivationsError,
+    DataFileError,
+    JudgeError,
+    SaesteerError,
+)
 from saesteer.features import FEATURES_SCHEMA, features_frame
 from saesteer.io import read_json, write_parquet
-from saesteer.judges.base import Item, Judge, JudgeCache, JudgeError, judge_items
-from saesteer.judges.chat import ChatJudge, ChatSettings
-from saesteer.neuronpedia import (
-    NeuronpediaError,
-    NeuronpediaSettings,
-    feature_explanations,
-    fetch_features,
-)
-from saesteer.released import (
-    ReleasedDataError,
-    read_released_best_factors,
-    read_released_generations,
-)
+from saesteer.neuronpedia import NeuronpediaSettings, feature_explanations, fetch_features
+from saesteer.released import read_released_best_factors, read_released_generations
 from tests.fake_chat import FakeChat, Reply
 from tests.fake_neuronpedia import MODEL_ID, SOURCE, FakeNeuronpedia, feature_json
 from tests.fake_neuronpedia import Reply as NpReply
@@ -53,7 +51,8 @@ def chat(monkeypatch):
 
 
 def rate_once(url: str) -> float:
-    settings = ChatSettings(
+    settings = settings_for(
+        ChatSettings,
         base_url=url,
         api_key_env=KEY_ENV,
         retries=0,
@@ -190,7 +189,7 @@ def test_a_bad_released_best_factor_names_the_file_and_feature(tmp_path, factor,
     """Imported JSON: a best factor that is not finite and >= 0 is refused, naming it."""
     path = tmp_path / "best.json"
     path.write_text(f'{{"2_4": 0.4, "2_5": {factor}}}')
-    with pytest.raises(ReleasedDataError, match=message) as error:
+    with pytest.raises(SaesteerError, match=message) as error:  # DataFileError for bad JSON
         read_released_best_factors(path, 2)
     assert str(path) in str(error.value)
     path.write_text('{"2_4": 0.4, "2_5": 0.0}')  # a fixed file reads again
@@ -202,7 +201,7 @@ def test_released_generations_with_nan_name_the_file(tmp_path, tiny_model):
     path = tmp_path / "gen_2.0.json"
     path.write_text('{"2_5": ["w1 w2"], "score": NaN}')
     template = str(tmp_path / "gen_{factor}.json")
-    with pytest.raises(ReleasedDataError, match=r"gen_2.0.json: not valid JSON \(NaN"):
+    with pytest.raises(DataFileError, match=r"gen_2.0.json: not valid JSON \(NaN"):
         read_released_generations(template, 2, [5], [2.0], ["w1 w2"], tiny_model[1])
 
 
@@ -210,7 +209,8 @@ LAYER = 3
 
 
 def np_settings(url: str, cache) -> NeuronpediaSettings:
-    return NeuronpediaSettings(
+    return settings_for(
+        NeuronpediaSettings,
         model_id=MODEL_ID,
         source=SOURCE,
         base_url=url,
@@ -250,7 +250,7 @@ def test_a_non_finite_neuronpedia_response_is_refused_and_not_cached(
     """Imported JSON: a Neuronpedia response with a non-finite activation names the URL."""
     api = np_settings(neuronpedia.url, tmp_path)
     neuronpedia.script[8] = [NpReply(200, activation_body(values))]
-    with pytest.raises(NeuronpediaError if "malformed" in message else ActivationsError) as error:
+    with pytest.raises(DataFileError if "malformed" in message else ActivationsError) as error:
         fetch_features(api, LAYER, [8])
     assert error.match(message)
     assert not list(tmp_path.rglob("*.json")) and not list(tmp_path.rglob("*.tmp"))
@@ -274,8 +274,9 @@ def test_a_non_finite_cached_feature_names_the_cache_file(neuronpedia, tmp_path,
     path = api.cache_path(LAYER, 5)
     path.parent.mkdir(parents=True)
     path.write_bytes(cached)
-    with pytest.raises(ActivationsError, match=message):
+    with pytest.raises(DataFileError if "valid JSON" in message else ActivationsError) as error:
         fetch_features(api, LAYER, [5])
+    assert error.match(message)
     assert not neuronpedia.requests  # a cached feature is not fetched again
     path.unlink()  # the rerun after removing the bad file downloads it afresh
     assert len(fetch_features(api, LAYER, [5])[5]) == 12
@@ -290,7 +291,7 @@ def test_a_non_finite_cached_explanation_file_names_the_cache_file(neuronpedia, 
     text = json.dumps(data)
     path.write_text(json.dumps(data | {"frac_nonzero": float("inf")}))  # json writes Infinity
     assert "Infinity" in path.read_text()
-    with pytest.raises(NeuronpediaError, match=f"feature 6: cached {path}: not valid JSON"):
+    with pytest.raises(DataFileError, match=f"feature 6: cached {path}: not valid JSON"):
         feature_explanations(api, LAYER, [6])
     path.write_text(text)
     assert feature_explanations(api, LAYER, [6]) == {6: "sea"}
@@ -336,7 +337,7 @@ def test_a_bad_bulk_export_line_names_the_file_and_line(tmp_path, line, message)
     """Imported JSON: a bulk-export line with a non-finite value or a bad index is refused."""
     path = tmp_path / "batch-0.jsonl.gz"
     write_export(path, [export_line("1", [1.0, 3.0]), line])
-    with pytest.raises(ActivationsError, match=f"batch-0.jsonl.gz:2: {message}"):
+    with pytest.raises(SaesteerError, match=f"batch-0.jsonl.gz:2: {message}"):  # or DataFileError
         import_bulk_export([path], "3-res", [1], 10)
 
 

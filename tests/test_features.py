@@ -3,7 +3,7 @@ import json
 import polars as pl
 import pytest
 
-from saesteer.config import ConfigError
+from saesteer.errors import ConfigError
 from saesteer.features import features_frame, select_features
 
 

@@ -16,7 +16,7 @@ from saesteer.gen_metrics import (
     text_tokens,
 )
 from saesteer.generation import GENERATIONS_SCHEMA
-from tests.conftest import TINY_VOCAB
+from tests.helpers import TINY_VOCAB
 
 
 def lens_frame(tops: dict[int, list[int]]) -> pl.DataFrame:

@@ -6,13 +6,13 @@ import polars as pl
 import pytest
 import torch
 
+from saesteer.config import settings_for
 from saesteer.gen_metrics import score_generations
 from saesteer.generation import (
     GENERATIONS_SCHEMA,
     SamplingSettings,
     generate_grid,
     gumbel,
-    row_seed,
     sample_steered,
     sample_tokens,
     stop_tokens,
@@ -20,8 +20,9 @@ from saesteer.generation import (
 )
 from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
 from saesteer.models import cache_keyword, returned_cache, token_texts
+from saesteer.seeds import row_seed
 from saesteer.steering import steer_reference, steering_directions
-from tests.conftest import TINY_VOCAB, random_sae
+from tests.helpers import TINY_VOCAB, random_sae
 
 PROMPTS = [[1, 5, 9], [1, 40], [1, 7, 7, 7, 30], [1, 100, 3, 4]]
 
@@ -59,7 +60,7 @@ def test_factor_zero_is_unsteered_sampling(any_tiny_model, stops):
     model, _ = any_tiny_model
     sae = random_sae("topk", layer=2)
     prompts = PROMPTS * 2
-    settings = SamplingSettings(max_new_tokens=16, batch_size=8)
+    settings = settings_for(SamplingSettings, max_new_tokens=16, batch_size=8)
     seeds = [row_seed(0, i) for i in range(len(prompts))]
     directions = steering_directions(sae, list(range(len(prompts))))
     got = sample_steered(
@@ -77,7 +78,7 @@ def test_steered_batch_equals_one_row_at_a_time_with_the_public_form(any_tiny_mo
     model, _ = any_tiny_model
     sae = random_sae(kind, layer=1)
     features, factors = [5, 5, 17, 200], [0.5, 4.0, 2.0, 8.0]
-    settings = SamplingSettings(max_new_tokens=10, batch_size=3)  # two batches
+    settings = settings_for(SamplingSettings, max_new_tokens=10, batch_size=3)  # two batches
     seeds = [row_seed(1, i) for i in range(4)]
     got = sample_steered(
         model,
@@ -129,7 +130,7 @@ def test_a_rows_text_does_not_depend_on_its_batch(any_tiny_model, stops):
             seeds,
             stops,
             0,
-            SamplingSettings(max_new_tokens=8, batch_size=size),
+            settings_for(SamplingSettings, max_new_tokens=8, batch_size=size),
         )
         for size in (1, 5, 12)
     ]
@@ -150,7 +151,7 @@ def test_rows_stop_after_their_stop_token(any_tiny_model, stops):
         seeds,
         stops,
         0,
-        SamplingSettings(max_new_tokens=15, batch_size=16),
+        settings_for(SamplingSettings, max_new_tokens=15, batch_size=16),
     )
     for row in got:
         assert not any(stops[t] for t in row[:-1])
@@ -171,7 +172,9 @@ def test_no_sampled_token_falls_outside_the_steps_top_k(any_tiny_model, stops, k
     seeds = [row_seed(5, i) for i in range(len(prompts))]
 
     def sample(top_k):
-        settings = SamplingSettings(temperature=5.0, top_k=top_k, max_new_tokens=10, batch_size=6)
+        settings = settings_for(
+            SamplingSettings, temperature=5.0, top_k=top_k, max_new_tokens=10, batch_size=6
+        )
         directions = steering_directions(sae, [0] * len(prompts))
         zeros = torch.zeros(len(prompts))
         return sample_steered(model, sae, 0, prompts, directions, zeros, seeds, stops, 0, settings)
@@ -204,18 +207,18 @@ def test_top_k_none_is_the_full_vocabulary_bit_for_bit(any_tiny_model, stops):
     factors = torch.tensor([0.0, 2.0, 4.0, 8.0])
 
     def run(top_k):
-        settings = SamplingSettings(top_k=top_k, max_new_tokens=12, batch_size=3)
+        settings = settings_for(SamplingSettings, top_k=top_k, max_new_tokens=12, batch_size=3)
         return sample_steered(
             model, sae, 1, PROMPTS, directions, factors, seeds, stops, 0, settings
         )
 
-    full = SamplingSettings(top_k=None, max_new_tokens=12)
+    full = settings_for(SamplingSettings, top_k=None, max_new_tokens=12)
     expected = [
         reference_sample(model, p, s, full, stops, steer_reference(model, sae, 1, f, c))
         for p, s, f, c in zip(PROMPTS, seeds, [4, 8, 15, 16], factors.tolist(), strict=True)
     ]
     assert run(None) == expected == run(TINY_VOCAB)
-    assert SamplingSettings().top_k == 50
+    assert settings_for(SamplingSettings).top_k == 50
 
 
 def test_top_k_candidates_keep_ties_and_draw_per_row():
@@ -232,7 +235,7 @@ def test_top_k_candidates_keep_ties_and_draw_per_row():
 
     def draw(batch, seed):
         generators = [torch.Generator().manual_seed(seed + r) for r in range(len(batch))]
-        settings = SamplingSettings(temperature=1.0, top_k=2)
+        settings = settings_for(SamplingSettings, temperature=1.0, top_k=2)
         return [sample_tokens(batch, generators, settings).tolist() for _ in range(30)]
 
     both, alone = draw(logits, 0), draw(logits[:1], 0)
@@ -258,19 +261,13 @@ def test_stop_tokens_hold_the_stop_string_or_end_the_sequence(embedded_model):
     )
 
 
-def test_row_seeds_are_stable_and_distinct():
-    assert row_seed(0, 3, 17, 0.4, 2) == row_seed(0, 3, 17, 0.4, 2)
-    seeds = {row_seed(0, 3, f, c, p) for f in range(5) for c in (0.0, 0.2) for p in range(5)}
-    assert len(seeds) == 50 and all(0 <= s < 2**63 for s in seeds)
-
-
 GRID_PREFIXES = ["w1 w2", "w3", "w4 w5 w6"]
 
 
 def test_the_grid_is_every_feature_factor_and_prefix_reproducibly(tiny_model):
     model, tokenizer = tiny_model
     sae = random_sae("topk", layer=2)
-    settings = SamplingSettings(max_new_tokens=6, batch_size=5)
+    settings = settings_for(SamplingSettings, max_new_tokens=6, batch_size=5)
     args = (model, tokenizer, sae, 2, [3, 17], [0.0, 2.0, 8.0], GRID_PREFIXES, 11)
     frame = generate_grid(*args, settings)
     assert frame.columns == list(GENERATIONS_SCHEMA)
@@ -289,7 +286,9 @@ def test_the_grid_is_every_feature_factor_and_prefix_reproducibly(tiny_model):
     assert frame.filter(pl.col("factor") > 0)["seed"].n_unique() == 12
     # Same seed, same Parquet; another batch size too; another seed differs.
     assert generate_grid(*args, settings).equals(frame)
-    assert generate_grid(*args, SamplingSettings(max_new_tokens=6, batch_size=64)).equals(frame)
+    assert generate_grid(
+        *args, settings_for(SamplingSettings, max_new_tokens=6, batch_size=64)
+    ).equals(frame)
     other = generate_grid(*args[:-1], 12, settings)
     assert not other["continuation"].equals(frame["continuation"])
 
@@ -307,7 +306,15 @@ def test_a_strongly_steered_output_feature_raises_gen_success(embedded_model):
     assert ids[0, 0] == word
     prefixes = ["I believe that", "She saw a", "Then the man said:"]
     frame = generate_grid(
-        model, tokenizer, sae, 20, [9], [0.0, 8.0], prefixes, 0, SamplingSettings(max_new_tokens=10)
+        model,
+        tokenizer,
+        sae,
+        20,
+        [9],
+        [0.0, 8.0],
+        prefixes,
+        0,
+        settings_for(SamplingSettings, max_new_tokens=10),
     )
     lens = logit_lens_frame(20, [9], ids, probs, tokenizer)
     metrics = score_generations(frame, lens, tokenizer, model, tokenizer, "smollm2")

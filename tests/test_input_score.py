@@ -1,10 +1,14 @@
 """The input score on hand-built examples whose answers are known."""
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
 
-from saesteer.activations import ActivationsError, Example, activations_frame
+from saesteer.activations import Example, activations_frame, parse_feature_json
+from saesteer.config import settings_for
+from saesteer.errors import ActivationsError
 from saesteer.input_score import (
     InputScoreSettings,
     TokenMapper,
@@ -12,6 +16,7 @@ from saesteer.input_score import (
     score_input,
 )
 from saesteer.logit_lens import LOGIT_LENS_SCHEMA
+from tests.fake_neuronpedia import RECORDED
 
 
 def lens(tokens_by_feature: dict[int, list[int]], layer: int = 4) -> pl.DataFrame:
@@ -48,7 +53,7 @@ def test_hits_over_examples_with_token_ids(tokenizer):
         activations_frame(4, examples),
         lens({1: [10, 11, 12]}),
         tokenizer,
-        InputScoreSettings(top_k=3),
+        settings_for(InputScoreSettings, top_k=3),
     )
     assert scores.rows(named=True) == [
         {
@@ -73,7 +78,7 @@ def test_the_chance_level_counts_examples_peaking_on_frequent_tokens(tokenizer):
         activations_frame(4, examples),
         lens({1: [10, 11, 12], 2: [12, 13, 14]}),
         tokenizer,
-        InputScoreSettings(top_k=3, min_examples=1),
+        settings_for(InputScoreSettings, top_k=3, min_examples=1),
         frequent={11, 50},
     )
     assert scores["input_score_chance"].to_list() == [9 / 16, 9 / 16]
@@ -107,7 +112,7 @@ def test_token_strings_map_by_vocabulary_then_retokenizing(tokenizer):
         2: [peak_on("w10"), peak_on("▁w11"), peak_on(""), peak_on("w13"), peak_on("w12")] * 2
     }
     top = [vocab[w] for w in ("w10", "w11", "w12", "w20")]
-    settings = InputScoreSettings(top_k=3, min_examples=10)
+    settings = settings_for(InputScoreSettings, top_k=3, min_examples=10)
     scores = score_input(activations_frame(4, examples), lens({2: top}), tokenizer, settings)
     assert scores.row(0, named=True)["n_hits"] == 6  # w13 is not in T_3, "" maps to nothing
     assert scores.row(0, named=True)["input_score"] == pytest.approx(0.6)
@@ -118,7 +123,7 @@ def test_min_and_max_examples(tokenizer):
         1: [peak_on("w10", 10)] * 9,  # too few for a score
         2: [peak_on("w10", 10)] * 10 + [peak_on("w50", 50)] * 30,  # only the first 20 count
     }
-    settings = InputScoreSettings(top_k=1, max_examples=20, min_examples=10)
+    settings = settings_for(InputScoreSettings, top_k=1, max_examples=20, min_examples=10)
     scores = score_input(
         activations_frame(4, examples), lens({1: [10], 2: [10], 3: [10]}), tokenizer, settings
     )
@@ -132,8 +137,88 @@ def test_min_and_max_examples(tokenizer):
 def test_bad_inputs_are_named(tokenizer):
     activations = activations_frame(4, {5: [peak_on("w10", 10)]})
     with pytest.raises(ActivationsError, match=r"activations of features \[5\] that are not in"):
-        score_input(activations, lens({1: [10]}), tokenizer, InputScoreSettings(top_k=1))
+        score_input(
+            activations, lens({1: [10]}), tokenizer, settings_for(InputScoreSettings, top_k=1)
+        )
     with pytest.raises(
         ActivationsError, match=r"fewer than input_score.top_k=3 tokens for features \[5\]"
     ):
-        score_input(activations, lens({5: [10, 11]}), tokenizer, InputScoreSettings(top_k=3))
+        score_input(
+            activations, lens({5: [10, 11]}), tokenizer, settings_for(InputScoreSettings, top_k=3)
+        )
+
+
+# Token mapping with real tokenizers: Gemma-3's SentencePiece (vocabulary pieces with "▁",
+# byte-fallback tokens <0x..>; as transformers converts it from the Gemma-3-270M GGUF) and
+# SmolLM2's byte-level BPE ("Ġ" for a leading space, UTF-8 bytes as pieces).
+
+TEXT = "The río's naïve café, über 😀 𓀀 antidisestablishmentarianism  two  spaces\nnew line 1234"
+LONG_WORD = "antidisestablishmentarianism"
+
+
+@pytest.fixture(params=["gemma3", "smollm2"])
+def real_tokenizer(request):
+    return request.getfixturevalue(f"{request.param}_tokenizer")
+
+
+def test_every_vocabulary_piece_maps_to_its_own_id(real_tokenizer):
+    """Neuronpedia shows vocabulary pieces ("▁the", "<0xF0>"): each maps back exactly,
+    by vocabulary lookup, for a text with leading spaces, double spaces, a newline, digits,
+    accents, an emoji, a character only bytes can spell, and a word of several tokens."""
+    ids = real_tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    pieces = real_tokenizer.convert_ids_to_tokens(ids)
+    mapper = TokenMapper(real_tokenizer)
+    assert [mapper(piece, None) for piece in pieces] == ids
+    assert dict(mapper.used) == {"vocabulary": len(ids)}
+    # what the text was chosen to hold, so the test covers it
+    space = "▁" if "▁" in "".join(pieces) else "Ġ"
+    assert sum(p.startswith(space) and len(p) > 1 for p in pieces) >= 5
+    assert len(real_tokenizer(f" {LONG_WORD}", add_special_tokens=False)["input_ids"]) >= 3
+    # 𓀀 is in neither vocabulary: its 4 UTF-8 bytes are 4 tokens after a lone space piece
+    glyph = pieces[pieces.index(space) + 1 :][:4]
+    assert len(glyph) == 4 and all(real_tokenizer.decode([mapper(p, None)]) == "�" for p in glyph)
+    if space == "▁":
+        assert glyph == ["<0xF0>", "<0x93>", "<0x80>", "<0x80>"]  # SentencePiece byte fallback
+
+
+def test_a_space_written_as_the_sentencepiece_mark_or_as_a_space(real_tokenizer):
+    """ "▁the", " the" and (byte-level BPE) "Ġthe" name the same token."""
+    expected = real_tokenizer(" the", add_special_tokens=False)["input_ids"]
+    assert len(expected) == 1
+    mapper = TokenMapper(real_tokenizer)
+    assert mapper("▁the", None) == mapper(" the", None) == expected[0]
+    assert mapper(real_tokenizer.convert_ids_to_tokens(expected)[0], None) == expected[0]
+    assert real_tokenizer.convert_ids_to_tokens(expected)[0] in ("▁the", "Ġthe")
+    assert mapper("the", None) != expected[0]  # no space, another token
+
+
+def test_a_string_of_several_tokens_maps_to_its_first(real_tokenizer):
+    """As the public code does (`input_ids[1]`, the first after BOS); not the last."""
+    ids = real_tokenizer(f" {LONG_WORD}", add_special_tokens=False)["input_ids"]
+    mapper = TokenMapper(real_tokenizer)
+    assert mapper(f"▁{LONG_WORD}", None) == ids[0] != ids[-1]
+    assert mapper.used == {"re-tokenized": 1}
+
+
+def test_decoded_ascii_tokens_map_back(real_tokenizer):
+    """Some Neuronpedia models show decoded text (" the") instead of pieces: a token that
+    decodes to ASCII maps back to itself. A lone UTF-8 byte decodes to "�" and cannot."""
+    ids = real_tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    mapper = TokenMapper(real_tokenizer)
+    decoded = [(real_tokenizer.decode([i]), i) for i in ids]
+    ascii_tokens = [(text, i) for text, i in decoded if text.isascii() and text.strip()]
+    assert len(ascii_tokens) >= 10
+    assert [mapper(text, None) for text, _ in ascii_tokens] == [i for _, i in ascii_tokens]
+
+
+def test_the_recorded_gemma_response_maps_with_gemmas_vocabulary(gemma3_tokenizer):
+    """A real Neuronpedia response (Gemma-2-2B): its pieces are vocabulary pieces of the
+    Gemma-3 real_tokenizer too, but for a few Gemma-2-only merges, which re-tokenize."""
+    examples = parse_feature_json(json.loads(RECORDED.read_text()), "recorded")
+    mapper = TokenMapper(gemma3_tokenizer)
+    ids = [mapper(token, None) for e in examples for token in e.tokens]
+    assert None not in ids
+    assert dict(mapper.used) == {"vocabulary": 378, "re-tokenized": 3}
+    max_tokens = [e.tokens[e.max_token_index] for e in examples]
+    vocab = gemma3_tokenizer.get_vocab()
+    assert [mapper(t, None) for t in max_tokens] == [vocab[t] for t in max_tokens]

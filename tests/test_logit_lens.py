@@ -4,7 +4,7 @@ import torch
 
 from saesteer.logit_lens import LOGIT_LENS_SCHEMA, logit_lens_frame, logit_lens_topk
 from saesteer.models import final_norm, load_model
-from tests.conftest import reference_topk, save_sae
+from tests.helpers import reference_topk, save_sae
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from sae_lens import StandardSAE, StandardSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 
 from saesteer.activations import activations_frame
+from saesteer.config import settings_for
 from saesteer.hooks import block_output, non_sink_positions
 from saesteer.input_score import InputScoreSettings, score_input
 from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
@@ -19,7 +20,7 @@ from saesteer.mining import (
     top_examples_by_feature,
 )
 from saesteer.residuals import collect_residuals
-from tests.conftest import TINY_VOCAB, random_sae
+from tests.helpers import TINY_VOCAB, random_sae
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,8 @@ def test_batched_mining_equals_the_reference_loop(any_tiny_model, chunks, kind, 
     model, tokenizer = any_tiny_model
     sae = random_sae(kind, layer=2)
     features = [0, 17, 100, 255]
-    settings = MiningSettings(
-        n_examples=7, context_before=3, context_after=2, batch_size=batch_size
+    settings = settings_for(
+        MiningSettings, n_examples=7, context_before=3, context_after=2, batch_size=batch_size
     )
     special = tokenizer.all_special_ids
     top = mine_top_examples(
@@ -85,7 +86,7 @@ def test_attention_sinks_are_never_examples(any_tiny_model, chunks):
     features, special = [0, 17, 100, 255], tokenizer.all_special_ids
     planted = chunks.clone()
     planted[::2, 9] = SINK
-    settings = MiningSettings(n_examples=23, context_before=16, context_after=16)
+    settings = settings_for(MiningSettings, n_examples=23, context_before=16, context_after=16)
     with planted_sink(model, SINK):
         hidden = block_output(model, 1, planted)
         assert not non_sink_positions(planted, hidden, special)[::2, 9].any()
@@ -119,7 +120,7 @@ def test_encoding_a_slice_of_positions_at_a_time_changes_nothing(tiny_model, chu
             chunks,
             [3, 9],
             tokenizer.all_special_ids,
-            MiningSettings(n_examples=5, max_latents=max_latents),
+            settings_for(MiningSettings, n_examples=5, max_latents=max_latents),
         )
         for max_latents in (2**25, 7 * 256)  # every position at once; 7 positions at a time
     ]
@@ -130,7 +131,7 @@ def test_encoding_a_slice_of_positions_at_a_time_changes_nothing(tiny_model, chu
 def test_windows_clip_at_the_chunk_edges(tiny_model, chunks):
     model, tokenizer = tiny_model
     sae = random_sae("standard", layer=1)
-    settings = MiningSettings(n_examples=23, context_before=20, context_after=20)
+    settings = settings_for(MiningSettings, n_examples=23, context_before=20, context_after=20)
     top = mine_top_examples(
         block_output(model, 1, chunks), sae, chunks, [3], tokenizer.all_special_ids, settings
     )
@@ -197,7 +198,9 @@ def test_a_planted_token_feature_fires_on_its_token(embedded_model, word):
 
     holding = set(torch.nonzero((chunks == token).any(1)).flatten().tolist())
     assert 5 <= len(holding) < len(chunks)
-    settings = MiningSettings(n_examples=len(holding), context_before=4, context_after=2)
+    settings = settings_for(
+        MiningSettings, n_examples=len(holding), context_before=4, context_after=2
+    )
     top = mine_top_examples(hidden, sae, chunks, [0], tokenizer.all_special_ids, settings)
     examples = top_examples_by_feature(top, [0], tokenizer)[0]
     assert set(top.chunk[0].tolist()) == holding
@@ -210,7 +213,9 @@ def test_a_planted_token_feature_fires_on_its_token(embedded_model, word):
     assert token in lens_ids[0].tolist()
     lens = logit_lens_frame(layer, [0], lens_ids, probs, tokenizer)
     activations = activations_frame(layer, {0: examples})
-    scores = score_input(activations, lens, tokenizer, InputScoreSettings(min_examples=5))
+    scores = score_input(
+        activations, lens, tokenizer, settings_for(InputScoreSettings, min_examples=5)
+    )
     assert scores.row(0, named=True) == {
         "layer": layer,
         "feature": 0,

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from saesteer.config import ConfigError
+from saesteer.errors import ConfigError, ModelError
 from saesteer.models import (
     EmbeddedSource,
     HubSource,
@@ -12,7 +12,7 @@ from saesteer.models import (
     model_info,
     model_source,
 )
-from tests.conftest import REPO, TINY_D_MODEL, TINY_LAYERS, TINY_VOCAB
+from tests.helpers import REPO, TINY_D_MODEL, TINY_LAYERS, TINY_VOCAB
 
 
 @pytest.mark.parametrize(
@@ -47,26 +47,31 @@ def test_architecture_accessors(tiny_model_dir):
     model, _ = load_model(tiny_model_dir, device="cpu")
     assert len(decoder_layers(model)) == TINY_LAYERS
     assert final_norm(model) is model.model.norm
-    assert model_info(model) == {
-        "architecture": "LlamaForCausalLM",
+    assert model_info(f"local:{tiny_model_dir}", "float32") == {
+        "source": f"local:{tiny_model_dir}",
+        "path": str(tiny_model_dir.resolve()),
+        "dtype": "float32",
         "n_layers": TINY_LAYERS,
         "d_model": TINY_D_MODEL,
         "vocab_size": TINY_VOCAB,
     }
+    assert model.get_output_embeddings().weight.shape[0] == TINY_VOCAB
     with pytest.raises(ValueError, match="unsupported architecture"):
         decoder_layers(torch.nn.Linear(2, 2))
 
 
 @pytest.mark.slow
 def test_embedded_model_converts_loads_and_generates():
-    path = EmbeddedSource("smollm2-135m-instruct").resolve(REPO / "resources")
-    model, tokenizer = load_model(path, device="cpu")
-    assert model_info(model) == {
-        "architecture": "LlamaForCausalLM",
+    source = "embedded:smollm2-135m-instruct"
+    info = model_info(source, "float32", REPO / "resources")
+    assert {k: info[k] for k in ("n_layers", "d_model", "vocab_size")} == {
         "n_layers": 30,
         "d_model": 576,
         "vocab_size": 49152,
     }
+    model, tokenizer = load_model(info["path"], device="cpu")
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert model.get_output_embeddings().weight.shape[0] == 49152
     inputs = tokenizer("The capital of France is", return_tensors="pt")
     out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
     assert "Paris" in tokenizer.decode(out[0, inputs["input_ids"].shape[1] :])
@@ -75,7 +80,7 @@ def test_embedded_model_converts_loads_and_generates():
 def test_gguf_chunks_are_joined_only_when_their_checksum_matches(tmp_path):
     import hashlib
 
-    from saesteer.models import ModelError, join_checked
+    from saesteer.models import join_checked
 
     parts = [tmp_path / "a.part", tmp_path / "b.part"]
     parts[0].write_bytes(b"GGUF" + bytes(range(200)))

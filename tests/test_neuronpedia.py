@@ -12,15 +12,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from saesteer.activations import ActivationsError, parse_feature_json
+from saesteer.activations import parse_feature_json
+from saesteer.config import settings_for
+from saesteer.errors import HttpError, NeuronpediaError, SaesteerError
 from saesteer.features import FEATURES_SCHEMA, features_frame
 from saesteer.io import write_parquet
-from saesteer.neuronpedia import (
-    NeuronpediaError,
-    NeuronpediaSettings,
-    feature_explanations,
-    fetch_features,
-)
+from saesteer.neuronpedia import NeuronpediaSettings, feature_explanations, fetch_features
 from tests.fake_neuronpedia import (
     MODEL_ID,
     RECORDED,
@@ -51,7 +48,7 @@ def settings(url: str, cache: Path, **overrides) -> NeuronpediaSettings:
         "timeout": 0.5,
         "cache_dir": str(cache),
     }
-    return NeuronpediaSettings(**{**fields, **overrides})
+    return settings_for(NeuronpediaSettings, **{**fields, **overrides})
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +118,7 @@ def test_a_timeout_is_retried_then_reported(server, tmp_path):
 )
 def test_malformed_responses_name_the_feature_and_are_not_cached(server, tmp_path, body, message):
     server.script[8] = [Reply(200, body)]
-    with pytest.raises(ActivationsError, match=message):
+    with pytest.raises(SaesteerError, match=message):  # DataFileError for malformed JSON
         fetch_features(settings(server.url, tmp_path), LAYER, [8])
     assert not list(tmp_path.rglob("*.json"))
 
@@ -134,10 +131,10 @@ def test_404_names_the_feature_and_the_settings(server, tmp_path):
 def test_api_key_is_sent_and_never_logged_or_written(tmp_path, monkeypatch, caplog):
     secret = "np-secret-4f1d9c"
     with FakeNeuronpedia(api_key=secret) as server:
-        with pytest.raises(NeuronpediaError, match=r"HTTP 401 .*SAESTEER_TEST_NP_KEY is not set"):
+        with pytest.raises(HttpError, match=r"HTTP 401 .*SAESTEER_TEST_NP_KEY is not set"):
             fetch_features(settings(server.url, tmp_path), LAYER, [1])
         monkeypatch.setenv("SAESTEER_TEST_NP_KEY", "wrong")
-        with pytest.raises(NeuronpediaError, match="SAESTEER_TEST_NP_KEY was rejected"):
+        with pytest.raises(HttpError, match="SAESTEER_TEST_NP_KEY was rejected"):
             fetch_features(settings(server.url, tmp_path), LAYER, [1])
         monkeypatch.setenv("SAESTEER_TEST_NP_KEY", secret)
         with caplog.at_level(logging.DEBUG):
@@ -152,9 +149,7 @@ def test_redirects_are_not_followed_so_the_key_stays(tmp_path, monkeypatch):
     with FakeNeuronpedia() as server, FakeNeuronpedia() as elsewhere:
         location = f"{elsewhere.url}/api/feature/{MODEL_ID}/3-res-test/1"
         server.script[1] = [Reply(302, b"", headers={"Location": location})]
-        with pytest.raises(
-            NeuronpediaError, match=f"feature 1: HTTP 302 .* redirects to {location}"
-        ):
+        with pytest.raises(HttpError, match=f"feature 1: HTTP 302 .* redirects to {location}"):
             fetch_features(settings(server.url, tmp_path), LAYER, [1])
     assert server.keys_seen == ["np-secret-4f1d9c"]
     assert elsewhere.keys_seen == [] and not elsewhere.requests
@@ -301,7 +296,9 @@ def test_explanations_read_as_the_official_client_reads_them(tmp_path):
     from neuronpedia.np_explanation import Explanation
 
     api = settings("http://recorded.invalid", tmp_path, model_id="gemma-2-2b")
-    api = NeuronpediaSettings(**{**api.__dict__, "source": "{layer}-gemmascope-res-16k"})
+    api = settings_for(
+        NeuronpediaSettings, **{**api.__dict__, "source": "{layer}-gemmascope-res-16k"}
+    )
     path = api.cache_path(20, 8837)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(RECORDED_FEATURE))

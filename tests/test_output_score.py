@@ -2,6 +2,7 @@ import polars as pl
 import pytest
 import torch
 
+from saesteer.config import settings_for
 from saesteer.logit_lens import logit_lens_topk
 from saesteer.output_score import (
     OutputScoreSettings,
@@ -11,7 +12,7 @@ from saesteer.output_score import (
     score_prompt_reference,
 )
 from saesteer.prompts import PREFIXES, encode_prompt
-from tests.conftest import TINY_LAYERS, random_sae
+from tests.helpers import TINY_LAYERS, random_sae
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def test_a_feature_along_a_tokens_unembedding_ranks_it_first(tiny):
     features = [9, 10, 11, 12]
     tokens = _lens(model, sae, features)
     assert tokens[0, 0] == 7
-    settings = OutputScoreSettings(top_k=5, factor=50.0)
+    settings = settings_for(OutputScoreSettings, top_k=5, factor=50.0)
     scores, _ = score_output(model, tokenizer, sae, TINY_LAYERS - 1, features, tokens, settings)
     planted = scores.row(0, named=True)
     assert planted["min_rank"] == 0
@@ -140,7 +141,7 @@ def test_factor_zero_gives_the_unsteered_score(tiny):
     model, tokenizer = tiny
     sae = random_sae("jumprelu", layer=1)
     features = [2, 40, 90]
-    settings = OutputScoreSettings(prompt="w3 w4", factor=0.0, top_k=5)
+    settings = settings_for(OutputScoreSettings, prompt="w3 w4", factor=0.0, top_k=5)
     scores, _ = score_output(
         model, tokenizer, sae, 1, features, _lens(model, sae, features), settings
     )
@@ -158,8 +159,12 @@ def test_robustness_prompts_and_the_baseline_subtracted_variant(tiny):
     sae = random_sae("standard", layer=2)
     features = [5, 6, 7]
     tokens = _lens(model, sae, features)
-    settings = OutputScoreSettings(
-        prompt="w1", top_k=5, robustness_prompts=["w2 w3", "w4"], subtract_unsteered=True
+    settings = settings_for(
+        OutputScoreSettings,
+        prompt="w1",
+        top_k=5,
+        robustness_prompts=["w2 w3", "w4"],
+        subtract_unsteered=True,
     )
     scores, by_prompt = score_output(model, tokenizer, sae, 2, features, tokens, settings)
     assert by_prompt.height == 3 * 3
@@ -171,19 +176,27 @@ def test_robustness_prompts_and_the_baseline_subtracted_variant(tiny):
         assert row["robustness_mean"] == pytest.approx(rows["output_score"][1:].mean())
         assert row["n_robustness_prompts"] == 2
         assert row["variant"] == "steered_minus_unsteered" and row["prompt"] == "w1"
-    single = OutputScoreSettings(prompt="w2 w3", top_k=5, subtract_unsteered=True)
+    single = settings_for(OutputScoreSettings, prompt="w2 w3", top_k=5, subtract_unsteered=True)
     alone, _ = score_output(model, tokenizer, sae, 2, features, tokens, single)
     expected = by_prompt.filter(pl.col("prompt_id") == 1)["output_score"]
     assert alone["output_score"].to_list() == pytest.approx(expected.to_list(), abs=1e-6)
 
 
 def test_named_prompt_list_and_bad_settings():
-    assert OutputScoreSettings(robustness_prompts="prefixes").prompts()[1:] == list(PREFIXES)
+    assert settings_for(OutputScoreSettings, robustness_prompts="prefixes").prompts()[1:] == list(
+        PREFIXES
+    )
     with pytest.raises(ValueError, match="robustness_prompts: unknown list 'nope'"):
-        OutputScoreSettings(robustness_prompts="nope").prompts()
+        settings_for(OutputScoreSettings, robustness_prompts="nope").prompts()
     with pytest.raises(ValueError, match="output_score.method: 'quick'"):
         score_output(
-            None, None, None, 0, [], torch.zeros(0, 5), OutputScoreSettings(method="quick")
+            None,
+            None,
+            None,
+            0,
+            [],
+            torch.zeros(0, 5),
+            settings_for(OutputScoreSettings, method="quick"),
         )
 
 

@@ -5,13 +5,9 @@ import json
 import polars as pl
 import pytest
 
+from saesteer.errors import DataFileError, ReleasedDataError, SaesteerError
 from saesteer.generation import GENERATIONS_SCHEMA
-from saesteer.released import (
-    ReleasedDataError,
-    factor_file,
-    read_released_best_factors,
-    read_released_generations,
-)
+from saesteer.released import factor_file, read_released_best_factors, read_released_generations
 
 PREFIXES = ["w1 w2", "w1", "w3"]
 
@@ -66,18 +62,18 @@ def test_factor_files_are_named_as_python_writes_floats():
 )
 def test_bad_released_generations_name_the_file_and_feature(tmp_path, tiny_model, data, message):
     template = write_factors(tmp_path, {4.0: data})
-    with pytest.raises(ReleasedDataError, match=message) as error:
+    with pytest.raises(SaesteerError, match=message) as error:  # a DataFileError for bad JSON
         read_released_generations(template, 2, [5], [4.0], PREFIXES, tiny_model[1])
     assert "gen_4.0.json" in str(error.value)
 
 
 def test_missing_or_malformed_files(tmp_path, tiny_model):
-    with pytest.raises(ReleasedDataError, match=r"gen_0.2.json: file not found"):
+    with pytest.raises(DataFileError, match=r"gen_0.2.json: file not found"):
         read_released_generations(
             str(tmp_path / "gen_{factor}.json"), 2, [5], [0.2], PREFIXES, tiny_model[1]
         )
     (tmp_path / "best.json").write_text("{not json")
-    with pytest.raises(ReleasedDataError, match="best.json: not valid JSON"):
+    with pytest.raises(DataFileError, match="best.json: not valid JSON"):
         read_released_best_factors(tmp_path / "best.json", 2)
 
 

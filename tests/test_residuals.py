@@ -4,15 +4,10 @@ file reads back only as that layer's, with enough chunks."""
 import pytest
 import torch
 
+from saesteer.errors import ResidualsError
 from saesteer.mining import _read_block_output
-from saesteer.residuals import (
-    ResidualsError,
-    ResidualSizes,
-    cache_residuals,
-    collect_residuals,
-    read_residuals,
-)
-from tests.conftest import TINY_VOCAB
+from saesteer.residuals import ResidualSizes, cache_residuals, collect_residuals, read_residuals
+from tests.helpers import TINY_VOCAB
 
 
 def _chunks(n=7, length=12, seed=5):

@@ -4,7 +4,7 @@ import torch
 from saesteer.hooks import edit_block_output
 from saesteer.residuals import collect_residuals
 from saesteer.sae_metrics import sae_metrics
-from tests.conftest import TINY_D_MODEL, save_sae
+from tests.helpers import TINY_D_MODEL, save_sae
 
 SPECIAL = [0, 1, 2]  # <unk>, <s>, </s> of the tiny tokenizer
 

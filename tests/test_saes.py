@@ -3,10 +3,10 @@ import pytest
 import torch
 import yaml
 
-from saesteer.config import ConfigError
+from saesteer.errors import ConfigError
 from saesteer.saes import check_hook, load_sae, sae_source, saelens_directory
 from saesteer.steering import steer, steer_reference, steering_directions
-from tests.conftest import REPO, random_sae, save_sae
+from tests.helpers import REPO, random_sae, save_sae
 
 
 @pytest.mark.parametrize("hook", ["blocks.7.hook_resid_post", "model.layers.7", "layers.7"])

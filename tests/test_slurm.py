@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_snakemake
+from tests.helpers import REPO, run_snakemake
 
 TARGET = "results/tiny/layers/2/logit_lens.parquet"
 
@@ -23,7 +23,10 @@ def _cluster_up() -> bool:
     return result.returncode == 0 and "idle" in result.stdout
 
 
-pytestmark = pytest.mark.skipif(not _cluster_up(), reason="no SLURM cluster (.ci/slurm-up)")
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.skipif(not _cluster_up(), reason="no SLURM cluster (.ci/slurm-up)"),
+]
 
 
 def _profile(workdir) -> str:
@@ -55,6 +58,7 @@ def _sbatch_recorder(workdir, then: str) -> dict:
     return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "log": log}
 
 
+@pytest.mark.workflow
 def test_the_slurm_profile_runs_jobs_through_sbatch(tmp_path, tiny_config):
     config = {**tiny_config, "model": {**tiny_config["model"], "mem_mb": 200}}
     local, cluster = tmp_path / "local", tmp_path / "cluster"
@@ -80,6 +84,7 @@ def test_the_slurm_profile_runs_jobs_through_sbatch(tmp_path, tiny_config):
     assert pl.read_parquet(cluster / TARGET).equals(pl.read_parquet(local / TARGET))
 
 
+@pytest.mark.workflow
 def test_model_rules_ask_slurm_for_a_gpu_unless_pinned_to_cpu(tmp_path, tiny_config):
     """With model.device auto the model rules request `--gpus=1` (the plugin's `gpu`
     resource) and memory scaled by model.mem_mb; this cluster has no GPU, so the

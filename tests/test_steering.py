@@ -3,7 +3,7 @@ import torch
 
 from saesteer.hooks import edit_block_output
 from saesteer.steering import steer, steer_reference, steering_directions
-from tests.conftest import random_sae
+from tests.helpers import random_sae
 
 KINDS = ["standard", "topk", "jumprelu"]
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from saesteer.config import settings_for
 from saesteer.corpus import build_documents, tokenize_documents
 from saesteer.models import load_model
 from saesteer.residuals import collect_residuals
@@ -29,8 +30,13 @@ def test_trained_sae_reloads_and_beats_zero(tiny_model_dir, chunks, tmp_path):
 
     train = torch.tensor(chunks.filter(chunks["split"] == "train")["input_ids"].to_list())
     heldout = torch.tensor(chunks.filter(chunks["split"] == "heldout")["input_ids"].to_list())
-    settings = TrainSettings(
-        d_sae=128, k=8, activation_tokens=5000, training_tokens=30_000, batch_size_tokens=256
+    settings = settings_for(
+        TrainSettings,
+        d_sae=128,
+        k=8,
+        activation_tokens=5000,
+        training_tokens=30_000,
+        batch_size_tokens=256,
     )
     model, _ = load_model(tiny_model_dir, device="cpu")
     cached = collect_residuals(model, [2], train)[2]

@@ -1,5 +1,6 @@
 """The real Snakemake workflow, end to end, on the tiny model and on the embedded model."""
 
+import copy
 import gzip
 import json
 import os
@@ -15,21 +16,19 @@ import yaml
 
 from saesteer.models import EmbeddedSource, host_has_gpu, load_model
 from saesteer.plots import PLOTS
-from tests.conftest import REPO, reference_topk, run_snakemake, save_sae
 from tests.fake_neuronpedia import MODEL_ID, SOURCE, FakeNeuronpedia, feature_json
+from tests.helpers import (
+    REPO,
+    TRAINED,
+    TRAINED_TARGETS,
+    planned_jobs,
+    reference_topk,
+    run_snakemake,
+    save_sae,
+)
 
 
-def _jobs(dry_run_output: str) -> list[tuple[str, str]]:
-    """(rule, layer) of every job a dry run schedules."""
-    jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule )", dry_run_output):
-        rule = re.match(r"(?:local)?rule (\w+):", block)
-        if rule:
-            layer = re.search(r"wildcards: .*layer=(\d+)", block)
-            jobs.append((rule.group(1), layer.group(1) if layer else ""))
-    return jobs
-
-
+@pytest.mark.workflow
 def test_model_jobs_hold_a_gpu_locally_only_where_the_host_has_one(tmp_path, tiny_config):
     """The local profile's gpu=1 runs one model job at a time. On a host without a GPU
     that limit would only queue CPU jobs behind each other, so they take none there (under
@@ -44,6 +43,7 @@ def test_model_jobs_hold_a_gpu_locally_only_where_the_host_has_one(tmp_path, tin
     assert resources == {"auto": int(host_has_gpu()), "cpu": 0}
 
 
+@pytest.mark.workflow
 def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
     workdir, _ = finished_run
     out = workdir / "results" / "tiny"
@@ -112,11 +112,12 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
     assert manifest["layers"]["1"]["path"].endswith("layer_1")
 
 
+@pytest.mark.workflow
 def test_editing_one_layer_reruns_only_that_layer(finished_run):
     workdir, config = finished_run
-    assert _jobs(run_snakemake(workdir, config, "-n").stdout) == []
+    assert planned_jobs(run_snakemake(workdir, config, "-n").stdout) == []
     config["layers"][2]["features"] = [1, 2]
-    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
     assert sorted(jobs) == sorted(FINAL + [(rule, "2") for rule in PER_FEATURE_RULES])
 
 
@@ -135,10 +136,11 @@ PER_FEATURE_RULES = [
 ]
 
 
+@pytest.mark.workflow
 def test_editing_a_global_setting_reruns_every_layer(finished_run):
     workdir, config = finished_run
     config["logit_lens"]["top_k"] = 25
-    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
     assert sorted(jobs) == sorted(
         FINAL
         + [
@@ -155,28 +157,30 @@ def test_editing_a_global_setting_reruns_every_layer(finished_run):
     )
 
 
+@pytest.mark.workflow
 def test_editing_one_layers_factor_grid_reruns_only_its_steering(finished_run):
     workdir, config = finished_run
     config["layers"][2]["factors"] = [0.0, 4.0]
-    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
     steering = ["generations", "gen_metrics", "best_factors"]
     assert sorted(jobs) == sorted(FINAL + [(rule, "2") for rule in steering])
     config["layers"][2].pop("factors")
     config["best_factor"] = {"max_gen_success": 1.0}
-    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
     assert sorted(jobs) == sorted(FINAL + [("best_factors", "1"), ("best_factors", "2")])
     config["gen_metrics"] = {"perplexity_of": "continuation"}
-    jobs = {rule for rule, _ in _jobs(run_snakemake(workdir, config, "-n").stdout)}
+    jobs = {rule for rule, _ in planned_jobs(run_snakemake(workdir, config, "-n").stdout)}
     assert jobs == {"gen_metrics", "best_factors"} | {rule for rule, _ in FINAL}
 
 
+@pytest.mark.workflow
 def test_output_strata_steer_a_stratified_sample_weighted_in_the_findings(finished_run):
     workdir, config = finished_run
     out = workdir / "results/tiny"
     scores = pl.read_parquet(out / "layers/1/output_scores.parquet")
     cut = float(scores["output_score"].median())
     config["generation"] |= {"max_features": 2, "output_strata": [cut]}
-    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
     steering = ["generations", "gen_metrics", "best_factors"]
     assert sorted(jobs) == sorted(FINAL + [(r, layer) for r in steering for layer in "12"])
     result = run_snakemake(workdir, config)
@@ -200,6 +204,7 @@ def test_output_strata_steer_a_stratified_sample_weighted_in_the_findings(finish
     assert found["mean_gen_success_20"] == pytest.approx(expected)
 
 
+@pytest.mark.workflow
 def test_a_rerun_of_the_generations_gives_the_same_parquet(finished_run):
     workdir, config = finished_run
     path = workdir / "results/tiny/layers/1/generations.parquet"
@@ -209,10 +214,11 @@ def test_a_rerun_of_the_generations_gives_the_same_parquet(finished_run):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert path.stat().st_mtime_ns > written  # it was written again
-    assert ("generations", "1") in _jobs(result.stderr + result.stdout)
+    assert ("generations", "1") in planned_jobs(result.stderr + result.stdout)
     assert pl.read_parquet(path).equals(before)
 
 
+@pytest.mark.workflow
 def test_the_papers_released_generations_and_best_factors(finished_run):
     """source: released imports the texts (no sampling), then they are scored as usual."""
     workdir, config = finished_run
@@ -243,29 +249,32 @@ def test_the_papers_released_generations_and_best_factors(finished_run):
     assert message in result.stderr + result.stdout
 
 
+@pytest.mark.workflow
 def test_editing_the_mining_reruns_activations_and_input_scores(finished_run):
     workdir, config = finished_run
     config["activations"]["n_examples"] = 10
-    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
     assert sorted(jobs) == sorted(
         FINAL + [(rule, layer) for rule in ("activations", "input_scores") for layer in ("1", "2")]
     )
     # Another source's settings are not this run's: nothing to redo.
     config["activations"]["n_examples"] = 20
     config["activations"]["neuronpedia"] = {"concurrency": 9}
-    assert _jobs(run_snakemake(workdir, config, "-n").stdout) == []
+    assert planned_jobs(run_snakemake(workdir, config, "-n").stdout) == []
     config["input_score"]["min_examples"] = 2
-    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
     assert sorted(jobs) == sorted(FINAL + [("input_scores", "1"), ("input_scores", "2")])
 
 
+@pytest.mark.workflow
 def test_editing_the_output_score_reruns_only_the_scores(finished_run):
     workdir, config = finished_run
     config["output_score"]["factor"] = 4.0
-    jobs = _jobs(run_snakemake(workdir, config, "-n").stdout)
+    jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
     assert sorted(jobs) == sorted(FINAL + [("output_scores", "1"), ("output_scores", "2")])
 
 
+@pytest.mark.workflow
 def test_bad_config_fails_before_any_job(tmp_path, tiny_config):
     tiny_config["layers"][2]["features"] = [0, 9999]
     result = run_snakemake(tmp_path, tiny_config)
@@ -274,6 +283,7 @@ def test_bad_config_fails_before_any_job(tmp_path, tiny_config):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.workflow
 @pytest.mark.slow
 def test_embedded_model_through_the_logit_lens_rule(tmp_path):
     """The real SmolLM2 weights through the rule, checked against a model forward per feature."""
@@ -307,26 +317,12 @@ def test_embedded_model_through_the_logit_lens_rule(tmp_path):
         )
 
 
+@pytest.mark.workflow
 def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
     """source=train: corpus -> tokens -> one SAE-Lens training job per layer -> metrics."""
-    tiny_config["sae"] = {
-        "source": "train",
-        "train": {
-            "d_sae": 128,
-            "k": 8,
-            "activation_tokens": 4000,
-            "training_tokens": 8192,
-            "batch_size_tokens": 256,
-        },
-    }
-    tiny_config["layers"] = {1: {"features": [0, 5]}, 3: {"features": [7]}}
+    tiny_config |= copy.deepcopy(TRAINED)
     # The stages up to the logit lens: the later ones read a trained SAE like any other.
-    out = "results/tiny"
-    targets = [f"{out}/manifest.json"] + [
-        f"{out}/layers/{layer}/{name}.parquet"
-        for layer in (1, 3)
-        for name in ("sae_metrics", "logit_lens")
-    ]
+    targets = list(TRAINED_TARGETS)
     result = run_snakemake(tmp_path, tiny_config, *targets)
     assert result.returncode == 0, result.stderr[-3000:]
     out = tmp_path / "results" / "tiny"
@@ -342,7 +338,7 @@ def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
     assert "residuals train" in (out / "logs/residuals.log").read_text()
     # A trained SAE is protected: editing a layer's features must not retrain it.
     tiny_config["layers"][3]["features"] = [8]
-    jobs = _jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout)
+    jobs = planned_jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout)
     assert sorted(jobs) == [("features", "3"), ("logit_lens", "3")]
     tiny_config["layers"][3]["features"] = [7]
     # A new layer: the residual pass runs again (for every layer's file), but only the new
@@ -357,31 +353,32 @@ def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
     }
     tiny_config["layers"][2] = {"features": [1]}
     targets += [f"results/tiny/layers/2/{name}.parquet" for name in ("sae_metrics", "logit_lens")]
-    jobs = _jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout)
+    jobs = planned_jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout)
     assert ("residuals", "") in jobs and ("train_sae", "2") in jobs
     assert {layer for rule, layer in jobs if rule != "manifest"} == {"", "2"}
     result = run_snakemake(tmp_path, tiny_config, *targets)
     assert result.returncode == 0, result.stderr[-3000:]
     assert {path: path.stat().st_mtime_ns for path in kept} == kept
     assert len(list((out / "layers/2").glob("sae-*"))) == 1
-    assert _jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout) == []
+    assert planned_jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout) == []
     # A rerun after deleting results/ (.snakemake/ kept) trains and describes the SAEs
     # again, once: the run after it plans nothing, rather than replanning every layer from
     # a weights stamp read before training.
     shutil.rmtree(out)
     result = run_snakemake(tmp_path, tiny_config, *targets)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert ("train_sae", "2") in _jobs(result.stdout + result.stderr)
-    assert _jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout) == []
+    assert ("train_sae", "2") in planned_jobs(result.stdout + result.stderr)
+    assert planned_jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout) == []
 
 
 def _job_counts(dry_run_output: str) -> dict[str, int]:
-    return dict(Counter(rule for rule, _ in _jobs(dry_run_output)))
+    return dict(Counter(rule for rule, _ in planned_jobs(dry_run_output)))
 
 
 CONCEPT_RULES = ["concepts", "concept_generations", "concept_ratings"]
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("name", "n_layers", "n_concept_layers"),
     [
@@ -409,6 +406,7 @@ def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers, n_conc
     }
 
 
+@pytest.mark.workflow
 def test_the_gemma_config_plans_the_papers_study(tmp_path):
     """26 layers of GemmaScope SAEs with Neuronpedia activations: no corpus, no training."""
     config = yaml.safe_load((REPO / "config" / "gemma-2-2b.yaml").read_text())
@@ -424,6 +422,7 @@ def test_the_gemma_config_plans_the_papers_study(tmp_path):
     assert _job_counts(result.stdout) == {**dict.fromkeys(per_layer, 26), **dict.fromkeys(once, 1)}
 
 
+@pytest.mark.workflow
 def test_the_concept500_config_plans_the_papers_table_1(tmp_path):
     """Gemma-2-9B-it at layers 20 and 31 with the paper's files (stand-ins of the same
     format here): every stage per layer, concept steering on both."""
@@ -441,6 +440,7 @@ def test_the_concept500_config_plans_the_papers_table_1(tmp_path):
     assert _job_counts(result.stdout) == {**dict.fromkeys(per_layer, 2), **dict.fromkeys(once, 1)}
 
 
+@pytest.mark.workflow
 def test_the_released_table_1_config_plans_output_scores_and_the_table_only(tmp_path):
     """Table 1 from the paper's release: the table's target needs the model, the SAEs,
     the logit lens and output scores of both layers, and the import; nothing generated or
@@ -465,6 +465,7 @@ def test_the_released_table_1_config_plans_output_scores_and_the_table_only(tmp_
     assert _job_counts(result.stdout) == {**dict.fromkeys(per_layer, 2), **dict.fromkeys(once, 1)}
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("source", ["neuronpedia", "bulk"])
 def test_input_scores_from_neuronpedia_data(tmp_path, tiny_config, tiny_model, source):
     """The API (a loopback fake) and a bulk export give the same activations and scores."""
@@ -544,6 +545,8 @@ def _show_result(driver, page: str, category: str, filename: str) -> None:
     row.find_element(By.CSS_SELECTOR, "a[iconname='eye']").click()
 
 
+@pytest.mark.workflow
+@pytest.mark.browser
 def test_the_report_opens_in_a_browser_with_plots_and_findings(finished_run, tmp_path):
     """`snakemake --report` on the tiny run, opened in headless chromium: the findings
     table holds this run's numbers and every plot loads as an image of its real size."""

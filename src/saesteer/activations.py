@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from saesteer.errors import ActivationsError
 from saesteer.io import is_finite_number, loads_json
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,6 @@ ACTIVATIONS_SCHEMA = {
     "max_value": pl.Float64,
     "max_token_index": pl.Int32,
 }
-
-
-class ActivationsError(ValueError):
-    """An activations input (a download, a cached JSON, an export file) is invalid; the
-    message names the feature and the file or URL."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +138,7 @@ def _jsonl_records(path: Path) -> Iterator[tuple[str, dict]]:
                 if not line.strip():
                     continue
                 where = f"{path}:{n}"
-                record = loads_json(line, where, ActivationsError)
+                record = loads_json(line, where)
                 if not isinstance(record, dict):
                     raise ActivationsError(f"{where}: expected an object per line")
                 yield where, record

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from saesteer.preflight import read_artifact
+from saesteer.artifacts import read_artifact
 from saesteer.steered_sample import steering_weights
 
 FEATURE_TABLE_SCHEMA = {

@@ -15,6 +15,7 @@ normalization changes the reported `objective`, never the choice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import polars as pl
 
@@ -36,19 +37,15 @@ NORMALIZATIONS = ("max", "none")
 
 @dataclass(frozen=True)
 class BestFactorSettings:
-    max_gen_success: float = 3.0
-    normalization: str = "max"
-    released: str | None = None  # the paper's best-factor JSON
+    SECTIONS: ClassVar = ("best_factor",)
+    max_gen_success: float
+    normalization: str  # max | none
 
-    @classmethod
-    def from_config(cls, section: dict | None) -> BestFactorSettings:
-        settings = cls(**(section or {}))
-        if settings.normalization not in NORMALIZATIONS:
+    def __post_init__(self):
+        if self.normalization not in NORMALIZATIONS:
             raise ValueError(
-                f"best_factor.normalization: {settings.normalization!r} "
-                f"(known: {list(NORMALIZATIONS)})"
+                f"best_factor.normalization: {self.normalization!r} (known: {list(NORMALIZATIONS)})"
             )
-        return settings
 
 
 def choose_best_factors(

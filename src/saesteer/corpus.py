@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from saesteer.preflight import read_artifact
+from saesteer.artifacts import read_artifact
 from saesteer.text_sources import group_paragraphs, text_source
 
 

@@ -23,12 +23,12 @@ def where_to_get(path: str | Path) -> str:
     if name == "data":
         return (
             f"it is the data/ folder of the paper's repository {PAPER_REPOSITORY}: "
-            "`make paper-data` clones it (see README, 'Concept steering')"
+            "`make paper-data` clones it (see docs/method.md, 'Concept steering')"
         )
     if name in PAPER_FILES:
         return (
             f"it is {PAPER_FILES[name]} of the paper's repository {PAPER_REPOSITORY}: "
-            f"`make paper-data` fetches it to {path} (see README, 'The paper's inputs')"
+            f"`make paper-data` fetches it to {path} (see config/README.md, 'The paper's inputs')"
         )
     return (
         "no rule makes this file: download it (the paper's released data is in "

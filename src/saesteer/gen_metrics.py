@@ -14,13 +14,22 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 import torch
 from tqdm import tqdm
 
 from saesteer.config import GEN_SUCCESS_TOP_K
-from saesteer.models import cache_keyword, head_logits, returned_cache
+from saesteer.models import (
+    cache_keyword,
+    head_logits,
+    load_model,
+    model_source,
+    returned_cache,
+)
 
 GEN_SUCCESS_KS = (1, 5, GEN_SUCCESS_TOP_K)
 
@@ -264,3 +273,31 @@ def score_generations(
         .select(list(GEN_METRICS_SCHEMA))
         .cast(GEN_METRICS_SCHEMA)
     )
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """The perplexity model (the run's own, or `gen_metrics.evaluator`) and the run's
+    tokenizer, in whose tokens GenSuccess counts."""
+
+    name: str  # the evaluator's model source
+    model: Any
+    model_tokenizer: Any
+    tokenizer: Any
+
+
+def load_evaluator(
+    run_model: dict, spec: str | None, resources: str | Path, device: str = "auto"
+) -> Evaluator:
+    """The evaluator of `spec` (a model source; None: the run's model, `run_model` being
+    its model.json), in the run model's dtype."""
+    name = spec or run_model["source"]
+    path = run_model["path"]
+    if name != run_model["source"]:
+        path = str(model_source(name).resolve(Path(resources)))
+    model, model_tokenizer = load_model(path, run_model["dtype"], device)
+    if path == run_model["path"]:
+        return Evaluator(name, model, model_tokenizer, model_tokenizer)
+    from transformers import AutoTokenizer
+
+    return Evaluator(name, model, model_tokenizer, AutoTokenizer.from_pretrained(run_model["path"]))

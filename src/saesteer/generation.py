@@ -10,8 +10,9 @@ share its batch: a rerun, another batch size or another feature list gives the s
 from __future__ import annotations
 
 import copy
-import hashlib
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import polars as pl
 import torch
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from saesteer.models import cache_keyword, returned_cache, token_texts
 from saesteer.prompts import encode_prompt
+from saesteer.seeds import row_seed
 from saesteer.steering import steer, steering_directions
 
 # The method's grid; 0.0 is the unsteered baseline.
@@ -40,24 +42,16 @@ GENERATIONS_SCHEMA = {
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    temperature: float = 0.7
+    """Also the concept answers' (`concepts.protocol_sampling` sets their stop)."""
+
+    SECTIONS: ClassVar = ("generation",)
+    temperature: float
     # transformers' default for generate(do_sample=True), which the paper's code relies on;
     # None samples from the full vocabulary
-    top_k: int | None = 50
-    max_new_tokens: int = 20
-    stop: str | None = "."  # a row stops once its text gains this (None: end of text only)
-    batch_size: int = 128  # rows per forward
-
-    @classmethod
-    def from_config(cls, section: dict) -> SamplingSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in section.items() if k in known})
-
-
-def row_seed(seed: int, *key) -> int:
-    """A 63-bit seed for one row, from the job's seed and the row's identity."""
-    digest = hashlib.sha256(repr((seed, *key)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+    top_k: int | None
+    max_new_tokens: int
+    stop: str | None  # a row stops once its text gains this (None: end of text only)
+    batch_size: int  # rows per forward
 
 
 def stop_tokens(tokenizer, stop: str | None, vocab_size: int) -> torch.Tensor:
@@ -248,6 +242,58 @@ def _sample_batch(
     return tokens
 
 
+def pad_token_id(tokenizer) -> int:
+    """The id that pads batches: the tokenizer's pad, else its end of sequence, else 0."""
+    return next(i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if i is not None)
+
+
+def sample_answers(
+    model,
+    tokenizer,
+    sae,
+    layer: int,
+    prompts: list[list[int]],
+    directions: torch.Tensor,
+    factors: torch.Tensor,
+    seeds: list[int],
+    settings: SamplingSettings,
+    end_ids: Sequence[int] = (),
+    order: Sequence[int] | None = None,
+    chunk_rows: int | None = None,
+) -> list[list[int]]:
+    """The sampled token ids of each row (its prompt's ids, steering direction [n, d] and
+    factor [n], seed): the one driver of steered sampling, for the factor grid and the
+    concept answers alike.
+
+    A row stops at a token holding `settings.stop`, at an end-of-sequence token or one of
+    `end_ids`, or after max_new_tokens. Rows run in `order` (default: as given), `chunk_rows`
+    at a time (default: all), each chunk batched by `sample_steered`; a row's own random
+    stream keeps its text the same under any order or chunking."""
+    vocab = model.get_output_embeddings().weight.shape[0]
+    stops = stop_tokens(tokenizer, settings.stop, vocab)
+    stops[[i for i in end_ids if i < vocab]] = True
+    order = list(range(len(prompts))) if order is None else list(order)
+    chunk_rows = chunk_rows or max(1, len(order))
+    answers: list[list[int]] = [[] for _ in prompts]
+    for start in range(0, len(order), chunk_rows):
+        part = order[start : start + chunk_rows]
+        sampled = sample_steered(
+            model,
+            sae,
+            layer,
+            [prompts[i] for i in part],
+            directions[part],
+            factors[part],
+            [seeds[i] for i in part],
+            stops,
+            pad_token_id(tokenizer),
+            settings,
+        )
+        for i, answer in zip(part, sampled, strict=True):
+            answers[i] = answer
+    return answers
+
+
 def generate_grid(
     model,
     tokenizer,
@@ -274,18 +320,15 @@ def generate_grid(
     directions = steering_directions(sae, features)
     prompt_ids = [encode_prompt(tokenizer, prefix) for prefix in prefixes]
     seeds = [row_seed(seed, f, c, p) for f, c, p in jobs]
-    vocab = model.get_output_embeddings().weight.shape[0]
-    pad_id = next(i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if i is not None)
-    continuations = sample_steered(
+    continuations = sample_answers(
         model,
+        tokenizer,
         sae,
         layer,
         [prompt_ids[p] for _, _, p in jobs],
         directions[[0 if f is None else index[f] for f, _, _ in jobs]],
         torch.tensor([c for _, c, _ in jobs]),
         seeds,
-        stop_tokens(tokenizer, settings.stop, vocab),
-        pad_id,
         settings,
     )
     texts = [

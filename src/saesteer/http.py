@@ -12,6 +12,7 @@ from tqdm import tqdm
 from urllib3.util.retry import Retry
 
 from saesteer import __version__
+from saesteer.errors import HttpError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
@@ -45,17 +46,16 @@ def refuse_unauthorized_or_redirected(
     key_env: str,
     key_set: bool,
     base_url_field: str,
-    error: type[Exception],
 ) -> None:
-    """Raise `error` for a rejected key (naming its variable, never the key) or a redirect:
+    """Raise HttpError for a rejected key (naming its variable, never the key) or a redirect:
     redirects are never followed, since requests would carry the key to any host."""
     code = response.status_code
     if code in (401, 403):
         state = "was rejected" if key_set else "is not set"
-        raise error(f"{what}: HTTP {code} from {url}: the API key in ${key_env} {state}")
+        raise HttpError(f"{what}: HTTP {code} from {url}: the API key in ${key_env} {state}")
     if response.is_redirect:
         target = response.headers.get("Location", "?")
-        raise error(
+        raise HttpError(
             f"{what}: HTTP {code} from {url} redirects to {target}; not followed, so the API "
             f"key goes nowhere else (point {base_url_field} there)"
         )

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import polars as pl
 
-from saesteer.activations import ActivationsError
+from saesteer.errors import ActivationsError
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +31,10 @@ INPUT_SCORES_SCHEMA = {
 
 @dataclass(frozen=True)
 class InputScoreSettings:
-    top_k: int = 20
-    max_examples: int = 100  # the first examples of each feature that count
-    min_examples: int = 10  # fewer gives no score (the public code's cut-off)
-
-    @classmethod
-    def from_config(cls, section: dict) -> InputScoreSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in section.items() if k in known})
+    SECTIONS: ClassVar = ("input_score",)
+    top_k: int
+    max_examples: int  # the first examples of each feature that count
+    min_examples: int  # fewer gives no score (the public code's cut-off)
 
 
 class TokenMapper:

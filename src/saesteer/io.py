@@ -15,6 +15,8 @@ from typing import Any
 
 import polars as pl
 
+from saesteer.errors import DataFileError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -76,12 +78,12 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def loads_json(text: str | bytes, where: str, error: type[Exception] = ValueError) -> Any:
-    """JSON text whose numbers are all finite, else `error` naming `where`."""
+def loads_json(text: str | bytes, where: str) -> Any:
+    """JSON text whose numbers are all finite, else DataFileError naming `where`."""
     try:
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except ValueError as e:  # JSONDecodeError, a refused number, a bad encoding
-        raise error(f"{where}: not valid JSON ({e})") from e
+        raise DataFileError(f"{where}: not valid JSON ({e})") from e
 
 
 def is_finite_number(value: Any) -> bool:
@@ -98,13 +100,13 @@ def read_json(path: str | Path) -> Any:
     return loads_json(Path(path).read_text(), str(path))
 
 
-def read_json_object(path: str | Path, where: str, expected: str, error: type[Exception]) -> dict:
-    """A JSON file holding one object, else `error` naming `where`: missing file, invalid
-    JSON, or another type than the `expected` shape."""
+def read_json_object(path: str | Path, where: str, expected: str) -> dict:
+    """A JSON file holding one object, else DataFileError naming `where`: missing file,
+    invalid JSON, or another type than the `expected` shape."""
     path = Path(path)
     if not path.is_file():
-        raise error(f"{where}: file not found")
-    data = loads_json(path.read_text(), where, error)
+        raise DataFileError(f"{where}: file not found")
+    data = loads_json(path.read_text(), where)
     if not isinstance(data, dict):
-        raise error(f"{where}: expected {expected}, got {type(data).__name__}")
+        raise DataFileError(f"{where}: expected {expected}, got {type(data).__name__}")
     return data

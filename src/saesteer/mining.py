@@ -4,7 +4,8 @@ keeping a running top-N of contexts per feature, in Neuronpedia's schema
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from tqdm import tqdm
@@ -16,17 +17,13 @@ from saesteer.models import decoder_layers
 
 @dataclass(frozen=True)
 class MiningSettings:
-    n_examples: int = 100
-    context_before: int = 31  # tokens kept before the max-activating one
-    context_after: int = 8  # and after it (clipped to the chunk)
-    max_tokens: int | None = None  # corpus tokens to run (None = every train chunk)
-    batch_size: int = 16  # chunks per forward
-    max_latents: int = 2**25  # positions x d_sae encoded at once (bounds memory)
-
-    @classmethod
-    def from_config(cls, section: dict) -> MiningSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in section.items() if k in known})
+    SECTIONS: ClassVar = ("activations", "activations.mine")
+    n_examples: int
+    context_before: int  # tokens kept before the max-activating one
+    context_after: int  # and after it (clipped to the chunk)
+    max_tokens: int | None  # corpus tokens to run (None = every train chunk)
+    batch_size: int  # chunks per forward
+    max_latents: int  # positions x d_sae encoded at once (bounds memory)
 
 
 @dataclass

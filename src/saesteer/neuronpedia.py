@@ -7,13 +7,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import quote, urlsplit
 
 import requests
 
-from saesteer.activations import ActivationsError, Example, parse_feature_json
+from saesteer.activations import Example, parse_feature_json
+from saesteer.errors import NeuronpediaError
 from saesteer.http import (
     RETRY_STATUSES,
     refuse_unauthorized_or_redirected,
@@ -27,20 +29,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class NeuronpediaSettings:
+    SECTIONS: ClassVar = ("activations.neuronpedia",)
     model_id: str
     source: str  # template, `{layer}` is filled in, e.g. "{layer}-gemmascope-res-16k"
-    base_url: str = "https://www.neuronpedia.org"
-    api_key_env: str = "NEURONPEDIA_API_KEY"
-    concurrency: int = 4
-    retries: int = 5
-    backoff: float = 1.0
-    timeout: float = 30.0
-    cache_dir: str = "resources/neuronpedia"
-
-    @classmethod
-    def from_config(cls, section: dict) -> NeuronpediaSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in section.items() if k in known})
+    base_url: str
+    api_key_env: str
+    concurrency: int
+    retries: int
+    backoff: float
+    timeout: float
+    cache_dir: str
 
     def source_id(self, layer: int) -> str:
         return self.source.format(layer=layer)
@@ -54,10 +52,6 @@ class NeuronpediaSettings:
         host = urlsplit(self.base_url).netloc.replace(":", "_")
         folder = Path(self.cache_dir) / host / self.model_id / self.source_id(layer)
         return folder / f"{feature}.json"
-
-
-class NeuronpediaError(ActivationsError):
-    """A feature could not be downloaded; the message names it (never the API key)."""
 
 
 def fetch_features(
@@ -81,7 +75,7 @@ def fetch_features(
 
 def read_cached(settings: NeuronpediaSettings, layer: int, feature: int) -> list[Example]:
     path = settings.cache_path(layer, feature)
-    data = loads_json(path.read_text(), f"feature {feature}: cached {path}", NeuronpediaError)
+    data = loads_json(path.read_text(), f"feature {feature}: cached {path}")
     return parse_feature_json(data, f"feature {feature} ({path})")
 
 
@@ -137,7 +131,6 @@ class _Client:
             s.api_key_env,
             bool(self.key),
             "activations.neuronpedia.base_url",
-            NeuronpediaError,
         )
         if response.status_code == 404:
             raise NeuronpediaError(
@@ -149,7 +142,7 @@ class _Client:
             after = f" after {s.retries} retries" if code in RETRY_STATUSES else ""
             raise NeuronpediaError(f"{what}: HTTP {code} from {url}{after}")
         # Not response.json(): it takes NaN and Infinity, which would then reach the cache.
-        return loads_json(response.content, f"{what}: malformed JSON from {url}", NeuronpediaError)
+        return loads_json(response.content, f"{what}: malformed JSON from {url}")
 
 
 def feature_explanations(
@@ -163,7 +156,7 @@ def feature_explanations(
     out = {}
     for feature in features:
         path = settings.cache_path(layer, feature)
-        data = loads_json(path.read_text(), f"feature {feature}: cached {path}", NeuronpediaError)
+        data = loads_json(path.read_text(), f"feature {feature}: cached {path}")
         if not isinstance(data, dict):
             raise NeuronpediaError(f"feature {feature}: cached {path} is not a JSON object")
         explanations = data.get("explanations") or []

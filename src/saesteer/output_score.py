@@ -19,7 +19,8 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import polars as pl
 import torch
@@ -27,7 +28,7 @@ from tqdm import tqdm
 
 from saesteer.hooks import block_output, start_after_block
 from saesteer.models import cache_keyword, returned_cache
-from saesteer.prompts import OUTPUT_SCORE_PROMPT, PREFIXES, encode_prompt
+from saesteer.prompts import PREFIXES, encode_prompt
 from saesteer.steering import add_steering, latent_max, steer_reference, steering_directions
 
 log = logging.getLogger(__name__)
@@ -66,19 +67,16 @@ PROMPT_LISTS = {"prefixes": PREFIXES}
 
 @dataclass(frozen=True)
 class OutputScoreSettings:
-    prompt: str = OUTPUT_SCORE_PROMPT
-    factor: float = 10.0
-    top_k: int = 20
+    SECTIONS: ClassVar = ("output_score",)
+    prompt: str
+    factor: float
+    top_k: int
     # Extra neutral prompts for the paper's robustness check, or a named list ("prefixes").
-    robustness_prompts: Sequence[str] | str = field(default_factory=tuple)
+    robustness_prompts: Sequence[str] | str
     # The paper's S_out = P(steered) - P(unsteered); the code (default) keeps the first term.
-    subtract_unsteered: bool = False
-    method: str = "fast"
-    batch_size: int = 256
-
-    @classmethod
-    def from_config(cls, section: dict | None) -> OutputScoreSettings:
-        return cls(**(section or {}))
+    subtract_unsteered: bool
+    method: str
+    batch_size: int
 
     def prompts(self) -> list[str]:
         extra = self.robustness_prompts
@@ -177,6 +175,15 @@ def score_prompt_reference(
 
 
 SCORERS = {"fast": score_prompt_fast, "reference": score_prompt_reference}
+
+
+def robustness_correlation(scores: pl.DataFrame) -> tuple[float, float]:
+    """Pearson and Spearman correlation of the main prompt's output score with the mean
+    over the robustness prompts (the paper's robustness check)."""
+    pair = [pl.col("output_score"), pl.col("robustness_mean")]
+    return scores.select(
+        pl.corr(*pair).alias("pearson"), pl.corr(*pair, method="spearman").alias("spearman")
+    ).row(0)
 
 
 def score_output(

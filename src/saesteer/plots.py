@@ -4,7 +4,7 @@ an HTML table for the report. A figure whose data is missing says so on the canv
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -170,16 +170,17 @@ PLOTS: dict[str, tuple[str, Callable]] = {
 }
 
 
-def write_plots(features: pl.DataFrame, summary: pl.DataFrame, out_dir: str | Path) -> list[Path]:
+def write_plots(features: pl.DataFrame, summary: pl.DataFrame, paths: Sequence[str | Path]) -> None:
+    """Each path's plot, named by its stem (a key of PLOTS)."""
     tables = {"features": features, "summary": summary}
-    paths = []
-    for name, (table, plot) in PLOTS.items():
+    unknown = [str(p) for p in paths if Path(p).stem not in PLOTS]
+    if unknown:
+        raise ValueError(f"no plot named like {unknown} (known: {sorted(PLOTS)})")
+    for path in paths:
+        table, plot = PLOTS[Path(path).stem]
         fig, ax = _figure()
         plot(tables[table], ax)
-        path = Path(out_dir) / f"{name}.png"
-        _save(fig, path)
-        paths.append(path)
-    return paths
+        _save(fig, Path(path))
 
 
 def _number(value, digits: int = 3) -> str:

@@ -1,112 +1,201 @@
-"""Checks of a run's existing artifacts before any job runs.
-
-Snakemake trusts a file that exists and is newer than its inputs. A truncated Parquet
-file, or a model.json whose model directory is gone, would otherwise be read by the next
-job, and Snakemake removes that job's old outputs before it starts: a good file would be
-lost to a bad one. So the workflow refuses to start, naming the file and the rule to rerun.
-"""
+"""Checks of a run config that need its sources (the model, the SAEs, feature files,
+released data, the device), so a bad config fails before any job runs, naming the field."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable
+import glob
 from pathlib import Path
 
-import polars as pl
+from saesteer.activations import export_files
+from saesteer.concepts.instructions import INSTRUCTIONS, read_instruction_file
+from saesteer.concepts.judges.chat import load_rubrics
+from saesteer.concepts.released import N_INSTRUCTIONS, released_layers
+from saesteer.config import (
+    GEN_SUCCESS_TOP_K,
+    SCHEMA,
+    configured_layers,
+    layer_settings,
+    needs_corpus,
+    read_config,
+    resolve_config,
+)
+from saesteer.downloads import missing_file
+from saesteer.errors import ActivationsError, ConfigError, JudgeError, ReleasedDataError
+from saesteer.features import check_features
+from saesteer.models import check_model_device, model_source
+from saesteer.prompts import resolve_prefixes
+from saesteer.released import factor_file
+from saesteer.saes import sae_source
+from saesteer.text_sources import text_source
 
 
-class ArtifactError(RuntimeError):
-    """An artifact on disk is unreadable or stale; the message names it and the fix."""
+def load_config(path: str | Path, schema: str | Path = SCHEMA, check_device: bool = True) -> dict:
+    """A config file, its defaults filled in and every check passed."""
+    return validate_config(read_config(path), schema, check_device)
 
 
-def rerun_hint(path: str | Path, rules: Iterable[str]) -> str:
-    rules = sorted(set(rules))
-    if not rules:
-        return f"delete {path} or make it again"
-    forcerun = " ".join(rules)
-    return f"written by rule {', '.join(rules)}: rerun it with `snakemake --forcerun {forcerun}`"
+def validate_config(config: dict, schema: str | Path = SCHEMA, check_device: bool = True) -> dict:
+    """Validate `config` in place (filling defaults, numbers in their schema type) and
+    return it. `check_device=False` skips the device check, for a host that only submits
+    jobs to other machines (a cluster's login node)."""
+    resolve_config(config, schema)
+    _check_semantics(config)
+    if check_device:
+        check_model_device(config["model"]["device"])
+    return config
 
 
-def _unreadable(path: str | Path, reason: str, rules: Iterable[str]) -> str:
-    return f"{path}: unreadable Parquet ({reason}); {rerun_hint(path, rules)}"
+def _check_semantics(config: dict) -> None:
 
-
-# The rule that writes each Parquet artifact, by file name.
-_SAME_NAME = [
-    "features",
-    "logit_lens",
-    "output_scores",
-    "activations",
-    "input_scores",
-    "generations",
-    "gen_metrics",
-    "best_factors",
-    "sae_metrics",
-    "concepts",
-    "concept_generations",
-    "concept_ratings",
-    "concept_table",
-]
-_PRODUCERS = {
-    **{stem: stem for stem in _SAME_NAME},
-    "output_scores_by_prompt": "output_scores",
-    "chunks": "tokenize_corpus",
-    "documents": "corpus",
-    "summary": "aggregate",
-    "concept_scores": "concept_table",
-}
-
-
-def producing_rule(path: str | Path) -> list[str]:
-    """The workflow rule that writes an artifact, from its name and place (none if the
-    file is not one of the workflow's)."""
-    path = Path(path)
-    if path.name == "features.parquet" and path.parent.parent.name != "layers":
-        return ["aggregate"]  # the run-level table; layers/<L>/features.parquet: `features`
-    return [_PRODUCERS[path.stem]] if path.stem in _PRODUCERS else []
-
-
-def read_artifact(path: str | Path, producers: Iterable[str] | None = None) -> pl.DataFrame:
-    """`pl.read_parquet`, with an error that names the file and the rule to rerun."""
-    try:
-        return pl.read_parquet(path)
-    except Exception as e:  # polars raises several classes for one cause: a bad file
-        rules = producing_rule(path) if producers is None else producers
-        raise ArtifactError(_unreadable(path, str(e), rules)) from None
-
-
-def unreadable_parquet(path: str | Path) -> str | None:
-    """Why a Parquet file's footer cannot be read, or None when it can."""
-    try:
-        pl.read_parquet_schema(path)
-    except Exception as e:  # noqa: BLE001 - any failure means the file is unusable
-        return str(e).splitlines()[0] if str(e) else type(e).__name__
-    return None
-
-
-def missing_model_dir(model_json: str | Path) -> str | None:
-    """The model directory a model.json records, when it is gone."""
-    try:
-        path = json.loads(Path(model_json).read_text())["path"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # the model rule rewrites a bad file; jobs name it if it is read
-    return None if Path(path).is_dir() else path
-
-
-def check_inputs(inputs: Iterable[str], producers: Callable[[str], list[str]]) -> None:
-    """Refuse to start when an existing file that a job is about to read is an unreadable
-    Parquet file, or a model.json whose model directory is gone. `inputs` are the files
-    the jobs to run read and no job to run writes (a forced rule's outputs are not here)."""
-    problems = []
-    for path in sorted(set(inputs)):
-        if not Path(path).is_file():
-            continue
-        if path.endswith(".parquet") and (reason := unreadable_parquet(path)):
-            problems.append(_unreadable(path, reason, producers(path)))
-        if Path(path).name == "model.json" and (gone := missing_model_dir(path)):
-            problems.append(
-                f"{path}: the model directory it records, {gone}, no longer exists (a cache "
-                f"cleared or a directory moved?); {rerun_hint(path, producers(path))}"
+    _check_corpus(config)
+    for score in ("output_score", "input_score"):
+        if config[score]["top_k"] > config["logit_lens"]["top_k"]:
+            raise ConfigError(
+                f"{score}.top_k: {config[score]['top_k']} > logit_lens.top_k="
+                f"{config['logit_lens']['top_k']} (the score reads the logit-lens tokens)"
             )
-    if problems:
-        raise ArtifactError("\n".join(problems))
+    _check_activations(config)
+    _check_generation(config)
+    _check_concepts(config)
+    source = model_source(config["model"]["source"])
+    n_layers = source.n_layers()
+    for layer in configured_layers(config):
+        if n_layers is not None and layer >= n_layers:
+            raise ConfigError(
+                f"layers.{layer}: layer out of range, {config['model']['source']} "
+                f"has {n_layers} layers (0..{n_layers - 1})"
+            )
+        settings = layer_settings(config, layer)
+        if "source" not in settings["sae"]:
+            raise ConfigError(f"sae.source: missing (needed by layer {layer})")
+        d_sae = sae_source(settings["sae"]["source"]).check(settings["sae"], layer)
+        if settings["features"] is None:
+            raise ConfigError(f"layers.{layer}.features: no feature list (and no global features)")
+        check_features(settings["features"], layer, d_sae)
+
+
+def _check_activations(config: dict) -> None:
+
+    activations = config["activations"]
+    source = activations["source"]
+    required = {"neuronpedia": ("model_id", "source"), "bulk": ("files", "source")}
+    for field in required.get(source, ()):
+        if field not in activations[source]:
+            raise ConfigError(f"activations.{source}.{field}: required for source {source}")
+    for layer in configured_layers(config) if source == "bulk" else []:
+        try:
+            export_files(activations["bulk"]["files"], layer)
+        except ActivationsError as e:
+            raise ConfigError(f"{e} (layer {layer})") from None
+
+
+def _check_generation(config: dict) -> None:
+
+    generation = config["generation"]
+    if config["logit_lens"]["top_k"] < GEN_SUCCESS_TOP_K:
+        raise ConfigError(
+            f"logit_lens.top_k: {config['logit_lens']['top_k']} < {GEN_SUCCESS_TOP_K}, "
+            f"GenSuccess@{GEN_SUCCESS_TOP_K} reads that many logit-lens tokens"
+        )
+    resolve_prefixes(generation["prefixes"], generation["n_prefixes"])
+    cutpoints = generation["output_strata"]
+    if cutpoints != sorted(cutpoints):
+        raise ConfigError(f"generation.output_strata: {cutpoints} is not in ascending order")
+    n = generation["max_features"]
+    if cutpoints and n is not None and n <= len(cutpoints):
+        raise ConfigError(
+            f"generation.max_features: {n} cannot cover the {len(cutpoints) + 1} strata of "
+            f"generation.output_strata {cutpoints}; steer at least {len(cutpoints) + 1}"
+        )
+    if generation["source"] == "released":
+        if "files" not in generation["released"]:
+            raise ConfigError("generation.released.files: required for source released")
+        for layer in configured_layers(config):
+            for factor in layer_settings(config, layer)["factors"]:
+                path = factor_file(generation["released"]["files"], factor)
+                if not Path(path).is_file():
+                    where = f"generation.released.files (layer {layer}, factor {factor})"
+                    raise ConfigError(missing_file(where, path))
+    if config["gen_metrics"]["evaluator"]:
+        model_source(config["gen_metrics"]["evaluator"])
+    released = config["best_factor"]["released"]
+    if released and not Path(released).is_file():
+        raise ConfigError(missing_file("best_factor.released", released))
+
+
+def _check_concepts(config: dict) -> None:
+
+    concepts = config["concepts"]
+    configured = configured_layers(config)
+    for layer in concepts["layers"]:
+        if layer not in configured:
+            raise ConfigError(f"concepts.layers: layer {layer} is not in layers {configured}")
+    if concepts["source"] == "released":
+        _check_released_concepts(concepts)
+        return  # the paper's answers and ratings replace generation and judging
+    if concepts["n_select"] >= concepts["n_instructions"]:
+        raise ConfigError(
+            f"concepts.n_select: {concepts['n_select']} leaves no test instructions "
+            f"(n_instructions {concepts['n_instructions']})"
+        )
+    spec = concepts["instructions"]
+    pool = INSTRUCTIONS if spec == "builtin" else spec
+    if isinstance(spec, dict):
+        pool = read_instruction_file(spec["file"])
+    if isinstance(pool, (list, tuple)) and len(pool) < concepts["n_instructions"]:
+        raise ConfigError(
+            f"concepts.instructions: {len(pool)} instructions, fewer than n_instructions "
+            f"{concepts['n_instructions']}"
+        )
+    rubrics = concepts["judge"]["chat"]["rubrics"]
+    if concepts["judge"]["kind"] == "chat" and rubrics:
+        try:
+            load_rubrics(rubrics)
+        except JudgeError as e:
+            raise ConfigError(str(e)) from None
+    if concepts["description"] == "neuronpedia":
+        for field in ("model_id", "source"):
+            if field not in config["activations"].get("neuronpedia", {}):
+                raise ConfigError(
+                    f"activations.neuronpedia.{field}: required for Neuronpedia explanations "
+                    "(concepts.description)"
+                )
+
+
+def _check_released_concepts(concepts: dict) -> None:
+
+    released = concepts["released"]
+    answers = Path(released["data_dir"]) / "generated_texts" / released["model_dir"]
+    if not Path(released["data_dir"]).is_dir():
+        raise ConfigError(missing_file("concepts.released.data_dir", released["data_dir"]))
+    if not answers.is_dir():
+        raise ConfigError(
+            f"concepts.released.model_dir: {answers} is not a directory (the release has "
+            "generated_texts/gemma_9b_it for Concept500)"
+        )
+    if concepts["n_select"] >= N_INSTRUCTIONS:
+        raise ConfigError(
+            f"concepts.n_select: {concepts['n_select']} leaves no test answers of the "
+            f"release's {N_INSTRUCTIONS} per concept"
+        )
+    try:
+        layers = released_layers(released["data_dir"], released["model_dir"])
+    except ReleasedDataError as e:
+        raise ConfigError(f"concepts.released: {e}") from None
+    missing = sorted(set(concepts["layers"]) - layers)
+    if missing:
+        raise ConfigError(
+            f"concepts.layers: the release has no concepts at layers {missing} "
+            f"(it has {sorted(layers)})"
+        )
+
+
+def _check_corpus(config: dict) -> None:
+
+    needs = needs_corpus(config)
+    for name in config["corpus"]["sources"] if needs else []:
+        if text_source(name).missing():
+            raise ConfigError(f"corpus.sources: {name} {text_source(name).missing()}")
+    for pattern in config["corpus"]["files"] if needs else []:
+        if not glob.glob(pattern, recursive=True):
+            raise ConfigError(f"corpus.files: no file matches {pattern!r}")

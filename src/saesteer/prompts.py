@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from saesteer.config import ConfigError
+from saesteer.errors import ConfigError
 
 # The output score's neutral prompt: the public code's text (the paper's says "In my experience,").
 OUTPUT_SCORE_PROMPT = "From my experience,"

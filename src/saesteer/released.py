@@ -11,15 +11,12 @@ from pathlib import Path
 
 import polars as pl
 
+from saesteer.errors import ReleasedDataError
 from saesteer.io import is_finite_number, read_json_object
 
 
-class ReleasedDataError(ValueError):
-    """A released file is missing or malformed; the message names the file and feature."""
-
-
 def _read_object(path: str | Path) -> dict:
-    return read_json_object(path, str(path), '{"<layer>_<index>": ...}', ReleasedDataError)
+    return read_json_object(path, str(path), '{"<layer>_<index>": ...}')
 
 
 def factor_file(template: str, factor: float) -> str:

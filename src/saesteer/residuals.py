@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from saesteer.errors import ResidualsError
 from saesteer.io import atomic_path
 
 if TYPE_CHECKING:  # torch is imported where it is used: the CLI's errors must not need it
@@ -28,10 +29,6 @@ if TYPE_CHECKING:  # torch is imported where it is used: the CLI's errors must n
     import torch
 
 log = logging.getLogger(__name__)
-
-
-class ResidualsError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from saesteer.config import ConfigError
+from saesteer.errors import ConfigError, SaeError
+from saesteer.io import read_json
+from saesteer.models import load_model, load_tokenizer, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +87,6 @@ def _saelens_v6_cfg(path: Path) -> dict | None:
 
 
 WEIGHTS_FILE = "sae_weights.safetensors"
-
-
-class SaeError(RuntimeError):
-    """An SAE on disk is not the one its sae.json describes; the message says what to run."""
 
 
 def weights_stamp(path: str | Path) -> dict | None:
@@ -208,15 +206,10 @@ class Trained(LocalDirectory):
     """An SAE this workflow trains with SAE-Lens (rule `train_sae`), then reads like a local one."""
 
     def check(self, sae: dict, layer: int) -> int:
-        from saesteer.train import TrainSettings
-
-        try:
-            return TrainSettings.from_config(sae.get("train")).d_sae
-        except TypeError as e:
-            raise ConfigError(f"sae.train: {e} (layer {layer})") from e
+        return sae["train"]["d_sae"]  # layer_settings filled in the schema's defaults
 
     def describe(self, sae: dict, layer: int) -> dict:
-        return {**super().describe(sae, layer), "source": "train", "train": sae.get("train", {})}
+        return {**super().describe(sae, layer), "source": "train", "train": sae["train"]}
 
 
 SAE_SOURCES = {"saelens": SaeLensRelease(), "local": LocalDirectory(), "train": Trained()}
@@ -234,3 +227,30 @@ def load_sae(descriptor: dict, device: str = "cpu"):
         check_weights(descriptor)
     sae = sae_source(descriptor["source"]).load(descriptor, device=device)
     return sae.eval().requires_grad_(False)
+
+
+def _check_fit(model_info: dict, descriptor: dict) -> None:
+    if descriptor["d_in"] != model_info["d_model"]:
+        raise ConfigError(
+            f"layer {descriptor['layer']}: SAE d_in={descriptor['d_in']} does not match "
+            f"model d_model={model_info['d_model']}"
+        )
+
+
+def load_layer(model_json: str | Path, sae_json: str | Path, device: str = "auto"):
+    """(model, tokenizer, SAE, layer) of a run's model.json and a layer's sae.json, the SAE
+    on the model's device, after checking that they fit."""
+    model_info, descriptor = read_json(model_json), read_json(sae_json)
+    _check_fit(model_info, descriptor)
+    model, tokenizer = load_model(model_info["path"], model_info["dtype"], device)
+    sae = load_sae(descriptor, device=str(next(model.parameters()).device))
+    return model, tokenizer, sae, descriptor["layer"]
+
+
+def load_layer_sae(model_json: str | Path, sae_json: str | Path, device: str = "auto"):
+    """(tokenizer, SAE, layer), for stages that read cached residuals instead of running
+    the model."""
+    model_info, descriptor = read_json(model_json), read_json(sae_json)
+    _check_fit(model_info, descriptor)
+    sae = load_sae(descriptor, device=resolve_device(device))
+    return load_tokenizer(model_json), sae, descriptor["layer"]

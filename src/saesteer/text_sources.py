@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from saesteer.errors import ConfigError
 from saesteer.wheels import wheel_member
 
 _BLOCKS = {"p", "li", "dd", "blockquote"}
@@ -223,7 +224,6 @@ TEXT_SOURCES: dict[str, DebianText | WheelText] = {
 
 
 def text_source(name: str) -> DebianText | WheelText:
-    from saesteer.config import ConfigError
 
     if name not in TEXT_SOURCES:
         raise ConfigError(

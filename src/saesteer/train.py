@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -25,21 +26,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """The `sae.train` config block; defaults suit SmolLM2-135M on 2 CPU cores."""
+    """The `sae.train` config block (defaults in the schema)."""
 
-    architecture: str = "topk"  # topk | standard
-    d_sae: int = 2048
-    k: int = 64  # topk only
-    l1_coefficient: float = 5.0  # standard only
-    activation_tokens: int = 100_000  # corpus tokens run through the model
-    training_tokens: int = 300_000  # SAE training samples (epochs over the cache)
-    batch_size_tokens: int = 1024
-    lr: float = 1e-2
-    seed: int = 0
-
-    @classmethod
-    def from_config(cls, train: dict | None) -> TrainSettings:
-        return cls(**(train or {}))
+    SECTIONS: ClassVar = ("sae.train",)
+    architecture: str  # topk | standard
+    d_sae: int
+    k: int  # topk only
+    l1_coefficient: float  # standard only
+    activation_tokens: int  # corpus tokens run through the model
+    training_tokens: int  # SAE training samples (epochs over the cache)
+    batch_size_tokens: int
+    lr: float
+    seed: int
 
 
 def training_residuals(

@@ -1,16 +1,12 @@
+import shlex
 from pathlib import Path
 
 from saesteer.activations import export_files
-from saesteer.config import (
-    canonical_json,
-    configured_layers,
-    layer_settings,
-    read_feature_file,
-)
+from saesteer.config import canonical_json, configured_layers, layer_settings
+from saesteer.features import read_feature_file
 from saesteer.models import host_has_gpu
 from saesteer.prompts import resolve_prefixes
 from saesteer.residuals import ResidualSizes
-from saesteer.train import TrainSettings
 from saesteer.saes import weights_stamp
 from saesteer.released import factor_file
 
@@ -61,9 +57,7 @@ def residual_sizes():
     sizes = ResidualSizes.needed(
         CORPUS["context_size"],
         [
-            TrainSettings.from_config(
-                layer_settings(config, layer)["sae"].get("train")
-            ).activation_tokens
+            layer_settings(config, layer)["sae"]["train"]["activation_tokens"]
             for layer in TRAINED_LAYERS
         ],
         [ACTIVATIONS["mine"]["max_tokens"]] if MINED else [],
@@ -76,17 +70,44 @@ def residual_file(layer):
     return f"{OUT}/residuals/layer_{layer}.safetensors"
 
 
+def section_settings(section, keys=None):
+    """A stage's `--settings`: a config section, or the `keys` of it that the stage reads
+    (so editing another key reruns nothing)."""
+    values = config[section]
+    return canonical_json(
+        values if keys is None else {key: values[key] for key in keys}
+    )
+
+
+def optional_inputs(*names):
+    """`--name path ...` for each of a job's named inputs that this run has (an input
+    function may leave one out)."""
+
+    def flags(wildcards, input):
+        present = [name for name in names if name in input.keys() and input[name]]
+        return " ".join(
+            f"--{name.replace('_', '-')} "
+            + " ".join(shlex.quote(str(path)) for path in paths)
+            for name in present
+            for paths in [
+                input[name] if isinstance(input[name], list) else [input[name]]
+            ]
+        )
+
+    return flags
+
+
 wildcard_constraints:
     layer=r"\d+",
     key=r"[0-9a-f]{12}",
 
 
-def sae_spec(wildcards):
+def sae_settings(wildcards):
     """This layer's SAE settings only, so other layers' edits do not rerun it."""
     return canonical_json(layer_settings(config, wildcards.layer)["sae"])
 
 
-def feature_spec(wildcards):
+def feature_settings(wildcards):
     """This layer's feature setting; a feature file is read so only this layer's entry counts."""
     spec = layer_settings(config, wildcards.layer)["features"]
     if isinstance(spec, dict) and "file" in spec:
@@ -179,9 +200,6 @@ def generation_settings(wildcards):
     )
     if not SAMPLED:
         settings["released"] = GENERATION["released"]
-    if not settings["output_strata"]:
-        # The first max_features, as before strata existed: such runs rerun nothing.
-        del settings["output_strata"]
     return canonical_json(settings)
 
 
@@ -280,8 +298,11 @@ def concept_settings(stage):
         if settings["description"] == "auto":
             from_api = ACTIVATIONS["source"] == "neuronpedia"
             settings["description"] = "neuronpedia" if from_api else "derived"
-        if settings["description"] == "neuronpedia":
-            settings["neuronpedia"] = ACTIVATIONS["neuronpedia"]
+        settings["neuronpedia"] = (
+            ACTIVATIONS["neuronpedia"]
+            if settings["description"] == "neuronpedia"
+            else None
+        )
     return canonical_json(settings)
 
 
@@ -301,12 +322,6 @@ def concept_table_inputs(wildcards):
     else:
         inputs["ratings"] = layer_outputs("concept_ratings", CONCEPT_LAYERS)
     return inputs
-
-
-def concept_table_sources(wildcards, input):
-    if RELEASED_CONCEPTS:
-        return f"--released {input.released}"
-    return "--ratings " + " ".join(input.ratings)
 
 
 def concept_rubric_files(wildcards):

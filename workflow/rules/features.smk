@@ -12,7 +12,7 @@ rule features:
     resources:
         mem_mb=1000,
     params:
-        spec=feature_spec,
+        settings=feature_settings,
     shell:
         "saesteer features --layer {wildcards.layer} --sae {input.sae} "
-        "--spec {params.spec:q} --out {output} 2> {log}"
+        "--settings {params.settings:q} --out {output} 2> {log}"

@@ -17,10 +17,9 @@ rule logit_lens:
         gpu=model_gpus,
         mem_mb=model_mem(3000),
     params:
-        top_k=config["logit_lens"]["top_k"],
-        batch_size=config["logit_lens"]["batch_size"],
+        settings=section_settings("logit_lens"),
         device=MODEL["device"],
     shell:
         "saesteer logit-lens --model {input.model} --sae {input.sae} "
-        "--features {input.features} --top-k {params.top_k} "
-        "--batch-size {params.batch_size} --device {params.device} --out {output} 2> {log}"
+        "--features {input.features} --settings {params.settings:q} "
+        "--device {params.device} --out {output} 2> {log}"

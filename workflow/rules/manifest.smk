@@ -13,5 +13,5 @@ rule manifest:
     params:
         run=config["run"],
     shell:
-        "saesteer manifest --run {params.run} --model {input.model} "
+        "saesteer manifest --run-name {params.run} --model {input.model} "
         "--sae {input.saes} --out {output} 2> {log}"

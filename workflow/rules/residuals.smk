@@ -23,16 +23,15 @@ if RESIDUAL_LAYERS:
             gpu=model_gpus,
             mem_mb=model_mem(8000),
         params:
-            layers=RESIDUAL_LAYERS,
-            train_chunks=(
-                ""
-                if residual_sizes().train_chunks is None
-                else f"--train-chunks {residual_sizes().train_chunks}"
+            settings=canonical_json(
+                {
+                    "layers": RESIDUAL_LAYERS,
+                    "train_chunks": residual_sizes().train_chunks,
+                    "heldout_chunks": residual_sizes().heldout_chunks,
+                }
             ),
-            heldout_chunks=residual_sizes().heldout_chunks,
             device=MODEL["device"],
         shell:
             "saesteer residuals --model {input.model} --chunks {input.chunks} "
-            "--layers {params.layers} {params.train_chunks} "
-            "--heldout-chunks {params.heldout_chunks} "
-            "--device {params.device} --out {output} 2> {log}"
+            "--settings {params.settings:q} --device {params.device} --out {output} "
+            "2> {log}"

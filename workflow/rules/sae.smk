@@ -12,7 +12,8 @@ rule sae:
     resources:
         mem_mb=4000,
     params:
-        spec=sae_spec,
+        settings=sae_settings,
         weights=sae_weights_stamp,
     shell:
-        "saesteer sae --layer {wildcards.layer} --spec {params.spec:q} --out {output} 2> {log}"
+        "saesteer sae --layer {wildcards.layer} --settings {params.settings:q} "
+        "--out {output} 2> {log}"

@@ -1,0 +1,36 @@
+"""The workflow's stages. A stage is one module here, one Snakemake rule and its rule file
+(`workflow/rules/<stage>.smk`), and one subcommand (`saesteer <stage>`, with dashes), all
+under one name. Each module exposes `run(...)`: keyword arguments for its input files, its
+output files (`out...`) and its `settings` (a config section, as JSON on the command line);
+`saesteer.cli` derives the subcommand's flags from that signature.
+
+The table below is all the CLI imports to list the stages, so `saesteer --help` stays fast;
+a stage's module (and torch) is imported only when it runs."""
+
+STAGES = {
+    "embedded_model": "convert an embedded model to safetensors, once",
+    "model": "resolve the model, write model.json",
+    "corpus": "build the text corpus (documents)",
+    "tokenize_corpus": "tokenize the corpus once into packed chunks",
+    "residuals": "cache block outputs of all layers in one pass",
+    "train_sae": "train one layer's SAE with SAE-Lens",
+    "sae": "resolve one layer's SAE, write sae.json",
+    "sae_metrics": "SAE quality on held-out text",
+    "features": "select one layer's features",
+    "logit_lens": "top-k logit-lens tokens of each feature",
+    "output_scores": "output scores of one layer's features",
+    "activations": "top activating examples of one layer's features",
+    "input_scores": "input scores of one layer's features",
+    "generations": "steered generations over one layer's factor grid",
+    "gen_metrics": "GenSuccess@k and perplexity of generations",
+    "best_factors": "each feature's best steering factor",
+    "aggregate": "join every layer's Parquet: features and summary",
+    "plots": "the paper's figures from the aggregated tables",
+    "findings": "the paper's findings on this run, JSON and HTML",
+    "manifest": "write the run manifest",
+    "concepts": "one layer's concepts: features and descriptions",
+    "concept_generations": "answers steered by SAE, DiffMean and prompting",
+    "concept_ratings": "rate answers: concept, instruction, fluency",
+    "released_concepts": "the paper's released concept ratings, instructions and answers",
+    "concept_table": "factor choice and Table 1 over all layers",
+}

@@ -1,0 +1,128 @@
+"""Stage `activations`: each feature's top activating examples, from one of three sources
+(a registry): mined locally from the cached residuals, Neuronpedia's API, or Neuronpedia's
+bulk export files."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, ClassVar
+
+import torch
+
+from saesteer.activations import (
+    ACTIVATIONS_SCHEMA,
+    Example,
+    activations_frame,
+    export_files,
+    import_bulk_export,
+    strongest_first,
+)
+from saesteer.artifacts import read_artifact
+from saesteer.config import settings_for
+from saesteer.corpus import read_chunks
+from saesteer.errors import ConfigError
+from saesteer.io import write_parquet
+from saesteer.mining import MiningSettings, mine_top_examples, top_examples_by_feature
+from saesteer.neuronpedia import NeuronpediaSettings, fetch_features
+from saesteer.residuals import read_residuals
+from saesteer.saes import load_layer_sae
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ActivationSettings:
+    """The workflow passes the chosen source's section only (tuning another reruns nothing)."""
+
+    SECTIONS: ClassVar = ("activations",)
+    source: str  # mine | neuronpedia | bulk
+    n_examples: int
+    mine: dict
+    neuronpedia: dict
+    bulk: dict
+
+
+@dataclass(frozen=True)
+class Inputs:
+    layer: int
+    features: list[int]
+    model: Path | None
+    sae: Path | None
+    chunks: Path | None
+    residuals: Path | None
+    device: str
+
+
+def _mined(inputs: Inputs, settings: ActivationSettings) -> dict[int, list[Example]]:
+    mining = settings_for(MiningSettings, {**settings.mine, "n_examples": settings.n_examples})
+    if not (inputs.model and inputs.sae and inputs.chunks and inputs.residuals):
+        raise ConfigError("activations.source mine: needs --model, --sae, --chunks and --residuals")
+    tokenizer, sae, layer = load_layer_sae(inputs.model, inputs.sae, inputs.device)
+    chunks = read_chunks(inputs.chunks, "train")
+    if chunks.size == 0:
+        raise ConfigError(f"activations.source mine: {inputs.chunks} has no train chunks")
+    if mining.max_tokens is not None:
+        chunks = chunks[: max(1, mining.max_tokens // chunks.shape[1])]
+    residuals = read_residuals(inputs.residuals, "train", layer, len(chunks))
+    top = mine_top_examples(
+        residuals,
+        sae,
+        torch.from_numpy(chunks),
+        inputs.features,
+        tokenizer.all_special_ids,
+        mining,
+        desc=f"mining layer {layer}",
+    )
+    return top_examples_by_feature(top, inputs.features, tokenizer)
+
+
+def _neuronpedia(inputs: Inputs, settings: ActivationSettings) -> dict[int, list[Example]]:
+    api = settings_for(NeuronpediaSettings, settings.neuronpedia)
+    examples = fetch_features(api, inputs.layer, inputs.features)
+    return {f: strongest_first(e, settings.n_examples) for f, e in examples.items()}
+
+
+def _bulk(inputs: Inputs, settings: ActivationSettings) -> dict[int, list[Example]]:
+    files = export_files(settings.bulk["files"], inputs.layer)
+    source_id = settings.bulk["source"].format(layer=inputs.layer)
+    return import_bulk_export(files, source_id, inputs.features, settings.n_examples)
+
+
+SOURCES: dict[str, Callable[[Inputs, ActivationSettings], dict[int, list[Example]]]] = {
+    "mine": _mined,
+    "neuronpedia": _neuronpedia,
+    "bulk": _bulk,
+}
+
+
+def run(
+    *,
+    layer: int,
+    features: Annotated[Path, "the layer's features.parquet"],
+    settings: ActivationSettings,
+    model: Annotated[Path | None, "model.json (source mine)"] = None,
+    sae: Annotated[Path | None, "the layer's sae.json (source mine)"] = None,
+    chunks: Annotated[Path | None, "chunks.parquet (source mine)"] = None,
+    residuals: Annotated[Path | None, "the layer's residual cache (source mine)"] = None,
+    device: str = "auto",
+    out: Annotated[Path, "activations.parquet"],
+) -> None:
+    ids = read_artifact(features)["feature"].to_list()
+    inputs = Inputs(layer, ids, model, sae, chunks, residuals, device)
+    examples = SOURCES[settings.source](inputs, settings)
+    frame = activations_frame(layer, examples)
+    write_parquet(frame, out, ACTIVATIONS_SCHEMA)
+    counts = sorted(len(e) for e in examples.values())
+    log.info(
+        "layer %d: %d examples of %d features from %s (%d features without any, "
+        "median %d examples per feature)",
+        layer,
+        frame.height,
+        len(ids),
+        settings.source,
+        counts.count(0),
+        counts[len(counts) // 2],
+    )

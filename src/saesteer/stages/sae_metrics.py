@@ -1,0 +1,56 @@
+"""Stage `sae_metrics`: one layer's SAE quality on held-out text: variance explained, L0,
+dead latents, CE loss recovered."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, ClassVar
+
+import polars as pl
+import torch
+
+from saesteer.corpus import read_chunks
+from saesteer.io import write_parquet
+from saesteer.residuals import read_residuals
+from saesteer.sae_metrics import SAE_METRICS_SCHEMA, sae_metrics
+from saesteer.saes import load_layer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SaeMetricsSettings:
+    SECTIONS: ClassVar = ("sae_metrics",)
+    max_tokens: int  # for reconstruction, L0 and dead latents
+    ce_tokens: int  # for the CE metrics (3 full forwards each)
+    batch_size: int
+
+
+def run(
+    *,
+    model: Annotated[Path, "model.json"],
+    sae: Annotated[Path, "the layer's sae.json"],
+    chunks: Annotated[Path, "chunks.parquet"],
+    residuals: Annotated[Path, "the layer's residual cache"],
+    settings: SaeMetricsSettings,
+    device: str = "auto",
+    out: Annotated[Path, "sae_metrics.parquet"],
+) -> None:
+    lm, tokenizer, layer_sae, layer = load_layer(model, sae, device)
+    heldout = read_chunks(chunks, "heldout")
+    heldout = torch.from_numpy(heldout[: max(1, settings.max_tokens // heldout.shape[1])])
+    cached = read_residuals(residuals, "heldout", layer, len(heldout))
+    metrics = sae_metrics(
+        lm,
+        layer_sae,
+        layer,
+        heldout,
+        cached,
+        tokenizer.all_special_ids,
+        max(1, settings.ce_tokens // heldout.shape[1]),
+        settings.batch_size,
+    )
+    write_parquet(pl.DataFrame([metrics]), out, SAE_METRICS_SCHEMA)
+    log.info("layer %d: %s", layer, metrics)

@@ -1,0 +1,46 @@
+"""The plots and the findings page, on hand-made tables with known answers."""
+
+import math
+
+import pytest
+
+from saesteer.aggregate import feature_table, findings, summary_table
+from saesteer.plots import PLOTS, findings_html, write_plots
+from tests.helpers import hand_made_tables, write_layer
+
+
+@pytest.fixture
+def tables(tmp_path):
+    return hand_made_tables(tmp_path)
+
+
+def test_plots_and_the_findings_page(tables, tmp_path):
+    features, summary = tables
+    paths = [tmp_path / "plots" / f"{name}.png" for name in PLOTS]
+    write_plots(features, summary, paths)
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    page = findings_html(findings(features, summary), "hand-made")
+    assert '<table id="findings">' in page and '<table id="thresholds">' in page
+    assert "<td>0.167</td>" in page  # the share with both scores > 0.5
+    assert '<table id="layers">' in page
+    row = "<tr><td>8</td><td>0.9</td><td>3</td><td>0.1</td><td>0.3</td><td>0.2</td><td>0.6</td>"
+    assert row + "<td>0.533</td></tr>" in page
+
+
+def test_plots_without_steering_data_still_draw(tmp_path):
+    files = write_layer(tmp_path, 2, with_steering=False)
+    features = feature_table({2: files}, n_layers=10)
+    paths = [tmp_path / "plots" / f"{name}.png" for name in PLOTS]
+    write_plots(features, summary_table(features), paths)
+    assert all(p.stat().st_size > 5_000 for p in paths)
+    found = findings(features, summary_table(features))
+    assert found["n_steered"] == 0 and found["mean_gen_success_20"] is None
+    assert all(row["gain"] is None for row in found["thresholds"])
+    assert not math.isnan(found["pearson_input_output"])
+
+
+def test_a_plot_name_it_does_not_know_is_refused(tables, tmp_path):
+    features, summary = tables
+    with pytest.raises(ValueError, match="no plot named like"):
+        write_plots(features, summary, [tmp_path / "violin.png"])
