@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 import torch
 import yaml
 
@@ -205,6 +206,21 @@ def rerun_by_hand(workdir: Path, outputs: list[str], tmp_path: Path) -> list[tup
     finally:
         os.chdir(cwd)
     return pairs
+
+
+def by_hand_equals_the_rule(fixture: str, *outputs: str):
+    """A test that reruns by hand the job that wrote `outputs` in the `fixture` run (an
+    output with `*` is a glob) and finds the rule's files again."""
+
+    @pytest.mark.workflow
+    def test(request, tmp_path):
+        workdir, _ = request.getfixturevalue(fixture)
+        paths = [
+            str(next(workdir.glob(o)).relative_to(workdir)) if "*" in o else o for o in outputs
+        ]
+        assert_same_files(rerun_by_hand(workdir, paths, tmp_path))
+
+    return test
 
 
 def assert_same_files(pairs: list[tuple[Path, Path]]) -> None:

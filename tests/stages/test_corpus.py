@@ -1,13 +1,8 @@
 """Stage `corpus` by hand: `saesteer corpus`, called as the rule called it,
 builds the documents exactly as the rule did."""
 
-import pytest
+from tests.helpers import by_hand_equals_the_rule
 
-from tests.helpers import assert_same_files, rerun_by_hand
-
-
-@pytest.mark.workflow
-def test_by_hand_equals_the_rule(tiny_run, tmp_path):
-    workdir, _ = tiny_run
-    outputs = ["results/tiny/corpus/documents.parquet"]
-    assert_same_files(rerun_by_hand(workdir, outputs, tmp_path))
+test_by_hand_equals_the_rule = by_hand_equals_the_rule(
+    "tiny_run", "results/tiny/corpus/documents.parquet"
+)

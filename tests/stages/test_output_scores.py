@@ -1,16 +1,10 @@
 """Stage `output_scores` by hand: `saesteer output-scores`, called as the rule called it,
 scores the outputs exactly as the rule did."""
 
-import pytest
+from tests.helpers import by_hand_equals_the_rule
 
-from tests.helpers import assert_same_files, rerun_by_hand
-
-
-@pytest.mark.workflow
-def test_by_hand_equals_the_rule(tiny_run, tmp_path):
-    workdir, _ = tiny_run
-    outputs = [
-        "results/tiny/layers/1/output_scores.parquet",
-        "results/tiny/layers/1/output_scores_by_prompt.parquet",
-    ]
-    assert_same_files(rerun_by_hand(workdir, outputs, tmp_path))
+test_by_hand_equals_the_rule = by_hand_equals_the_rule(
+    "tiny_run",
+    "results/tiny/layers/1/output_scores.parquet",
+    "results/tiny/layers/1/output_scores_by_prompt.parquet",
+)
