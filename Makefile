@@ -64,7 +64,7 @@ lint: install corpus-deps
 	snakemake --lint --configfile $(CONFIG)
 
 test: lint browser-deps
-	pytest --durations=25
+	pytest -n auto --durations=25
 
 # The fast loop: everything but the Snakemake, browser and SLURM tiers.
 test-fast: install

@@ -190,15 +190,16 @@ def gemma3_tokenizer():
     Gemma-3-270M GGUF to resources/tokenizers/."""
     from transformers import AutoTokenizer
 
-    from saesteer.io import atomic_dir
+    from saesteer.io import atomic_dir, exclusive
     from saesteer.models import EMBEDDED
 
     target = REPO / "resources" / "tokenizers" / "gemma-3-270m"
-    if not (target / "tokenizer_config.json").is_file():
-        gguf = EMBEDDED["gemma-3-270m"].gguf(REPO / "resources" / "downloads")
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        with atomic_dir(target) as tmp:
-            tokenizer.save_pretrained(tmp)
+    with exclusive(target.with_name(".gemma-3-270m.lock")):  # pytest-xdist workers
+        if not (target / "tokenizer_config.json").is_file():
+            gguf = EMBEDDED["gemma-3-270m"].gguf(REPO / "resources" / "downloads")
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            with atomic_dir(target) as tmp:
+                tokenizer.save_pretrained(tmp)
     return AutoTokenizer.from_pretrained(target)
 
 

@@ -1,9 +1,11 @@
-"""Atomic writes and strict JSON."""
+"""Atomic writes, locks and strict JSON."""
+
+import threading
 
 import pytest
 
 from saesteer.errors import DataFileError
-from saesteer.io import atomic_path, is_finite_number, loads_json, read_json_object
+from saesteer.io import atomic_path, exclusive, is_finite_number, loads_json, read_json_object
 
 
 def test_a_failed_write_leaves_neither_the_file_nor_a_temp_file(tmp_path):
@@ -45,3 +47,20 @@ def test_a_json_object_file(tmp_path):
 def test_finite_numbers():
     assert is_finite_number(3) and is_finite_number(-2.5)
     assert not any(map(is_finite_number, [True, float("nan"), float("inf"), 10**400, "1"]))
+
+
+def test_exclusive_admits_one_holder_at_a_time(tmp_path):
+    lock, order = tmp_path / "models" / ".model.lock", []
+
+    def second():
+        with exclusive(lock):
+            order.append("second")
+
+    with exclusive(lock):
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive()  # blocked while the first holds the lock
+        order.append("first")
+    waiting.join(10)
+    assert order == ["first", "second"]

