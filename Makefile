@@ -71,12 +71,14 @@ test-fast: install
 	pytest -m "not workflow"
 
 # Speed of the fast paths against reference-style loops, same process (see docs/speed.md).
-# Mining reads the demo's tokenized corpus: run `make demo` first.
+# Mining and perplexity read the demo's tokenized corpus: run `make demo` first.
+PERPLEXITY_BENCH_ARGS ?= --chunks results/gemma3-demo/corpus/chunks.parquet
 bench: install
 	python benchmarks/bench_output_score.py $(BENCH_ARGS)
 	python benchmarks/bench_mining.py $(MINING_BENCH_ARGS)
 	python benchmarks/bench_generation.py $(GENERATION_BENCH_ARGS)
 	python benchmarks/bench_concepts.py $(CONCEPT_BENCH_ARGS)
+	python benchmarks/bench_perplexity.py $(PERPLEXITY_BENCH_ARGS)
 
 clean:
 	rm -rf results .snakemake

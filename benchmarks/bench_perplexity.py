@@ -19,10 +19,19 @@ import math
 
 import numpy as np
 import torch
-from common import corpus_parser, load_corpus_model, setup_line, timed
+from common import (
+    block_flops_per_token,
+    corpus_parser,
+    decoder_shapes,
+    head_flops_per_token,
+    load_corpus_model,
+    matmul_peak,
+    setup_line,
+    timed,
+)
 
 from saesteer.corpus import read_chunks
-from saesteer.gen_metrics import perplexities
+from saesteer.gen_metrics import LOGIT_ELEMENTS, perplexities
 
 
 def distinct_texts(chunks: np.ndarray, n: int, seed: int = 0) -> tuple[list, list]:
@@ -51,6 +60,34 @@ def reference_loop(model, prompts, answers) -> list[float]:
     return out
 
 
+def useful_flops(shapes: dict, prompts: list, answers: list) -> float:
+    """FLOPs the task needs, whichever path runs it: every token but each text's last
+    through the blocks (attending to the tokens before it), and the LM head at the
+    answer's tokens only (the continuation is what is scored)."""
+    flops = 0.0
+    for prompt, answer in zip(prompts, answers, strict=True):
+        fed = len(prompt) + len(answer) - 1
+        flops += fed * block_flops_per_token(shapes, context=(fed + 1) / 2)
+        flops += len(answer) * head_flops_per_token(shapes)
+    return flops
+
+
+def path_peak(shapes: dict, rows: int, scored_share: float, device: str) -> float:
+    """The matmul roofline of this path's mix, each shape weighted by its FLOPs per token:
+    the block projections at `rows` tokens a forward, the LM head (at the scored share of
+    the tokens) in row chunks of the vocabulary."""
+    d, q, kv, ff, vocab, layers = (shapes[k] for k in ("d", "q", "kv", "ff", "vocab", "layers"))
+    mix = {
+        (rows, d, q): layers * d * q,
+        (rows, d, kv): layers * 2 * d * kv,
+        (rows, q, d): layers * q * d,
+        (rows, d, ff): layers * 2 * d * ff,
+        (rows, ff, d): layers * ff * d,
+        (max(1, LOGIT_ELEMENTS // vocab), d, vocab): scored_share * d * vocab,
+    }
+    return matmul_peak(mix, device)
+
+
 def main() -> None:
     parser = corpus_parser(__doc__)
     parser.add_argument("--texts", type=int, default=512)
@@ -70,6 +107,12 @@ def main() -> None:
     ref_tokens = sum(len(p) + len(a) for p, a in zip(prompts[:n], answers[:n], strict=True))
     slow, slow_s, slow_mib = timed(device, reference_loop, model, prompts[:n], answers[:n])
     worst = max(abs(f / s - 1) for f, s in zip(fast, slow, strict=False))
+    shapes = decoder_shapes(model.config)
+    mean_len = tokens / args.texts
+    scored = sum(len(a) for a in answers) / tokens
+    peak = path_peak(shapes, round(args.batch_size * mean_len), scored, device)
+    fast_gflops = useful_flops(shapes, prompts, answers) / fast_s / 1e9
+    slow_gflops = useful_flops(shapes, prompts[:n], answers[:n]) / slow_s / 1e9
     result = {
         "texts": args.texts,
         "distinct_prompts": len(set(map(tuple, prompts))),
@@ -79,6 +122,11 @@ def main() -> None:
         "batched_peak_mib": fast_mib,
         "reference_peak_mib": slow_mib,
         "max_relative_difference": worst,
+        "matmul_peak_gflops": peak,
+        "batched_gflops": fast_gflops,
+        "batched_share_of_peak": fast_gflops / peak,
+        "reference_gflops": slow_gflops,
+        "reference_share_of_peak": slow_gflops / peak,
     }
     print(json.dumps(result))
     print(setup_line(path, device, "float32", f"{args.texts} texts, batch {args.batch_size}"))
@@ -86,6 +134,11 @@ def main() -> None:
         f"batched {result['batched_tokens_per_s']:.0f} tokens/s, one forward per text "
         f"{result['reference_tokens_per_s']:.0f} tokens/s ({n} texts): "
         f"{result['ratio']:.1f}x; perplexities agree within {worst:.1e}"
+    )
+    print(
+        f"roofline: matmul peak {peak:.0f} GFLOP/s at this path's shapes; batched "
+        f"{fast_gflops:.0f} GFLOP/s ({fast_gflops / peak:.0%}), one forward per text "
+        f"{slow_gflops:.0f} GFLOP/s ({slow_gflops / peak:.0%}) of the FLOPs the task needs"
     )
     if args.out:
         with open(args.out, "w") as f:

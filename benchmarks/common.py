@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import threading
@@ -173,3 +174,57 @@ def run_layers(
         print("| " + " | ".join(row(result)) + " |")
     if args.out:
         Path(args.out).write_text(json.dumps({"setup": header, "layers": rows}, indent=2) + "\n")
+
+
+def matmul_gflops(m: int, k: int, n: int, device: str, dtype=torch.float32, seconds=0.5) -> float:
+    """GFLOP/s of `[m, k] @ [k, n]` on this machine, in this process (best of repeats for
+    about `seconds`): the roofline a path's matmuls of that shape can reach."""
+    a = torch.randn(m, k, device=device, dtype=dtype)
+    b = torch.randn(k, n, device=device, dtype=dtype)
+    a @ b  # warm-up
+    best, spent = math.inf, 0.0
+    while spent < seconds:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        took = time.perf_counter() - start
+        best, spent = min(best, took), spent + took
+    return 2 * m * k * n / best / 1e9
+
+
+def matmul_peak(shapes: dict[tuple[int, int, int], float], device: str, dtype=torch.float32):
+    """The matmul rate of a path's own mix: `shapes` maps (m, k, n) to the share of the
+    path's FLOPs done at that shape; the result is the GFLOP/s of doing exactly that mix
+    at each shape's measured rate (a weighted harmonic mean)."""
+    total = sum(shapes.values())
+    return total / sum(w / matmul_gflops(*s, device, dtype) for s, w in shapes.items())
+
+
+def decoder_shapes(config) -> dict[str, int]:
+    """Sizes the FLOP count reads from a Hugging Face decoder config."""
+    text = getattr(config, "text_config", config)
+    heads = text.num_attention_heads
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+    return {
+        "layers": text.num_hidden_layers,
+        "d": text.hidden_size,
+        "q": heads * head_dim,
+        "kv": text.num_key_value_heads * head_dim,
+        "ff": text.intermediate_size,
+        "vocab": text.vocab_size,
+    }
+
+
+def block_flops_per_token(s: dict[str, int], context: float) -> float:
+    """Forward FLOPs of one token through all decoder blocks: the projections (q, k, v, o;
+    gate, up, down) at 2 FLOPs per multiply-add, and attention over `context` positions
+    (scores and weighted sum)."""
+    projections = s["d"] * (2 * s["q"] + 2 * s["kv"]) + 3 * s["d"] * s["ff"]
+    return s["layers"] * (2 * projections + 4 * context * s["q"])
+
+
+def head_flops_per_token(s: dict[str, int]) -> float:
+    return 2 * s["d"] * s["vocab"]
