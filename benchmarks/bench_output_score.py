@@ -1,7 +1,8 @@
 """Output-score speed: the fast path against the reference loop, in one process.
 
 Features per second of both paths on the same model, SAE, features and prompt, their
-ratio, peak memory above the model's, and the largest score difference between them.
+ratio, peak memory above the model's, the largest score difference between them, and the
+fast path's achieved GFLOP/s against the matmul roofline at its shapes (benchmarks/README.md).
 
     python benchmarks/bench_output_score.py                       # embedded SmolLM2, random SAEs
     python benchmarks/bench_output_score.py --sae 'results/smollm2-demo/layers/{layer}/sae.json'
@@ -10,11 +11,38 @@ ratio, peak memory above the model's, and the largest score difference between t
 from __future__ import annotations
 
 import torch
-from common import bench_parser, run_layers, timed
+from common import (
+    bench_parser,
+    block_flops_per_token,
+    decoder_shapes,
+    head_flops_per_token,
+    matmul_peak,
+    run_layers,
+    timed,
+)
 
 from saesteer.logit_lens import logit_lens_topk
 from saesteer.output_score import score_prompt_fast, score_prompt_reference
 from saesteer.prompts import OUTPUT_SCORE_PROMPT, encode_prompt
+
+
+def roofline(model, layer: int, prompt_len: int, rows: int, device: str) -> tuple[float, float]:
+    """(FLOPs per feature, matmul roofline GFLOP/s): a steered feature is one token through
+    the blocks after `layer`, attending to the prompt, and the LM head; `rows` features a
+    forward."""
+    s = decoder_shapes(model.config)
+    after = {**s, "layers": s["layers"] - layer - 1}
+    flops = block_flops_per_token(after, context=prompt_len) + head_flops_per_token(s)
+    d, q, kv, ff, vocab = (s[k] for k in ("d", "q", "kv", "ff", "vocab"))
+    mix = {
+        (rows, d, q): after["layers"] * d * q,
+        (rows, d, kv): after["layers"] * 2 * d * kv,
+        (rows, q, d): after["layers"] * q * d,
+        (rows, d, ff): after["layers"] * 2 * d * ff,
+        (rows, ff, d): after["layers"] * ff * d,
+        (rows, d, vocab): d * vocab,
+    }
+    return flops, matmul_peak(mix, device)
 
 
 def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
@@ -31,6 +59,7 @@ def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
     ref, ref_s, ref_mib = timed(device, score_prompt_reference, *ref_args)
     diff = (fast["score"][:n_ref] - ref["score"]).abs().max().item()
     fast_rate, ref_rate = len(features) / fast_s, n_ref / ref_s
+    flops, peak = roofline(model, layer, len(prompt), min(args.batch_size, len(features)), device)
     return {
         "layer": layer,
         "fast_features_per_s": fast_rate,
@@ -41,6 +70,9 @@ def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
         "max_abs_score_diff": diff,
         "n_fast": len(features),
         "n_reference": n_ref,
+        "matmul_peak_gflops": peak,
+        "fast_gflops": fast_rate * flops / 1e9,
+        "fast_share_of_peak": fast_rate * flops / 1e9 / peak,
     }
 
 
@@ -64,6 +96,7 @@ def main() -> None:
             "ratio",
             "peak MiB fast / ref",
             "max abs score diff",
+            "fast GFLOP/s (share of roofline)",
         ],
         lambda r: [
             str(r["layer"]),
@@ -72,6 +105,8 @@ def main() -> None:
             f"{r['ratio']:.1f}x",
             f"{r['fast_peak_mib']:.0f} / {r['reference_peak_mib']:.0f}",
             f"{r['max_abs_score_diff']:.1e}",
+            f"{r['fast_gflops']:.0f} of {r['matmul_peak_gflops']:.0f} "
+            f"({r['fast_share_of_peak']:.0%})",
         ],
     )
 
