@@ -14,6 +14,7 @@ import torch
 from common import (
     bench_parser,
     block_flops_per_token,
+    block_matmul_mix,
     decoder_shapes,
     head_flops_per_token,
     matmul_peak,
@@ -33,16 +34,8 @@ def roofline(model, layer: int, prompt_len: int, rows: int, device: str) -> tupl
     s = decoder_shapes(model.config)
     after = {**s, "layers": s["layers"] - layer - 1}
     flops = block_flops_per_token(after, context=prompt_len) + head_flops_per_token(s)
-    d, q, kv, ff, vocab = (s[k] for k in ("d", "q", "kv", "ff", "vocab"))
-    mix = {
-        (rows, d, q): after["layers"] * d * q,
-        (rows, d, kv): after["layers"] * 2 * d * kv,
-        (rows, q, d): after["layers"] * q * d,
-        (rows, d, ff): after["layers"] * 2 * d * ff,
-        (rows, ff, d): after["layers"] * ff * d,
-        (rows, d, vocab): d * vocab,
-    }
-    return flops, matmul_peak(mix, device)
+    head = {(rows, s["d"], s["vocab"]): s["d"] * s["vocab"]}
+    return flops, matmul_peak({**block_matmul_mix(after, rows), **head}, device)
 
 
 def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:

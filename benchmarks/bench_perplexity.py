@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from common import (
     block_flops_per_token,
+    block_matmul_mix,
     corpus_parser,
     decoder_shapes,
     head_flops_per_token,
@@ -76,16 +77,9 @@ def path_peak(shapes: dict, rows: int, scored_share: float, device: str) -> floa
     """The matmul roofline of this path's mix, each shape weighted by its FLOPs per token:
     the block projections at `rows` tokens a forward, the LM head (at the scored share of
     the tokens) in row chunks of the vocabulary."""
-    d, q, kv, ff, vocab, layers = (shapes[k] for k in ("d", "q", "kv", "ff", "vocab", "layers"))
-    mix = {
-        (rows, d, q): layers * d * q,
-        (rows, d, kv): layers * 2 * d * kv,
-        (rows, q, d): layers * q * d,
-        (rows, d, ff): layers * 2 * d * ff,
-        (rows, ff, d): layers * ff * d,
-        (max(1, LOGIT_ELEMENTS // vocab), d, vocab): scored_share * d * vocab,
-    }
-    return matmul_peak(mix, device)
+    d, vocab = shapes["d"], shapes["vocab"]
+    head = {(max(1, LOGIT_ELEMENTS // vocab), d, vocab): scored_share * d * vocab}
+    return matmul_peak({**block_matmul_mix(shapes, rows), **head}, device)
 
 
 def main() -> None:

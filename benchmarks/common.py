@@ -228,3 +228,16 @@ def block_flops_per_token(s: dict[str, int], context: float) -> float:
 
 def head_flops_per_token(s: dict[str, int]) -> float:
     return 2 * s["d"] * s["vocab"]
+
+
+def block_matmul_mix(s: dict[str, int], rows: int) -> dict[tuple[int, int, int], float]:
+    """The blocks' projection matmuls at `rows` tokens a forward, each shape weighted by
+    its multiply-adds per token (`matmul_peak`'s input)."""
+    d, q, kv, ff, layers = (s[k] for k in ("d", "q", "kv", "ff", "layers"))
+    return {
+        (rows, d, q): layers * d * q,
+        (rows, d, kv): layers * 2 * d * kv,
+        (rows, q, d): layers * q * d,
+        (rows, d, ff): layers * 2 * d * ff,
+        (rows, ff, d): layers * ff * d,
+    }
