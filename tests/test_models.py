@@ -101,3 +101,35 @@ def test_the_embedded_gemma3_is_registered_with_its_chunks():
     gemma = EMBEDDED["gemma-3-270m"]
     assert len(gemma.chunks) == 4 and gemma.sha256
     assert EmbeddedSource("gemma-3-270m").n_layers() == 18
+
+
+def _logits_after(model, cache, ids):
+    from saesteer.models import cache_keyword
+
+    return model(ids, use_cache=True, **{cache_keyword(model): cache}).logits
+
+
+@pytest.mark.parametrize("rows", [3, [2, 0, 2]])
+def test_cache_rows_equal_a_deep_copy_and_leave_the_cache_as_it_was(any_tiny_model, rows):
+    """Repeats (views) and picks (one gather) give the logits a deep copy would, and a
+    forward on the new cache does not change the old one."""
+    import copy
+
+    from saesteer.models import cache_rows, returned_cache
+
+    model, _ = any_tiny_model
+    batch = 1 if isinstance(rows, int) else 3
+    prefix = torch.arange(5, 11).repeat(batch, 1)
+    cache = returned_cache(model(prefix, use_cache=True))
+    before = [t.clone() for layer in cache.layers for t in (layer.keys, layer.values)]
+    expected = copy.deepcopy(cache)
+    if isinstance(rows, int):
+        expected.batch_repeat_interleave(rows)
+    else:
+        expected.reorder_cache(torch.tensor(rows))
+    n = rows if isinstance(rows, int) else len(rows)
+    ids = torch.tensor([[3, 4]]).expand(n, 2)
+    new = cache_rows(cache, rows if isinstance(rows, int) else torch.tensor(rows))
+    torch.testing.assert_close(_logits_after(model, new, ids), _logits_after(model, expected, ids))
+    after = [t for layer in cache.layers for t in (layer.keys, layer.values)]
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))

@@ -211,3 +211,17 @@ def test_fast_equals_reference_on_the_embedded_model(embedded_model, layer):
     fast = score_prompt_fast(model, sae, layer, prompt, features, tokens, 10.0, 4)
     slow = score_prompt_reference(model, sae, layer, prompt, features, tokens, 10.0, 1)
     _assert_same_scores(fast, slow, rank_slack=1)
+
+
+def test_one_distribution_scores_equal_a_pass_per_row():
+    """The unsteered score (one distribution sorted once, ranks by binary search) equals the
+    row-by-row comparison, ties included."""
+    from saesteer.output_score import score_from_one_distribution
+
+    generator = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(500, generator=generator), dim=-1)
+    probs[10:20] = probs[5]  # ties share the best position
+    tokens = torch.randint(0, 500, (64, 7), generator=generator)
+    tokens[0] = torch.tensor([12, 15, 19, 11, 13, 14, 16])
+    expected = score_from_probs(probs.expand(64, -1).clone(), tokens)["score"]
+    assert torch.equal(score_from_one_distribution(probs, tokens), expected)

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from saesteer.config import GEN_SUCCESS_TOP_K
 from saesteer.models import (
     cache_keyword,
+    cache_rows,
     head_logits,
     load_model,
     model_source,
@@ -212,8 +212,7 @@ def _continuation_nll(model, keyword, cache, prefix_len, first, continuations):
     # prefix's last one for j = 0, the continuation's own j - 1 after.
     hidden = first.expand(len(continuations), 1, -1)
     if width > 1:
-        rows = copy.deepcopy(cache)
-        rows.batch_repeat_interleave(len(continuations))
+        rows = cache_rows(cache, len(continuations))
         prefix_mask = torch.ones(len(continuations), prefix_len, dtype=torch.long, device=device)
         after = model.base_model(
             ids[:, :-1],

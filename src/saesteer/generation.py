@@ -9,7 +9,6 @@ share its batch: a rerun, another batch size or another feature list gives the s
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -18,7 +17,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from saesteer.models import cache_keyword, returned_cache, token_texts
+from saesteer.models import cache_keyword, cache_rows, returned_cache, token_texts
 from saesteer.prompts import encode_prompt
 from saesteer.seeds import row_seed
 from saesteer.steering import steer, steering_directions
@@ -125,10 +124,7 @@ class _PrefixCache:
 
     def for_rows(self, index: torch.Tensor):
         """Cache, input ids, mask and positions of the first forward of rows `index`."""
-        cache = None
-        if self.cache is not None:
-            cache = copy.deepcopy(self.cache)
-            cache.reorder_cache(index)
+        cache = None if self.cache is None else cache_rows(self.cache, index)
         return cache, self.last[index, None], self.mask[index], self.last_position[index, None]
 
 

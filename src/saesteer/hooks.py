@@ -40,9 +40,11 @@ class _StopForward(Exception):
 
 
 @torch.no_grad()
-def block_outputs(model, layers: list[int], tokens: torch.Tensor) -> dict[int, torch.Tensor]:
-    """The outputs of blocks `layers` for `tokens` from one forward that stops after the
-    deepest of them."""
+def block_outputs(
+    model, layers: list[int], tokens: torch.Tensor, **forward
+) -> dict[int, torch.Tensor]:
+    """The outputs of blocks `layers` for `tokens` from one forward (given the keywords
+    `forward`) that stops after the deepest of them."""
     seen = {}
     last = max(layers)
 
@@ -58,13 +60,13 @@ def block_outputs(model, layers: list[int], tokens: torch.Tensor) -> dict[int, t
         for layer in sorted(set(layers)):
             stack.enter_context(edit_block_output(model, layer, reader(layer)))
         with contextlib.suppress(_StopForward):
-            model(tokens)
+            model(tokens, **forward)
     return {layer: seen[layer] for layer in layers}
 
 
-def block_output(model, layer: int, tokens: torch.Tensor) -> torch.Tensor:
+def block_output(model, layer: int, tokens: torch.Tensor, **forward) -> torch.Tensor:
     """Block `layer`'s output for `tokens`, running the model only up to that block."""
-    return block_outputs(model, [layer], tokens)[layer]
+    return block_outputs(model, [layer], tokens, **forward)[layer]
 
 
 class _Replay(torch.nn.Module):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import glob
 import hashlib
 import inspect
@@ -10,10 +11,14 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from saesteer.errors import ConfigError, ModelError
 from saesteer.io import atomic_dir, atomic_path, exclusive, read_json
 from saesteer.wheels import wheel_member
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +316,38 @@ def cache_keyword(model) -> str:
 
 def returned_cache(output):
     return output["cache"] if "cache" in output else output["past_key_values"]
+
+
+def cache_rows(cache, rows: int | torch.Tensor):
+    """A new KV cache over rows of `cache`: `rows` times its one row, or the rows at the
+    indices `rows`, leaving `cache` as it was.
+
+    A dynamic cache's forward concatenates new keys onto the old ones and never writes into
+    them, so the new cache can hold views: repeats cost no copy, picks one gather (a deep
+    copy first copied every block's keys, even those of blocks a forward skips)."""
+    import torch
+    from transformers.cache_utils import DynamicCache
+
+    if not isinstance(cache, DynamicCache):  # a cache that may write in place
+        new = copy.deepcopy(cache)
+        if isinstance(rows, int):
+            new.batch_repeat_interleave(rows)
+        else:
+            new.reorder_cache(rows)
+        return new
+    new = copy.copy(cache)
+    new.layers = [copy.copy(layer) for layer in cache.layers]
+    for layer in new.layers:
+        if not getattr(layer, "is_initialized", True) or layer.keys is None:
+            continue
+        for name in ("keys", "values"):
+            tensor = getattr(layer, name)
+            if isinstance(rows, int):
+                tensor = tensor.expand(rows, *tensor.shape[1:])
+            else:
+                tensor = tensor.index_select(0, torch.as_tensor(rows, device=tensor.device))
+            setattr(layer, name, tensor)
+    return new
 
 
 def token_texts(tokenizer, token_ids) -> list[str]:

@@ -16,7 +16,6 @@ Two ways to get p for many features, registered in `SCORERS`:
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,8 +25,8 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from saesteer.hooks import block_output, start_after_block
-from saesteer.models import cache_keyword, returned_cache
+from saesteer.hooks import block_output, edit_block_output, start_after_block
+from saesteer.models import cache_keyword, cache_rows, returned_cache
 from saesteer.prompts import PREFIXES, encode_prompt
 from saesteer.steering import add_steering, latent_max, steer_reference, steering_directions
 
@@ -92,15 +91,51 @@ class OutputScoreSettings:
 
 def score_from_probs(probs: torch.Tensor, token_ids: torch.Tensor) -> dict[str, torch.Tensor]:
     """min_rank, max_prob and their score for each row of `probs` [n, V] and `token_ids` [n, k].
+    Overwrites `probs`.
 
     The best-ranked token is the most probable one, so min_rank counts the tokens more
-    likely than max_prob: one comparison pass, no sort."""
+    likely than max_prob: one comparison pass, no sort. The comparison is written into
+    `probs` as 0.0/1.0 and summed as floats (exact below 2**24): on a CPU a bool tensor's
+    sum is ten times slower, as slow as the LM head at late layers."""
     max_prob = probs.gather(1, token_ids).max(dim=-1).values
-    min_rank = (probs > max_prob[:, None]).sum(dim=-1).cpu()
+    min_rank = probs.gt_(max_prob[:, None]).sum(dim=-1).long().cpu()
     # float64 on the host only (mps has none): n values, nothing to gain on the device
     max_prob = max_prob.cpu().double()
     score = (1 - min_rank.double() / probs.shape[-1]) * max_prob
     return {"min_rank": min_rank, "max_prob": max_prob, "score": score}
+
+
+def score_from_one_distribution(probs: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+    """`score_from_probs`'s score of every row of `token_ids` [n, k] under one distribution
+    `probs` [V]: sorted once, each rank is a binary search instead of a pass over V."""
+    max_prob = probs[token_ids].max(dim=-1).values
+    ascending = probs.sort().values
+    min_rank = (len(probs) - torch.searchsorted(ascending, max_prob, right=True)).cpu()
+    return (1 - min_rank.double() / len(probs)) * max_prob.cpu().double()
+
+
+def prompt_pass(model, layer: int, ids: torch.Tensor) -> tuple[object, torch.Tensor]:
+    """(KV cache of all but the last token of `ids` [1, n] or None, block `layer`'s output
+    at the last token [1, d]) from one forward of the decoder stack: the weights are read
+    once, which at late layers costs as much as the steered rows do."""
+    window = getattr(model.config.get_text_config(), "sliding_window", None)
+    if ids.shape[1] == 1 or (window and ids.shape[1] >= window):
+        # no prefix, or a sliding-window cache that cannot be cropped back: two passes
+        cache = None
+        if ids.shape[1] > 1:
+            cache = returned_cache(model.base_model(ids[:, :-1], use_cache=True))
+        last_cache = None if cache is None else cache_rows(cache, 1)
+        forward = {cache_keyword(model): last_cache}
+        return cache, block_output(model, layer, ids[:, -1:], **forward)[:, -1]
+    seen = {}
+
+    def read(hidden):
+        seen["last"] = hidden[:, -1]
+
+    with edit_block_output(model, layer, read):
+        cache = returned_cache(model.base_model(ids, use_cache=True))
+    cache.crop(-1)  # the steered forward brings the last token back, steered
+    return cache, seen["last"]
 
 
 @torch.no_grad()
@@ -109,11 +144,8 @@ def score_prompt_fast(
 ) -> dict[str, torch.Tensor]:
     device = next(model.parameters()).device
     ids = torch.tensor([prompt_ids], device=device)
-    prefix_cache = None
-    if ids.shape[1] > 1:  # the decoder stack only: the prefix's logits are never read
-        prefix_cache = returned_cache(model.base_model(ids[:, :-1], use_cache=True))
+    prefix_cache, last = prompt_pass(model, layer, ids)
     keyword = cache_keyword(model)
-    last = block_output(model, layer, ids)[:, -1]
     a_max = latent_max(sae, last)
     directions = steering_directions(sae, features)
     token_ids = token_ids.to(device)
@@ -124,24 +156,17 @@ def score_prompt_fast(
             rows = torch.cat([torch.zeros(1, rows.shape[1], device=device), rows])
         steered = add_steering(last, a_max, rows, torch.full((1,), float(factor)))
         n = steered.shape[0]
-        cache = None
-        if prefix_cache is not None:
-            cache = copy.deepcopy(prefix_cache)
-            cache.batch_repeat_interleave(n)
+        cache = None if prefix_cache is None else cache_rows(prefix_cache, n)
         with start_after_block(model, layer, steered[:, None]):
             logits = model(
                 ids[:, -1:].expand(n, 1), use_cache=cache is not None, **{keyword: cache}
             ).logits[:, -1]
         probs = torch.softmax(logits.float(), dim=-1)
         if baseline is None:
-            baseline, probs = probs[0], probs[1:]
+            baseline, probs = probs[0].clone(), probs[1:]
         parts.append(score_from_probs(probs, token_ids[start : start + len(probs)]))
     result = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
-    unsteered = [
-        score_from_probs(baseline.expand(len(chunk), -1), chunk)["score"]
-        for chunk in token_ids.split(batch_size)
-    ]
-    return {**result, "unsteered": torch.cat(unsteered)}
+    return {**result, "unsteered": score_from_one_distribution(baseline, token_ids)}
 
 
 def _rank_and_prob_one_by_one(probs: torch.Tensor, tokens: list[int]) -> tuple[int, float]:
