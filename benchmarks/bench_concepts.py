@@ -16,7 +16,14 @@ from __future__ import annotations
 
 import polars as pl
 import torch
-from common import bench_parser, run_layers, steered_generate, timed
+from common import (
+    bench_parser,
+    roofline_cell,
+    run_layers,
+    sampling_roofline,
+    steered_generate,
+    timed,
+)
 
 from saesteer.concepts.answers import chat_ids, end_of_turn_ids, generate_concepts
 from saesteer.concepts.instructions import concept_instructions
@@ -79,6 +86,11 @@ def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
     )
     batched_rate = frame["n_tokens"].sum() / batched_s
     ref_rate = ref_tokens / ref_s
+    prompts = [chat_ids(tokenizer, text) for text in instructions[features[0]]]
+    prompt_len = sum(len(p) for p in prompts) / len(prompts)
+    flops, peak = sampling_roofline(
+        model, prompt_len, frame["n_tokens"].mean(), args.batch_size, device
+    )
     return {
         "layer": layer,
         "batched_tokens_per_s": batched_rate,
@@ -91,6 +103,9 @@ def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
         "batched_seconds": batched_s,
         "reference_answers": len(reference),
         "reference_tokens": ref_tokens,
+        "matmul_peak_gflops": peak,
+        "batched_gflops": batched_rate * flops / 1e9,
+        "reference_gflops": ref_rate * flops / 1e9,
     }
 
 
@@ -115,6 +130,7 @@ def main() -> None:
             "ratio",
             "peak MiB batched / ref",
             "batched answers, tokens, s",
+            "batched / reference GFLOP/s (share of roofline)",
         ],
         lambda r: [
             str(r["layer"]),
@@ -123,6 +139,8 @@ def main() -> None:
             f"{r['ratio']:.1f}x",
             f"{r['batched_peak_mib']:.0f} / {r['reference_peak_mib']:.0f}",
             f"{r['batched_answers']}, {r['batched_tokens']}, {r['batched_seconds']:.0f}",
+            roofline_cell(r["batched_gflops"], r["matmul_peak_gflops"])
+            + f" / {r['reference_gflops'] / r['matmul_peak_gflops']:.0%}",
         ],
     )
 

@@ -7,6 +7,9 @@ factors and prefixes:
 - reference: one prefix per `model.generate` call with the public code's intervention
   (`steer_reference`), temperature sampling and a stop at ".", as the public code runs it.
 
+The last column is the achieved GFLOP/s against the matmul roofline at the sampler's
+shapes (benchmarks/README.md).
+
     python benchmarks/bench_generation.py                       # embedded SmolLM2, random SAEs
     python benchmarks/bench_generation.py --sae 'results/smollm2-demo/layers/{layer}/sae.json'
 """
@@ -14,7 +17,14 @@ factors and prefixes:
 from __future__ import annotations
 
 import torch
-from common import bench_parser, run_layers, steered_generate, timed
+from common import (
+    bench_parser,
+    roofline_cell,
+    run_layers,
+    sampling_roofline,
+    steered_generate,
+    timed,
+)
 
 from saesteer.config import settings_for
 from saesteer.generation import FACTOR_GRID, SamplingSettings, generate_grid
@@ -62,6 +72,11 @@ def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
     # Shared factor-0 texts are generated once: count the tokens actually sampled.
     sampled = frame.unique(["factor", "prefix_id", "seed"])["n_tokens"].sum()
     batched_rate, ref_rate = sampled / batched_s, ref_tokens / ref_s
+    texts = frame.unique(["factor", "prefix_id", "seed"])
+    prompt_len = sum(len(encode_prompt(tokenizer, p)) for p in prefixes) / len(prefixes)
+    flops, peak = sampling_roofline(
+        model, prompt_len, texts["n_tokens"].mean(), args.batch_size, device
+    )
     return {
         "layer": layer,
         "batched_tokens_per_s": batched_rate,
@@ -74,6 +89,9 @@ def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
         "batched_seconds": batched_s,
         "reference_texts": len(rows),
         "reference_tokens": ref_tokens,
+        "matmul_peak_gflops": peak,
+        "batched_gflops": batched_rate * flops / 1e9,
+        "reference_gflops": ref_rate * flops / 1e9,
     }
 
 
@@ -98,6 +116,7 @@ def main() -> None:
             "ratio",
             "peak MiB batched / ref",
             "batched texts, tokens, s",
+            "batched / reference GFLOP/s (share of roofline)",
         ],
         lambda r: [
             str(r["layer"]),
@@ -106,6 +125,8 @@ def main() -> None:
             f"{r['ratio']:.1f}x",
             f"{r['batched_peak_mib']:.0f} / {r['reference_peak_mib']:.0f}",
             f"{r['batched_texts']}, {r['batched_tokens']}, {r['batched_seconds']:.0f}",
+            roofline_cell(r["batched_gflops"], r["matmul_peak_gflops"])
+            + f" / {r['reference_gflops'] / r['matmul_peak_gflops']:.0%}",
         ],
     )
 

@@ -2,15 +2,17 @@
 process.
 
 Features per second of both on the same model, SAE, corpus chunks and features, their
-ratio, peak memory above the model's, and whether they pick the same examples.
+ratio, peak memory above the model's, whether they pick the same examples, and the batched
+pass's achieved GFLOP/s against the matmul roofline at its shapes (benchmarks/README.md).
 
-    python benchmarks/bench_mining.py --sae 'results/smollm2-demo/layers/{layer}/sae.json'
+    python benchmarks/bench_mining.py        # the demo's corpus and model (Gemma-3-270M)
+    python benchmarks/bench_mining.py --sae 'results/gemma3-demo/layers/{layer}/sae.json'
 """
 
 from __future__ import annotations
 
 import torch
-from common import bench_parser, run_layers, timed
+from common import bench_parser, decoder_roofline, roofline_cell, run_layers, timed
 
 from saesteer.config import settings_for
 from saesteer.corpus import read_chunks
@@ -44,6 +46,20 @@ def bench_layer(model, tokenizer, sae, layer: int, chunks, args, device: str) ->
         for row, examples in enumerate(ref)
     ]
     fast_rate, ref_rate = len(features) / fast_s, len(ref) / ref_s
+    # Every token goes through blocks 0..L, then the whole SAE encoder (TopK needs every
+    # latent); the reference does the same work once per feature.
+    d_model, d_sae = sae.cfg.d_in, sae.cfg.d_sae
+    rows = settings.batch_size * chunks.shape[1]
+    flops, peak = decoder_roofline(
+        model.config,
+        layers=layer + 1,
+        context=(chunks.shape[1] + 1) / 2,
+        rows=rows,
+        head=False,
+        extra={(rows, d_model, d_sae): d_model * d_sae},
+        device=device,
+    )
+    fast_gflops = chunks.numel() * flops / fast_s / 1e9
     return {
         "layer": layer,
         "tokens": chunks.numel(),
@@ -55,12 +71,16 @@ def bench_layer(model, tokenizer, sae, layer: int, chunks, args, device: str) ->
         "same_examples": f"{sum(same)}/{len(same)}",
         "n_fast": len(features),
         "n_reference": len(ref),
+        "matmul_peak_gflops": peak,
+        "fast_gflops": fast_gflops,
+        "fast_share_of_peak": fast_gflops / peak,
     }
 
 
 def main() -> None:
-    parser = bench_parser(__doc__)
-    parser.add_argument("--chunks", default="results/smollm2-demo/corpus/chunks.parquet")
+    # The demo's corpus (`make demo`), tokenized for its model.
+    parser = bench_parser(__doc__, model="gemma-3-270m", layers=(3, 9, 15))
+    parser.add_argument("--chunks", default="results/gemma3-demo/corpus/chunks.parquet")
     parser.add_argument("--tokens", type=int, default=8192, help="train-split tokens mined")
     parser.add_argument("--features", type=int, default=32, help="features for the batched pass")
     parser.add_argument("--reference-features", type=int, default=2)
@@ -82,6 +102,7 @@ def main() -> None:
             "ratio",
             "peak MiB batched / ref",
             "same examples",
+            "batched GFLOP/s (share of roofline)",
         ],
         lambda r: [
             str(r["layer"]),
@@ -90,6 +111,7 @@ def main() -> None:
             f"{r['ratio']:.0f}x",
             f"{r['fast_peak_mib']:.0f} / {r['reference_peak_mib']:.0f}",
             str(r["same_examples"]),
+            roofline_cell(r["fast_gflops"], r["matmul_peak_gflops"]),
         ],
     )
 

@@ -11,16 +11,7 @@ fast path's achieved GFLOP/s against the matmul roofline at its shapes (benchmar
 from __future__ import annotations
 
 import torch
-from common import (
-    bench_parser,
-    block_flops_per_token,
-    block_matmul_mix,
-    decoder_shapes,
-    head_flops_per_token,
-    matmul_peak,
-    run_layers,
-    timed,
-)
+from common import bench_parser, decoder_roofline, roofline_cell, run_layers, timed
 
 from saesteer.logit_lens import logit_lens_topk
 from saesteer.output_score import score_prompt_fast, score_prompt_reference
@@ -31,11 +22,10 @@ def roofline(model, layer: int, prompt_len: int, rows: int, device: str) -> tupl
     """(FLOPs per feature, matmul roofline GFLOP/s): a steered feature is one token through
     the blocks after `layer`, attending to the prompt, and the LM head; `rows` features a
     forward."""
-    s = decoder_shapes(model.config)
-    after = {**s, "layers": s["layers"] - layer - 1}
-    flops = block_flops_per_token(after, context=prompt_len) + head_flops_per_token(s)
-    head = {(rows, s["d"], s["vocab"]): s["d"] * s["vocab"]}
-    return flops, matmul_peak({**block_matmul_mix(after, rows), **head}, device)
+    after = model.config.get_text_config().num_hidden_layers - layer - 1
+    return decoder_roofline(
+        model.config, layers=after, context=prompt_len, rows=rows, head=True, device=device
+    )
 
 
 def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
@@ -98,8 +88,7 @@ def main() -> None:
             f"{r['ratio']:.1f}x",
             f"{r['fast_peak_mib']:.0f} / {r['reference_peak_mib']:.0f}",
             f"{r['max_abs_score_diff']:.1e}",
-            f"{r['fast_gflops']:.0f} of {r['matmul_peak_gflops']:.0f} "
-            f"({r['fast_share_of_peak']:.0%})",
+            roofline_cell(r["fast_gflops"], r["matmul_peak_gflops"]),
         ],
     )
 

@@ -53,13 +53,13 @@ def peak_memory(device: str, result: dict):
         result["peak_mib"] = max(0, max(peak[0], _rss_bytes()) - start) / 2**20
 
 
-def timed(device: str, func, *args) -> tuple[dict, float, float]:
+def timed(device: str, func, *args, **kwargs) -> tuple[dict, float, float]:
     stats: dict = {}
     with peak_memory(device, stats):
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         start = time.perf_counter()
-        out = func(*args)
+        out = func(*args, **kwargs)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
@@ -115,15 +115,19 @@ def setup_line(path, device: str, dtype: str, extra: str) -> str:
     )
 
 
-def bench_parser(doc: str) -> argparse.ArgumentParser:
-    """The options every benchmark has: model, SAEs, layers, device, dtype, JSON output."""
+def bench_parser(
+    doc: str, model: str = "smollm2-135m-instruct", layers: tuple[int, ...] = (3, 15, 27)
+) -> argparse.ArgumentParser:
+    """The options every benchmark has: model, SAEs, layers, device, dtype, JSON output;
+    `model` names the embedded model used by default."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--model", help="model directory (default: the embedded SmolLM2)")
+    parser.add_argument("--model", help=f"model directory (default: the embedded {model})")
+    parser.set_defaults(embedded=model)
     parser.add_argument(
         "--sae",
         help="a run's sae.json or an SAE-Lens directory, a template with {layer}; default random",
     )
-    parser.add_argument("--layers", type=int, nargs="+", default=[3, 15, 27])
+    parser.add_argument("--layers", type=int, nargs="+", default=list(layers))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--out", help="also write the results as JSON here")
@@ -158,7 +162,7 @@ def run_layers(
     """Load the model once, run `bench_layer(model, tokenizer, sae, layer, device)` per
     layer (a JSON line each), then print a Markdown table of `row(result)` cells."""
     device = resolve_device(args.device)
-    path = args.model or EmbeddedSource("smollm2-135m-instruct").resolve()
+    path = args.model or EmbeddedSource(args.embedded).resolve()
     model, tokenizer = load_model(path, args.dtype, device)
     d_model = model.config.get_text_config().hidden_size
     rows = []
@@ -241,3 +245,38 @@ def block_matmul_mix(s: dict[str, int], rows: int) -> dict[tuple[int, int, int],
         (rows, d, ff): layers * 2 * d * ff,
         (rows, ff, d): layers * ff * d,
     }
+
+
+def decoder_roofline(
+    config, *, layers: int, context: float, rows: int, head: bool, extra=None, device: str
+) -> tuple[float, float]:
+    """(FLOPs per token, matmul roofline GFLOP/s) of tokens that go through the first
+    `layers` blocks (attending to `context` positions), `rows` tokens a forward, then the
+    LM head if `head`; `extra` maps more matmul shapes (m, k, n) to their multiply-adds
+    per token (an SAE encoder, say)."""
+    s = decoder_shapes(config)
+    blocks = {**s, "layers": layers}
+    mix = {**block_matmul_mix(blocks, rows), **(extra or {})}
+    if head:
+        mix[(rows, s["d"], s["vocab"])] = s["d"] * s["vocab"]
+    flops = block_flops_per_token(blocks, context) + 2 * sum((extra or {}).values())
+    flops += head_flops_per_token(s) if head else 0.0
+    return flops, matmul_peak(mix, device)
+
+
+def roofline_cell(gflops: float, peak: float) -> str:
+    return f"{gflops:.0f} of {peak:.0f} ({gflops / peak:.0%})"
+
+
+def sampling_roofline(model, prompt_len: float, new_tokens: float, rows: int, device: str):
+    """`decoder_roofline` of sampling: each new token goes through every block, attending
+    to the prompt and the tokens sampled before it (on average half of `new_tokens`), and
+    the LM head; `rows` sequences a forward. The prompt's own forward is not counted."""
+    return decoder_roofline(
+        model.config,
+        layers=model.config.get_text_config().num_hidden_layers,
+        context=prompt_len + new_tokens / 2,
+        rows=rows,
+        head=True,
+        device=device,
+    )
