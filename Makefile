@@ -73,12 +73,16 @@ test-fast: install
 # Speed of the fast paths against reference-style loops, same process (see docs/speed.md).
 # Mining and perplexity read the demo's tokenized corpus: run `make demo` first.
 PERPLEXITY_BENCH_ARGS ?= --chunks results/gemma3-demo/corpus/chunks.parquet
+BENCH_OUT ?= benchmarks/out
 bench: install
-	python benchmarks/bench_output_score.py $(BENCH_ARGS)
-	python benchmarks/bench_mining.py $(MINING_BENCH_ARGS)
-	python benchmarks/bench_generation.py $(GENERATION_BENCH_ARGS)
-	python benchmarks/bench_concepts.py $(CONCEPT_BENCH_ARGS)
-	python benchmarks/bench_perplexity.py $(PERPLEXITY_BENCH_ARGS)
+	mkdir -p $(BENCH_OUT)
+	python benchmarks/bench_output_score.py --out $(BENCH_OUT)/output_score.json $(BENCH_ARGS)
+	python benchmarks/bench_mining.py --out $(BENCH_OUT)/mining.json $(MINING_BENCH_ARGS)
+	python benchmarks/bench_generation.py --out $(BENCH_OUT)/generation.json $(GENERATION_BENCH_ARGS)
+	python benchmarks/bench_concepts.py --out $(BENCH_OUT)/concepts.json $(CONCEPT_BENCH_ARGS)
+	python benchmarks/bench_perplexity.py --out $(BENCH_OUT)/perplexity.json $(PERPLEXITY_BENCH_ARGS)
+	@# what `saesteer estimate --rates $(BENCH_OUT)/rates.json` projects with on this machine
+	python benchmarks/rates.py --bench $(BENCH_OUT) --run-config $(CONFIG) --out $(BENCH_OUT)/rates.json
 
 clean:
 	rm -rf results .snakemake

@@ -1,5 +1,5 @@
 """`saesteer <command>`: each stage of the workflow (the rule of the same name runs it, see
-`saesteer.stages`) and `check-config`.
+`saesteer.stages`), `check-config` and `estimate`.
 
 A command's flags come from its function's signature: `--name` per keyword argument, typed
 by its annotation (`Annotated[type, help]`); `settings` is a config section as JSON, its
@@ -50,16 +50,39 @@ def check_config(
     print(yaml.safe_dump(resolved, sort_keys=True), end="")
 
 
+def estimate(
+    config: Annotated[Path, "the run config"],
+    /,
+    *,
+    features_per_layer: Annotated[
+        int | None, "features a layer where the config's feature file is not here yet"
+    ] = None,
+    gpu: Annotated[str, "the GPU to project the run on"] = "A40",
+    rates: Annotated[Path | None, "achieved GFLOP/s per path (make bench writes one)"] = None,
+    json_out: Annotated[Path | None, "also write the estimate as JSON here"] = None,
+) -> None:
+    """Print a run's size before it starts: jobs per rule (a dry run of the workflow),
+    tokens, FLOPs, judge calls, and its wall time here and on a GPU."""
+    from saesteer.estimate import estimate as size_of
+    from saesteer.estimate import render
+
+    result = size_of(config, features_per_layer, gpu, rates)
+    print(render(result))
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
 COMMANDS: dict[str, str] = {
     "check-config": "validate a run config, print it resolved",
+    "estimate": "a run's size and projected wall time, before it starts",
     **{name.replace("_", "-"): help for name, help in STAGES.items()},
 }
 
 
 def command(name: str) -> Callable[..., None]:
     """The function behind a command; a stage's module is imported only here."""
-    if name == "check-config":
-        return check_config
+    if name in ("check-config", "estimate"):
+        return {"check-config": check_config, "estimate": estimate}[name]
     return importlib.import_module(f"saesteer.stages.{name.replace('-', '_')}").run
 
 

@@ -1,0 +1,456 @@
+"""`saesteer estimate CONFIG`: a run's size before it starts.
+
+Jobs per rule come from the workflow's own DAG (a Snakemake dry run). The work of each
+stage is counted from the config and the model's shapes: forward tokens, tokens to
+generate, FLOPs (the formulas of benchmarks/README.md), judge calls and downloads. Wall
+time is projected two ways:
+- on this machine, from the achieved GFLOP/s `make bench` measured for each path (a rates
+  file; the one shipped was measured on the 2-core reference machine);
+- on a named GPU, from its peak FLOP/s at the same share of peak the benchmarks reached.
+
+Generated tokens are an upper bound (every text runs to max_new_tokens; most stop at the
+first "." sooner). Prompt lengths are counted at 4 characters a token."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from saesteer.config import layer_settings, read_config, resolve_config
+from saesteer.errors import ConfigError
+from saesteer.prompts import OUTPUT_SCORE_PROMPT, PREFIXES
+
+# Dense peak FLOP/s (float32, 16-bit) from the vendors' data sheets. PyTorch does float32
+# matmuls without TF32 by default, so a float32 run gets the first figure.
+GPUS = {
+    "A40": (37.4e12, 149.7e12),
+    "A100": (19.5e12, 312e12),
+    "L40S": (91.6e12, 362e12),
+    "H100": (67e12, 989e12),
+    "H200": (67e12, 989e12),
+}
+
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """The sizes of a decoder that its FLOPs depend on (q, kv: all heads' widths)."""
+
+    layers: int
+    d: int
+    q: int
+    kv: int
+    ff: int
+    vocab: int
+
+    @classmethod
+    def from_hf_config(cls, config: dict) -> Shapes:
+        config = config.get("text_config", config)
+        heads = config["num_attention_heads"]
+        head_dim = config.get("head_dim") or config["hidden_size"] // heads
+        return cls(
+            layers=config["num_hidden_layers"],
+            d=config["hidden_size"],
+            q=heads * head_dim,
+            kv=config.get("num_key_value_heads", heads) * head_dim,
+            ff=config["intermediate_size"],
+            vocab=config["vocab_size"],
+        )
+
+    def blocks(self, n: int, context: float) -> float:
+        """FLOPs of one token through `n` blocks attending to `context` positions."""
+        projections = self.d * (2 * self.q + 2 * self.kv) + 3 * self.d * self.ff
+        return n * (2 * projections + 4 * context * self.q)
+
+    def head(self) -> float:
+        return 2 * self.d * self.vocab
+
+    def parameters(self) -> float:
+        per_block = self.d * (2 * self.q + 2 * self.kv) + 3 * self.d * self.ff
+        return self.layers * per_block + self.d * self.vocab
+
+
+def _known(layers, d, heads, kv_heads, head_dim, ff, vocab) -> Shapes:
+    return Shapes(layers, d, heads * head_dim, kv_heads * head_dim, ff, vocab)
+
+
+# Models whose config may not be on this machine (hub models without network).
+KNOWN_SHAPES = {
+    "google/gemma-2-2b": _known(26, 2304, 8, 4, 256, 9216, 256000),
+    "google/gemma-2-9b": _known(42, 3584, 16, 8, 256, 14336, 256000),
+    "google/gemma-2-9b-it": _known(42, 3584, 16, 8, 256, 14336, 256000),
+    "smollm2-135m-instruct": _known(30, 576, 9, 3, 64, 1536, 49152),
+    "gemma-3-270m": _known(18, 640, 4, 1, 256, 2048, 262144),
+}
+
+
+def model_shapes(source: str) -> Shapes:
+    """Shapes of a model source (`embedded:`, `hf:`, `local:` or a path): its config.json
+    where this machine has it, else the table above."""
+    kind, _, name = source.partition(":") if ":" in source else ("local", "", source)
+    candidates = []
+    if kind == "embedded":
+        candidates.append(Path("resources/models") / name / "config.json")
+    elif kind == "local":
+        candidates.append(Path(name) / "config.json")
+    for path in candidates:
+        if path.is_file():
+            return Shapes.from_hf_config(json.loads(path.read_text()))
+    if kind == "hf":
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(name, "config.json")
+            if isinstance(cached, str):
+                return Shapes.from_hf_config(json.loads(Path(cached).read_text()))
+        except ImportError:
+            pass
+    if name in KNOWN_SHAPES:
+        return KNOWN_SHAPES[name]
+    raise ConfigError(f"model.source: {source!r}: no config.json here and not a known model")
+
+
+@dataclass
+class Stage:
+    """One rule's work over all of its jobs."""
+
+    rule: str
+    path: str  # the benchmarked path whose rate it runs at
+    flops: float = 0.0
+    forward_tokens: float = 0.0
+    generated_tokens: float = 0.0
+    judge_calls: int = 0
+    downloads: int = 0
+    jobs: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _prompt_tokens(text: str) -> float:
+    return max(1.0, len(text) / CHARS_PER_TOKEN)
+
+
+def _prefixes(generation: dict) -> list[str]:
+    prefixes = generation["prefixes"]
+    prefixes = list(PREFIXES) if prefixes == "method" else list(prefixes)
+    n = generation.get("n_prefixes")
+    return prefixes[:n] if n else prefixes
+
+
+def features_per_layer(config: dict, layer: int, default: int | None) -> int:
+    spec = config["layers"][str(layer)].get("features", config.get("features"))
+    if isinstance(spec, list):
+        return len(spec)
+    if isinstance(spec, dict) and "random" in spec:
+        return int(spec["random"])
+    path = Path(spec["file"])
+    if path.is_file():
+        return len(json.loads(path.read_text())[str(layer)])
+    if default is None:
+        raise ConfigError(
+            f"features.file: {path} is not here; pass --features-per-layer N to estimate "
+            "without it (make paper-data fetches the paper's lists)"
+        )
+    return default
+
+
+def workload(config: dict, features: dict[int, int]) -> dict[str, Stage]:
+    """Each stage's work for `features` (layer -> feature count), before knowing which
+    rules the DAG runs."""
+    model = model_shapes(config["model"]["source"])
+    stages: dict[str, Stage] = {}
+
+    def stage(rule, path) -> Stage:
+        return stages.setdefault(rule, Stage(rule, path))
+
+    layers = sorted(features)
+    ctx = config.get("corpus", {}).get("context_size", 128)
+    metrics = config["sae_metrics"]
+    residual_tokens, heldout_tokens, residual_depth, sae_width = 0, 0, 0, {}
+    for layer in layers:
+        own = layer_settings(config, layer)["sae"]
+        train = own.get("train", {})
+        sae_width[layer] = _sae_width(own, layer)
+        if own.get("source") == "train":
+            tokens = train["training_tokens"]
+            s = stage("train_sae", "training")
+            s.flops += tokens * 12 * model.d * sae_width[layer]  # encode + decode, x3 backward
+            s.forward_tokens += tokens
+            residual_tokens = max(residual_tokens, train["activation_tokens"])
+            heldout_tokens, residual_depth = metrics["max_tokens"], max(residual_depth, layer + 1)
+            m = stage("sae_metrics", "mining")
+            m.forward_tokens += 2 * metrics["ce_tokens"]  # clean and with the SAE spliced in
+            m.flops += (
+                2 * metrics["ce_tokens"] * (model.blocks(model.layers, ctx / 2) + model.head())
+            )
+            m.flops += metrics["max_tokens"] * 4 * model.d * sae_width[layer]
+        if config["activations"]["source"] == "mine":
+            mined = config["activations"]["mine"].get("max_tokens") or 1_000_000
+            residual_tokens, residual_depth = (
+                max(residual_tokens, mined),
+                max(residual_depth, layer + 1),
+            )
+    if residual_tokens:
+        r = stage("residuals", "mining")
+        r.forward_tokens = residual_tokens + heldout_tokens
+        r.flops = r.forward_tokens * model.blocks(residual_depth, ctx / 2)
+
+    prompts = [config["output_score"]["prompt"] or OUTPUT_SCORE_PROMPT]
+    extra = config["output_score"]["robustness_prompts"]
+    prompts += list(PREFIXES) if extra == "prefixes" else list(extra)
+    generation = config["generation"]
+    prefixes = _prefixes(generation)
+    prefix_len = sum(_prompt_tokens(p) for p in prefixes) / len(prefixes)
+    factors = generation["factors"]
+    new = generation["max_new_tokens"]
+    evaluator = model
+    if config["gen_metrics"].get("evaluator"):
+        evaluator = model_shapes(config["gen_metrics"]["evaluator"])
+    for layer in layers:
+        n = features[layer]
+        s = stage("logit_lens", "output_score")
+        s.flops += n * model.head()
+        s = stage("output_scores", "output_score")
+        for prompt in prompts:
+            length = _prompt_tokens(prompt)
+            s.forward_tokens += n + length
+            s.flops += n * (model.blocks(model.layers - layer - 1, length) + model.head())
+            s.flops += length * model.blocks(model.layers, length / 2)
+        _activations(stage("activations", "mining"), config, model, layer, n, sae_width[layer])
+        g = min(n, generation.get("max_features") or n)
+        texts = len(prefixes) * (1 + g * sum(1 for f in factors if f != 0))
+        s = stage("generations", "generation")
+        s.generated_tokens += texts * new
+        s.flops += texts * new * (model.blocks(model.layers, prefix_len + new / 2) + model.head())
+        s = stage("gen_metrics", "perplexity")
+        length = prefix_len + new
+        s.forward_tokens += texts * length
+        s.flops += texts * length * (evaluator.blocks(evaluator.layers, length / 2))
+        s.flops += texts * length * evaluator.head()
+    _concepts(stages, config, model, features, sae_width)
+    return stages
+
+
+def _sae_width(sae: dict, layer: int) -> int:
+    """d_sae from the layer's settings, or a local SAE's cfg.json."""
+    if sae.get("source") == "train":
+        return sae["train"]["d_sae"]
+    if sae.get("d_sae"):
+        return sae["d_sae"]
+    cfg = Path(sae.get("path", "")) / "cfg.json"
+    if cfg.is_file():
+        return json.loads(cfg.read_text())["d_sae"]
+    raise ConfigError(f"layers.{layer}.sae.d_sae: needed to estimate (the SAE is not here)")
+
+
+def _activations(s: Stage, config, model: Shapes, layer: int, n: int, d_sae: int) -> None:
+    """Mining encodes the cached residuals with the whole SAE (TopK needs every latent);
+    the other sources download each feature's examples."""
+    if config["activations"]["source"] != "mine":
+        s.path = "download"
+        s.downloads += n
+        return
+    tokens = config["activations"]["mine"].get("max_tokens")
+    if tokens is None:
+        tokens = 1_000_000
+        s.notes.append("mining reads the whole corpus: counted at 1M tokens a layer")
+    s.forward_tokens += tokens
+    s.flops += tokens * 2 * model.d * d_sae
+
+
+def _concepts(stages, config, model: Shapes, features: dict[int, int], sae_width) -> None:
+    concepts = config.get("concepts") or {}
+    if not concepts.get("layers") or concepts.get("source") == "released":
+        return
+    n_instr, n_select = concepts["n_instructions"], concepts["n_select"]
+    per_concept = 2 * len(concepts["factors"]) * n_instr + (n_instr - n_select)
+    new = concepts["max_new_tokens"]
+    prompt = 40.0  # an instruction, in tokens (the chat protocol adds its template)
+    judge = concepts.get("judge", {}).get("kind", "proxy")
+    mine = config["activations"]["mine"]
+    window = 64  # a downloaded example, in tokens
+    if config["activations"]["source"] == "mine":
+        window = mine.get("context_before", 31) + mine.get("context_after", 8) + 1
+    for layer in concepts["layers"]:
+        n = min(features.get(layer, 0), concepts.get("max_concepts") or features.get(layer, 0))
+        answers = n * per_concept
+        s = stages.setdefault("concept_generations", Stage("concept_generations", "concepts"))
+        s.generated_tokens += answers * new
+        s.flops += answers * new * (model.blocks(model.layers, prompt + new / 2) + model.head())
+        d = stages.setdefault("concepts", Stage("concepts", "mining"))
+        examples = n * concepts["diffmean_examples"]  # each concept's mean, once
+        d.forward_tokens += examples * window
+        d.flops += examples * window * model.blocks(layer + 1, window / 2)
+        r = stages.setdefault("concept_ratings", Stage("concept_ratings", "perplexity"))
+        if judge == "chat":
+            r.path = "judge"
+            r.judge_calls += 3 * answers  # concept, instruction, fluency
+        else:
+            length = prompt + new
+            r.forward_tokens += answers * length
+            r.flops += answers * length * (model.blocks(model.layers, length / 2) + model.head())
+
+
+def dag_jobs(configfile: Path, overrides: dict) -> dict[str, int]:
+    """Jobs per rule of a dry run of the workflow on `configfile`, every job planned as if
+    nothing were made yet (with `overrides` standing in for input files not here yet)."""
+    snakefile = Path("workflow/Snakefile")
+    if not snakefile.is_file() or not shutil.which("snakemake"):
+        return {}
+    command = ["snakemake", "-n", "-F", "--quiet", "rules", "--configfile", str(configfile)]
+    if overrides:
+        command += ["--config", *(f"{k}={json.dumps(v)}" for k, v in overrides.items())]
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
+    if done.returncode:
+        raise ConfigError(f"snakemake -n on {configfile} failed:\n{done.stderr[-2000:]}")
+    jobs, table = {}, False
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            table = True
+        elif table and len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                break
+            jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def stand_ins(config: dict, features: dict[int, int], where: Path) -> dict:
+    """Config overrides for the dry run: placeholder files for the paper's inputs that are
+    not here, sized like the real ones (the DAG depends on layers, not on ids)."""
+    overrides = {}
+    spec = config.get("features")
+    if isinstance(spec, dict) and "file" in spec and not Path(spec["file"]).is_file():
+        path = where / "features.json"
+        path.write_text(json.dumps({str(k): list(range(v)) for k, v in features.items()}))
+        overrides["features"] = {"file": str(path)}
+    instructions = (config.get("concepts") or {}).get("instructions")
+    if isinstance(instructions, dict) and not Path(instructions["file"]).is_file():
+        n = config["concepts"]["n_instructions"]
+        path = where / "instructions.json"
+        texts = {
+            f"{k}_{i}": [f"placeholder {j}" for j in range(n)]
+            for k, v in features.items()
+            for i in range(v)
+        }
+        path.write_text(json.dumps(texts))
+        overrides["concepts"] = {"instructions": {"file": str(path)}}
+    return overrides
+
+
+def read_rates(path: str | Path | None) -> dict:
+    if path is None:
+        return json.loads(resources.files("saesteer").joinpath("rates.json").read_text())
+    return json.loads(Path(path).read_text())
+
+
+def estimate(
+    configfile: Path, features_default: int | None = None, gpu: str = "A40", rates_file=None
+) -> dict:
+    """The estimate as a dict: stages (rows), totals, and the machines' projected hours."""
+    if gpu not in GPUS:
+        raise ConfigError(f"--gpu: {gpu!r} (known: {sorted(GPUS)})")
+    config = resolve_config(read_config(configfile))
+    layers = sorted(int(k) for k in config["layers"])
+    features = {layer: features_per_layer(config, layer, features_default) for layer in layers}
+    stages = workload(config, features)
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = dag_jobs(configfile, stand_ins(config, features, Path(tmp)))
+    rates = read_rates(rates_file)
+    fp32 = config["model"].get("dtype", "float32") == "float32"
+    peak = GPUS[gpu][0 if fp32 else 1]
+    # what a job costs beyond its compute (loading the model, reading and writing files),
+    # measured per rule; a rule the rates lack gets the median of those alike
+    startup = rates["startup_s"]
+    alike = {
+        kind: statistics.median(
+            [v for r, v in startup.items() if (r in stages and stages[r].flops > 0) == kind]
+            or [0.0]
+        )
+        for kind in (True, False)
+    }
+    rows = []
+    rules = (set(stages) | set(jobs)) - {"all"}
+    for rule in sorted(rules, key=lambda r: -stages.get(r, Stage(r, "")).flops):
+        s = stages.get(rule, Stage(rule, "none"))
+        if jobs and rule not in jobs:
+            continue
+        s.jobs = jobs.get(rule, 0)
+        rate = rates["paths"].get(s.path)
+        here = gpu_s = 0.0
+        if rate:
+            here = s.flops / (rate["gflops"] * 1e9)
+            gpu_s = s.flops / (peak * rate["share"])
+        if s.path == "judge":
+            minutes = s.judge_calls / config["concepts"]["judge"]["chat"]["requests_per_minute"]
+            here = gpu_s = 60 * minutes
+        here += s.jobs * startup.get(rule, alike[s.flops > 0])
+        rows.append({**s.__dict__, "seconds_here": here, "seconds_gpu": gpu_s})
+    return {
+        "config": str(configfile),
+        "run": config["run"],
+        "layers": len(layers),
+        "features": sum(features.values()),
+        "gpu": gpu,
+        "dtype": config["model"].get("dtype", "float32"),
+        "rates_machine": rates["machine"],
+        "stages": rows,
+        "total": {
+            key: sum(r[key] for r in rows)
+            for key in (
+                "jobs",
+                "flops",
+                "forward_tokens",
+                "generated_tokens",
+                "judge_calls",
+                "downloads",
+                "seconds_here",
+                "seconds_gpu",
+            )
+        },
+    }
+
+
+def _human(x: float) -> str:
+    if x < 1000:
+        return f"{x:.0f}"
+    exponent = min(int(math.log10(x) // 3), 5)
+    return f"{x / 10 ** (3 * exponent):.1f}{' kMGTP'[exponent]}"
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
+def render(result: dict) -> str:
+    """The estimate as Markdown: one row per rule and the totals."""
+    lines = [
+        f"# {result['config']}: run {result['run']!r}, {result['layers']} layers, "
+        f"{result['features']} features, {result['dtype']}",
+        "",
+        f"| rule | jobs | forward tokens | tokens to generate | FLOPs | judge calls | "
+        f"downloads | here | {result['gpu']} |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in [*result["stages"], {"rule": "**total**", **result["total"]}]:
+        lines.append(
+            f"| {r['rule']} | {r['jobs']} | {_human(r['forward_tokens'])} | "
+            f"{_human(r['generated_tokens'])} | {_human(r['flops'])} | {r['judge_calls']} | "
+            f"{r['downloads']} | {_hours(r['seconds_here'])} | {_hours(r['seconds_gpu'])} |"
+        )
+    lines += [
+        "",
+        f"here: {result['rates_machine']}; {result['gpu']}: its peak at the benchmarks' "
+        "share of peak, without per-job start-up.",
+    ]
+    notes = sorted({n for r in result["stages"] for n in r["notes"]})
+    lines += [f"note: {n}" for n in notes]
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""`saesteer estimate`: FLOPs against PyTorch's own count, the workload by hand, the DAG's
+job counts, and the command as the README runs it."""
+
+import json
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from saesteer.cli import main
+from saesteer.config import resolve_config
+from saesteer.errors import ConfigError
+from saesteer.estimate import KNOWN_SHAPES, Shapes, estimate, model_shapes, workload
+from tests.helpers import REPO, TINY_LAYERS
+
+
+def test_flops_per_token_equal_pytorchs_count(tiny_model_dir):
+    """A forward of n tokens: n times (n blocks attending to n positions + the head). Eager
+    attention, whose matmuls PyTorch counts (its full square: context n)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="eager")
+    shapes = model_shapes(f"local:{tiny_model_dir}")
+    n = 7
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.arange(1, n + 1)[None])
+    assert counter.get_total_flops() == n * (shapes.blocks(TINY_LAYERS, n) + shapes.head())
+
+
+def test_known_shapes_equal_the_embedded_models_configs():
+    for name in ("smollm2-135m-instruct", "gemma-3-270m"):
+        path = REPO / "resources/models" / name / "config.json"
+        if not path.is_file():
+            pytest.skip(f"{name} is not converted here")
+        assert Shapes.from_hf_config(json.loads(path.read_text())) == KNOWN_SHAPES[name]
+
+
+def test_workload_by_hand(tiny_config):
+    """The tiny config: layer 1 has 8 random features, layer 2 four listed ones; 6 at most
+    generate, over 2 prefixes and 3 factors (0 shared), 4 new tokens each."""
+    config = resolve_config(tiny_config)
+    stages = workload(config, {1: 8, 2: 4})
+    texts = 2 * (1 + 6 * 2) + 2 * (1 + 4 * 2)
+    assert stages["generations"].generated_tokens == texts * 4
+    shapes = model_shapes(config["model"]["source"])
+    head = shapes.head()
+    assert stages["logit_lens"].flops == 12 * head
+    # three prompts (the main one and two robustness prompts), each feature one token
+    assert stages["output_scores"].forward_tokens == pytest.approx(
+        3 * 12 + 2 * sum(max(1.0, len(p) / 4) for p in ("From my experience,", "w1 w2", "w3"))
+    )
+    assert stages["activations"].path == "mining"
+    assert "train_sae" not in stages  # local SAEs
+
+
+def test_missing_feature_file_needs_a_count(tiny_config, tmp_path):
+    tiny_config["features"] = {"file": str(tmp_path / "absent.json")}
+    tiny_config["layers"] = {1: {}}
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(tiny_config))
+    with pytest.raises(ConfigError, match="--features-per-layer"):
+        estimate(path)
+
+
+@pytest.mark.workflow
+def test_estimate_of_the_shipped_configs_from_the_repository_root(monkeypatch, capsys):
+    """As the README runs it: the demo plans the DAG's 35 jobs; the Gemma-2 study, whose
+    feature list is not here, with --features-per-layer."""
+    monkeypatch.chdir(REPO)
+    assert main(["estimate", "config/config.yaml"]) == 0
+    out = capsys.readouterr().out
+    total = next(line for line in out.splitlines() if line.startswith("| **total**"))
+    assert total.split("|")[2].strip() == "35"
+    assert main(["estimate", "config/gemma-2-2b.yaml", "--features-per-layer", "100"]) == 0
+    out = capsys.readouterr().out
+    generations = next(line for line in out.splitlines() if line.startswith("| generations"))
+    # 26 layers x 50 prefixes x (1 + 100 features x 12 factors) texts x 20 tokens
+    assert generations.split("|")[4].strip() == "31.2M"
+    assert main(["estimate", "config/gemma-2-2b.yaml"]) == 2  # the list is not here
