@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from saesteer.config import GEN_SUCCESS_TOP_K
+from saesteer.memory import fitting_rows, row_bytes
 from saesteer.models import (
     cache_keyword,
     cache_rows,
@@ -104,6 +105,9 @@ def perplexities(
     Texts whose prefix is shared by `SHARED_PREFIX_MIN` or more share one forward of it
     (`_shared_prefix_nll`); the others are right-padded and batched whole, sorted by length
     so that a batch pads little (`_whole_text_nll`)."""
+    if prefixes:
+        longest = max(len(p) + len(c) for p, c in zip(prefixes, continuations, strict=True))
+        batch_size = fitting_rows(model, batch_size, row_bytes(model, longest))
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, prefix in enumerate(prefixes):
         groups.setdefault(tuple(prefix), []).append(i)

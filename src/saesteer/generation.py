@@ -17,6 +17,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
+from saesteer.memory import fitting_rows, row_bytes
 from saesteer.models import cache_keyword, cache_rows, returned_cache, token_texts
 from saesteer.prompts import encode_prompt
 from saesteer.seeds import row_seed
@@ -91,9 +92,11 @@ def sample_steered(
     prompt_index = torch.tensor([unique.setdefault(tuple(p), len(unique)) for p in prompts])
     prefix = _prefix_cache(model, [list(p) for p in unique], pad_id, device)
     out: list[list[int]] = []
+    positions = max((len(p) for p in unique), default=1) + settings.max_new_tokens
+    batch = fitting_rows(model, settings.batch_size, row_bytes(model, positions))
     bar = tqdm(total=len(prompts), desc=f"sampling layer {layer}", unit="row")
-    for start in range(0, len(prompts), settings.batch_size):
-        rows = slice(start, start + settings.batch_size)
+    for start in range(0, len(prompts), batch):
+        rows = slice(start, start + batch)
         out += _sample_batch(
             model,
             sae,

@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from saesteer.hooks import block_output, edit_block_output, start_after_block
+from saesteer.memory import fitting_rows, row_bytes
 from saesteer.models import cache_keyword, cache_rows, returned_cache
 from saesteer.prompts import PREFIXES, encode_prompt
 from saesteer.steering import add_steering, latent_max, steer_reference, steering_directions
@@ -143,6 +144,7 @@ def score_prompt_fast(
     model, sae, layer, prompt_ids, features, token_ids, factor, batch_size
 ) -> dict[str, torch.Tensor]:
     device = next(model.parameters()).device
+    batch_size = fitting_rows(model, batch_size, row_bytes(model, len(prompt_ids)))
     ids = torch.tensor([prompt_ids], device=device)
     prefix_cache, last = prompt_pass(model, layer, ids)
     keyword = cache_keyword(model)
