@@ -8,6 +8,7 @@ import hashlib
 import inspect
 import json
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,10 +219,13 @@ def host_has_gpu() -> bool:
     return sys.platform == "darwin" or any(glob.glob(pattern) for pattern in nodes)
 
 
-def load_model(path: str | Path, dtype: str = "float32", device: str = "auto"):
-    """Load a causal LM and its tokenizer once, in eval mode, without gradients."""
+def load_model(
+    path: str | Path, dtype: str = "float32", device: str = "auto", with_tokenizer: bool = True
+):
+    """Load a causal LM and its tokenizer once (None without `with_tokenizer`: a job that
+    feeds token ids saves its ~3 s), in eval mode, without gradients."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     if not Path(path).is_dir():
         # Else transformers reads the path as a hub id and fails with a riddle.
@@ -229,7 +233,7 @@ def load_model(path: str | Path, dtype: str = "float32", device: str = "auto"):
             f"model directory {path} not found (model.json records it; was a cache "
             f"cleared or a directory moved?): rerun `snakemake --forcerun model`"
         )
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = auto_tokenizer(path) if with_tokenizer else None
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
     model.to(resolve_device(device)).eval().requires_grad_(False)
     return model, tokenizer
@@ -302,9 +306,81 @@ def model_info(source: str, dtype: str, resources: Path = RESOURCES) -> dict:
 
 def load_tokenizer(model_json: str | Path):
     """The run's tokenizer, for stages that need no weights."""
+    return auto_tokenizer(read_json(model_json)["path"])
+
+
+# With any of these, transformers reads added or special tokens from them too, or (from
+# tekken.json) builds Mistral's own tokenizer, which takes no `added_tokens_decoder`.
+_OTHER_TOKEN_FILES = ("added_tokens.json", "special_tokens_map.json", "tekken.json")
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def auto_tokenizer(path: str | Path):
+    """`AutoTokenizer.from_pretrained(path)`, parsing tokenizer.json once instead of twice.
+
+    When tokenizer_config.json lists no `added_tokens_decoder` (transformers 5 leaves it
+    out when it saves a fast tokenizer), transformers parses the whole tokenizer.json with
+    Python's json just for its added tokens, then again for the model: about 1 s each for
+    Gemma-3's 33 MB file. Given those same tokens, parsed from the head of the file, as
+    `added_tokens_decoder`, it builds each with `AddedToken(**token)` as its own read does,
+    and skips that read; all else is unchanged."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(read_json(model_json)["path"])
+    return AutoTokenizer.from_pretrained(path, **_added_tokens_kwargs(Path(path)))
+
+
+def _added_tokens_kwargs(path: Path) -> dict:
+    config_file, tokenizer_file = path / "tokenizer_config.json", path / "tokenizer.json"
+    if not (config_file.is_file() and tokenizer_file.is_file()):
+        return {}
+    if any((path / name).exists() for name in _OTHER_TOKEN_FILES):
+        return {}
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if "added_tokens_decoder" in config or "fast_tokenizer_files" in config:
+        return {}  # transformers reads no added tokens from tokenizer.json
+    tokens = _leading_member(tokenizer_file, "added_tokens")
+    if not isinstance(tokens, list):
+        return {}
+    return {"added_tokens_decoder": {token.pop("id"): token for token in tokens}}
+
+
+def _leading_member(file: Path, key: str):
+    """The value of `key` in the JSON object in `file`, parsed from a head of the file just
+    long enough to hold it (tokenizers writes `added_tokens` before the model, which is
+    most of the file); None when there is no such member or the file is not JSON."""
+    size = 1 << 20
+    with file.open("rb") as f:
+        while True:
+            head = f.read(size)
+            try:
+                return _member(head.decode("utf-8"), key)
+            except (ValueError, IndexError):  # cut short, or broken if it is the whole file
+                if len(head) < size:
+                    return None
+            f.seek(0)
+            size *= 4
+
+
+def _member(text: str, key: str):
+    decoder = json.JSONDecoder()
+    pos = _JSON_SPACE.match(text).end()
+    if text[pos] != "{":
+        raise ValueError("not a JSON object")
+    pos = _JSON_SPACE.match(text, pos + 1).end()
+    while text[pos] != "}":
+        name, pos = decoder.raw_decode(text, pos)
+        pos = _JSON_SPACE.match(text, pos).end()
+        if text[pos] != ":":
+            raise ValueError("no colon after a key")
+        value, pos = decoder.raw_decode(text, _JSON_SPACE.match(text, pos + 1).end())
+        if name == key:
+            return value
+        pos = _JSON_SPACE.match(text, pos).end()
+        if text[pos] == ",":
+            pos = _JSON_SPACE.match(text, pos + 1).end()
+        elif text[pos] != "}":
+            raise ValueError("no comma after a member")
+    return None
 
 
 def cache_keyword(model) -> str:

@@ -17,23 +17,10 @@ from dataclasses import dataclass, replace
 import polars as pl
 import torch
 
+from saesteer.concepts import CONCEPT_GENERATIONS_SCHEMA
 from saesteer.generation import SamplingSettings, continuation_text, sample_answers
 from saesteer.prompts import encode_prompt
 from saesteer.seeds import row_seed
-
-CONCEPT_GENERATIONS_SCHEMA = {
-    "layer": pl.Int32,
-    "method": pl.Utf8,  # sae | diffmean | prompting
-    "feature": pl.Int64,
-    "factor": pl.Float64,  # 0.0 for prompting (no steering)
-    "instruction_id": pl.Int32,  # position in the concept's instructions
-    "split": pl.Utf8,  # "select" (chooses the factor) or "test"
-    "instruction": pl.Utf8,
-    "response": pl.Utf8,  # the generated continuation
-    "text": pl.Utf8,  # what the judge rates (see `judged_text`)
-    "n_tokens": pl.Int32,
-    "seed": pl.Int64,
-}
 
 METHODS = ("sae", "diffmean", "prompting")
 PROTOCOLS = ("paper", "chat")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from saesteer.concepts.answers import CONCEPT_GENERATIONS_SCHEMA
+from saesteer.concepts import CONCEPT_GENERATIONS_SCHEMA
 from saesteer.errors import ConfigError
 
 RATINGS_SCHEMA = {

@@ -50,5 +50,5 @@ def run(
             log.warning(
                 "%s has %d %s chunks, fewer than the %d asked", chunks, len(parts[split]), split, n
             )
-    lm, _ = load_model(info["path"], info["dtype"], device)
+    lm, _ = load_model(info["path"], info["dtype"], device, with_tokenizer=False)
     cache_residuals(lm, info["path"], list(settings.layers), parts, out, BATCH_SIZE)
