@@ -18,7 +18,13 @@ import torch
 from tqdm import tqdm
 
 from saesteer.memory import fitting_rows, row_bytes
-from saesteer.models import cache_keyword, cache_rows, returned_cache, token_texts
+from saesteer.models import (
+    cache_keyword,
+    cache_rows,
+    cache_with_room,
+    returned_cache,
+    token_texts,
+)
 from saesteer.prompts import encode_prompt
 from saesteer.seeds import row_seed
 from saesteer.steering import steer, steering_directions
@@ -94,6 +100,9 @@ def sample_steered(
     out: list[list[int]] = []
     positions = max((len(p) for p in unique), default=1) + settings.max_new_tokens
     batch = fitting_rows(model, settings.batch_size, row_bytes(model, positions))
+    # Batches of equal size: 260 rows at 64 make 5 of 52, not 4 of 64 and a last one of 4
+    # whose forwards (as many as the others') use a few rows of the matmuls.
+    batch = -(-len(prompts) // max(1, -(-len(prompts) // batch))) if prompts else batch
     bar = tqdm(total=len(prompts), desc=f"sampling layer {layer}", unit="row")
     for start in range(0, len(prompts), batch):
         rows = slice(start, start + batch)
@@ -213,6 +222,8 @@ def _sample_batch(
     """Rows that have stopped leave the batch (and the cache), so the forwards shrink."""
     device = prompt_index.device
     cache, ids, mask, positions = prefix.for_rows(prompt_index)
+    if cache is not None:
+        cache = cache_with_room(cache, settings.max_new_tokens)
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     keyword = cache_keyword(model)
     tokens: list[list[int]] = [[] for _ in seeds]
