@@ -297,3 +297,29 @@ def test_leading_member_reads_a_member_wherever_it_lies(tmp_path):
     for text in broken + ['{"model": {"a": 1}']:
         (tmp_path / "broken.json").write_text(text)
         assert _leading_member(tmp_path / "broken.json", "added_tokens") is None
+
+
+def test_a_cache_with_room_gives_the_logits_of_a_dynamic_cache(any_tiny_model):
+    """Steps written in place, past the room given (the buffers double) and with rows
+    leaving the batch, give the logits concatenation gives."""
+    import copy
+
+    from saesteer.models import cache_keyword, cache_with_room, returned_cache
+
+    model, _ = any_tiny_model
+    keyword = cache_keyword(model)
+    prompt = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16]])
+    plain = returned_cache(model(prompt, use_cache=True))
+    roomy = cache_with_room(copy.deepcopy(plain), 2)
+    ids, n = prompt[:, -1:], prompt.shape[1]
+    for step in range(5):
+        if step == 3:  # row 1 stops
+            keep = torch.tensor([0, 2])
+            plain.reorder_cache(keep)
+            roomy.reorder_cache(keep)
+            ids = ids[keep]
+        position = torch.full((len(ids), 1), n + step)
+        want = model(ids, position_ids=position, use_cache=True, **{keyword: plain}).logits
+        got = model(ids, position_ids=position, use_cache=True, **{keyword: roomy}).logits
+        torch.testing.assert_close(got, want)
+        ids = want[:, -1].argmax(-1, keepdim=True)

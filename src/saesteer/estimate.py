@@ -299,6 +299,10 @@ def _concepts(stages, config, model: Shapes, features: dict[int, int], sae_width
             r.flops += answers * length * (model.blocks(model.layers, length / 2) + model.head())
 
 
+class MissingInput(Exception):
+    """The dry run stopped at one of the paper's inputs that is not here."""
+
+
 def dag_jobs(configfile: Path, overrides: dict) -> dict[str, int]:
     """Jobs per rule of a dry run of the workflow on `configfile`, every job planned as if
     nothing were made yet (with `overrides` standing in for input files not here yet)."""
@@ -310,7 +314,11 @@ def dag_jobs(configfile: Path, overrides: dict) -> dict[str, int]:
         command += ["--config", *(f"{k}={json.dumps(v)}" for k, v in overrides.items())]
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
     if done.returncode:
-        raise ConfigError(f"snakemake -n on {configfile} failed:\n{done.stderr[-2000:]}")
+        output = (done.stdout + done.stderr).splitlines()
+        missing = [line for line in output if "make paper-data" in line]
+        if missing:  # an input the estimate cannot stand in for: count the work, not jobs
+            raise MissingInput(missing[0])
+        raise ConfigError(f"snakemake -n on {configfile} failed:\n" + "\n".join(output[-20:]))
     jobs, table = {}, False
     for line in done.stdout.splitlines():
         parts = line.split()
@@ -362,8 +370,13 @@ def estimate(
     layers = sorted(int(k) for k in config["layers"])
     features = {layer: features_per_layer(config, layer, features_default) for layer in layers}
     stages = workload(config, features)
+    notes = []
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = dag_jobs(configfile, stand_ins(config, features, Path(tmp)))
+        try:
+            jobs = dag_jobs(configfile, stand_ins(config, features, Path(tmp)))
+        except MissingInput as e:
+            jobs = {}
+            notes.append(f"jobs not counted (the dry run needs an input not here): {e}")
     rates = read_rates(rates_file)
     fp32 = config["model"].get("dtype", "float32") == "float32"
     peak = GPUS[gpu][0 if fp32 else 1]
@@ -383,17 +396,18 @@ def estimate(
         s = stages.get(rule, Stage(rule, "none"))
         if jobs and rule not in jobs:
             continue
-        s.jobs = jobs.get(rule, 0)
+        s.jobs = jobs.get(rule, 0) if jobs else None
         rate = rates["paths"].get(s.path)
-        here = gpu_s = 0.0
+        here = gpu_s = judge_s = 0.0
         if rate:
             here = s.flops / (rate["gflops"] * 1e9)
             gpu_s = s.flops / (peak * rate["share"])
-        if s.path == "judge":
-            minutes = s.judge_calls / config["concepts"]["judge"]["chat"]["requests_per_minute"]
-            here = gpu_s = 60 * minutes
-        here += s.jobs * startup.get(rule, alike[s.flops > 0])
-        rows.append({**s.__dict__, "seconds_here": here, "seconds_gpu": gpu_s})
+        if s.path == "judge":  # wall time at the judge's rate limit, on no device
+            rpm = config["concepts"]["judge"]["chat"]["requests_per_minute"]
+            judge_s = 60 * s.judge_calls / rpm
+        here += (s.jobs or 0) * startup.get(rule, alike[s.flops > 0]) + judge_s
+        row = {**s.__dict__, "seconds_here": here, "seconds_gpu": gpu_s, "seconds_judge": judge_s}
+        rows.append(row)
     return {
         "config": str(configfile),
         "run": config["run"],
@@ -403,8 +417,9 @@ def estimate(
         "dtype": config["model"].get("dtype", "float32"),
         "rates_machine": rates["machine"],
         "stages": rows,
+        "notes": notes,
         "total": {
-            key: sum(r[key] for r in rows)
+            key: sum(r[key] or 0 for r in rows) if jobs or key != "jobs" else None
             for key in (
                 "jobs",
                 "flops",
@@ -414,6 +429,7 @@ def estimate(
                 "downloads",
                 "seconds_here",
                 "seconds_gpu",
+                "seconds_judge",
             )
         },
     }
@@ -437,20 +453,24 @@ def render(result: dict) -> str:
         f"{result['features']} features, {result['dtype']}",
         "",
         f"| rule | jobs | forward tokens | tokens to generate | FLOPs | judge calls | "
-        f"downloads | here | {result['gpu']} |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"downloads | here | {result['gpu']} GPU | judge |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in [*result["stages"], {"rule": "**total**", **result["total"]}]:
         lines.append(
-            f"| {r['rule']} | {r['jobs']} | {_human(r['forward_tokens'])} | "
+            f"| {r['rule']} | {'?' if r['jobs'] is None else r['jobs']} | "
+            f"{_human(r['forward_tokens'])} | "
             f"{_human(r['generated_tokens'])} | {_human(r['flops'])} | {r['judge_calls']} | "
-            f"{r['downloads']} | {_hours(r['seconds_here'])} | {_hours(r['seconds_gpu'])} |"
+            f"{r['downloads']} | {_hours(r['seconds_here'])} | {_hours(r['seconds_gpu'])} | "
+            f"{_hours(r['seconds_judge'])} |"
         )
     lines += [
         "",
-        f"here: {result['rates_machine']}; {result['gpu']}: its peak at the benchmarks' "
-        "share of peak, without per-job start-up.",
+        f"here: wall time on {result['rates_machine']}, one job at a time, start-up and "
+        f"judge included; {result['gpu']} GPU: device time at its {result['dtype']} peak "
+        "times the share of peak the benchmarks reached, without start-up; judge: wall "
+        "time at its requests_per_minute.",
     ]
-    notes = sorted({n for r in result["stages"] for n in r["notes"]})
+    notes = sorted({n for r in result["stages"] for n in r["notes"]}) + result["notes"]
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
