@@ -72,6 +72,8 @@ def main() -> None:
     layers = sorted(int(k) for k in config["layers"])
     stages = workload(config, {layer: features_per_layer(config, layer, None) for layer in layers})
     times = job_seconds(Path("results") / config["run"])
+    if "train_sae" not in stages or "train_sae" not in times:
+        raise SystemExit(f"{args.run_config}: rates need a finished run that trains its SAEs")
     train = stages["train_sae"]
     train_gflops = train.flops / sum(times["train_sae"]) / 1e9
     d_sae = config["sae"]["train"]["d_sae"]
@@ -83,7 +85,10 @@ def main() -> None:
         stage = stages.get(rule)
         rate = paths.get(stage.path) if stage else None
         compute = stage.flops / len(seconds) / (rate["gflops"] * 1e9) if rate else 0.0
-        startup[rule] = round(max(0.0, statistics.mean(seconds) - compute), 2)
+        left = statistics.mean(seconds) - compute
+        if left < 0:  # the estimate counts more compute than the job took
+            print(f"{rule}: estimated compute {compute:.1f} s > measured {left + compute:.1f} s")
+        startup[rule] = round(max(0.0, left), 2)
     rates = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
         f"threads (measured by make bench and the {config['run']} run)",

@@ -311,6 +311,9 @@ def test_a_cache_with_room_gives_the_logits_of_a_dynamic_cache(any_tiny_model):
     prompt = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16]])
     plain = returned_cache(model(prompt, use_cache=True))
     roomy = cache_with_room(copy.deepcopy(plain), 2)
+    converted = [layer for layer in roomy.layers if hasattr(layer, "buffers")]
+    assert converted  # the full-attention layers have room
+    first = converted[0].buffers[0].data_ptr()
     ids, n = prompt[:, -1:], prompt.shape[1]
     for step in range(5):
         if step == 3:  # row 1 stops
@@ -322,4 +325,6 @@ def test_a_cache_with_room_gives_the_logits_of_a_dynamic_cache(any_tiny_model):
         want = model(ids, position_ids=position, use_cache=True, **{keyword: plain}).logits
         got = model(ids, position_ids=position, use_cache=True, **{keyword: roomy}).logits
         torch.testing.assert_close(got, want)
+        if step == 0:  # written in place, within the room
+            assert converted[0].buffers[0].data_ptr() == first
         ids = want[:, -1].argmax(-1, keepdim=True)

@@ -225,3 +225,22 @@ def test_one_distribution_scores_equal_a_pass_per_row():
     tokens[0] = torch.tensor([12, 15, 19, 11, 13, 14, 16])
     expected = score_from_probs(probs.expand(64, -1).clone(), tokens)["score"]
     assert torch.equal(score_from_one_distribution(probs, tokens), expected)
+
+
+def test_one_prompt_pass_crops_a_sliding_window_cache(any_tiny_model):
+    """A prompt shorter than the sliding window takes the one-pass path, whose cache is
+    cropped by its last token; the reference loop agrees."""
+    from saesteer.output_score import prompt_pass
+
+    model, _ = any_tiny_model
+    window = getattr(model.config.get_text_config(), "sliding_window", None)
+    prompt = [5, 9] if window is None or window > 2 else [5]
+    sae = random_sae("topk", layer=1, seed=1)
+    features = [0, 3, 17, 64]
+    tokens = _lens(model, sae, features)
+    ids = torch.tensor([prompt])
+    cache, _ = prompt_pass(model, 1, ids)
+    assert cache.get_seq_length() == len(prompt) - 1
+    fast = score_prompt_fast(model, sae, 1, prompt, features, tokens, 10.0, 2)
+    slow = score_prompt_reference(model, sae, 1, prompt, features, tokens, 10.0, 1)
+    _assert_same_scores(fast, slow)

@@ -226,7 +226,8 @@ def workload(config: dict, features: dict[int, int]) -> dict[str, Stage]:
             s.flops += length * model.blocks(model.layers, length / 2)
         _activations(stage("activations", "mining"), config, model, layer, n, sae_width[layer])
         g = min(n, generation.get("max_features") or n)
-        texts = len(prefixes) * (1 + g * sum(1 for f in factors if f != 0))
+        # factor 0 is unsteered: one text per prefix, shared by the features
+        texts = len(prefixes) * (int(0.0 in factors) + g * sum(1 for f in factors if f != 0))
         s = stage("generations", "generation")
         s.generated_tokens += texts * new
         s.flops += texts * new * (model.blocks(model.layers, prefix_len + new / 2) + model.head())
@@ -308,7 +309,7 @@ def dag_jobs(configfile: Path, overrides: dict) -> dict[str, int]:
     nothing were made yet (with `overrides` standing in for input files not here yet)."""
     snakefile = Path("workflow/Snakefile")
     if not snakefile.is_file() or not shutil.which("snakemake"):
-        return {}
+        raise MissingInput("run it from the workflow's folder (workflow/Snakefile), with snakemake")
     command = ["snakemake", "-n", "-F", "--quiet", "rules", "--configfile", str(configfile)]
     if overrides:
         command += ["--config", *(f"{k}={json.dumps(v)}" for k, v in overrides.items())]
@@ -376,7 +377,7 @@ def estimate(
             jobs = dag_jobs(configfile, stand_ins(config, features, Path(tmp)))
         except MissingInput as e:
             jobs = {}
-            notes.append(f"jobs not counted (the dry run needs an input not here): {e}")
+            notes.append(f"jobs and their start-up not counted (no dry run): {e}")
     rates = read_rates(rates_file)
     fp32 = config["model"].get("dtype", "float32") == "float32"
     peak = GPUS[gpu][0 if fp32 else 1]

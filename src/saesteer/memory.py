@@ -3,9 +3,9 @@
 The configured batch sizes are sized for the embedded models on a CPU, where memory is
 plentiful next to a 135M-270M model. On a GPU holding a 2B or 9B model, the same rows can
 need more than what is free: each fast path asks `fitting_rows` for the rows one forward
-may take, from the device's free memory and what one row needs. Results do not depend on
-it: every path gives the same values for any batch size (each sampled row has its own
-random stream)."""
+may take, from the device's free memory and what one row needs. Results equal those of
+any other batch size within float tolerance (each sampled row has its own random stream;
+a float's last bits can differ with the batch, and so, rarely, a sampled token)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ def free_bytes(device: torch.device | str) -> int | None:
     """Free memory on an accelerator; None on a CPU (the configured sizes apply there)."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        # memory PyTorch's allocator holds but does not use is free to this process
+        held = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return torch.cuda.mem_get_info(device)[0] + held
     return None
 
 

@@ -458,9 +458,12 @@ def cache_rows(cache, rows: int | torch.Tensor):
     them, so the new cache can hold views: repeats cost no copy, picks one gather (a deep
     copy first copied every block's keys, even those of blocks a forward skips)."""
     import torch
-    from transformers.cache_utils import DynamicCache
+    from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
 
-    if not isinstance(cache, DynamicCache):  # a cache that may write in place
+    concatenating = (DynamicLayer, DynamicSlidingWindowLayer)
+    if not isinstance(cache, DynamicCache) or any(
+        type(layer) not in concatenating for layer in cache.layers
+    ):  # a cache that may write in place (`cache_with_room`'s, a static one)
         new = copy.deepcopy(cache)
         if isinstance(rows, int):
             new.batch_repeat_interleave(rows)
