@@ -50,12 +50,23 @@ paper-data:
 	test -d $(PAPER_DIR)/.git || git clone --depth 1 $(PAPER_REPO) $(PAPER_DIR)
 	cp $(addprefix $(PAPER_DIR)/data/,$(PAPER_INPUTS)) resources/paper/
 
+# The run's folder, results/<run>, from the config's `run`.
+RUN_DIR = results/$$(python -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['run'])" $(CONFIG))
+
+# The HTML report of a finished run, results/<run>/report.html, beside the feature explorer
+# it links to (results/<run>/explorer/); its path is the last line printed.
+define build_report
+	snakemake --configfile $(CONFIG) --report $(RUN_DIR)/report.html
+	@realpath $(RUN_DIR)/report.html
+endef
+
 demo: install corpus-deps
 	snakemake --cores $(CORES) --configfile $(CONFIG)
+	$(build_report)
 
-# The HTML report of the finished run: results/<run>/report.html
-report: demo
-	snakemake --configfile $(CONFIG) --report results/$$(python -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['run'])" $(CONFIG))/report.html
+# Rebuilds the report of a finished run (after `make demo` or a `snakemake` run).
+report: install
+	$(build_report)
 
 lint: install corpus-deps
 	ruff check .

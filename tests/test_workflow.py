@@ -104,6 +104,13 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
         f"{name}.png" for name in PLOTS
     )
     assert json.loads((out / "findings.json").read_text())["n_features"] == 12
+    for layer in (1, 2):
+        features = pl.read_parquet(out / f"layers/{layer}/features.parquet")["feature"]
+        pages = sorted(p.name for p in (out / f"explorer/layers/{layer}").iterdir())
+        assert pages == sorted(f"{f}.html" for f in features)
+        assert "feature pages" in (out / f"logs/explorer_pages/{layer}.log").read_text()
+    index = (out / "explorer/index.html").read_text()
+    assert index.count("<tr data-layer=") == 12 and 'href="layers/2/255.html"' in index
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["path"] == str(tiny_model_dir)
     assert manifest["model"]["n_layers"] == 4
@@ -122,7 +129,15 @@ def test_editing_one_layer_reruns_only_that_layer(finished_run):
 
 
 # The run-level rules after the per-layer ones: any layer's change reruns them.
-FINAL = [("aggregate", ""), ("all", ""), ("findings", ""), ("plots", "")]
+FINAL = [
+    ("aggregate", ""),
+    ("all", ""),
+    ("explorer_index", ""),
+    ("findings", ""),
+    ("plots", ""),
+]
+# Each layer's explorer pages read all its artifacts: any change to the layer remakes them.
+PAGES = [("explorer_pages", "1"), ("explorer_pages", "2")]
 
 PER_FEATURE_RULES = [
     "features",
@@ -133,6 +148,7 @@ PER_FEATURE_RULES = [
     "generations",
     "gen_metrics",
     "best_factors",
+    "explorer_pages",
 ]
 
 
@@ -143,6 +159,7 @@ def test_editing_a_global_setting_reruns_every_layer(finished_run):
     jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
     assert sorted(jobs) == sorted(
         FINAL
+        + PAGES
         + [
             (rule, layer)
             for rule in (
@@ -163,14 +180,14 @@ def test_editing_one_layers_factor_grid_reruns_only_its_steering(finished_run):
     config["layers"][2]["factors"] = [0.0, 4.0]
     jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
     steering = ["generations", "gen_metrics", "best_factors"]
-    assert sorted(jobs) == sorted(FINAL + [(rule, "2") for rule in steering])
+    assert sorted(jobs) == sorted(FINAL + PAGES[1:] + [(rule, "2") for rule in steering])
     config["layers"][2].pop("factors")
     config["best_factor"] = {"max_gen_success": 1.0}
     jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
-    assert sorted(jobs) == sorted(FINAL + [("best_factors", "1"), ("best_factors", "2")])
+    assert sorted(jobs) == sorted(FINAL + PAGES + [("best_factors", "1"), ("best_factors", "2")])
     config["gen_metrics"] = {"perplexity_of": "continuation"}
     jobs = {rule for rule, _ in planned_jobs(run_snakemake(workdir, config, "-n").stdout)}
-    assert jobs == {"gen_metrics", "best_factors"} | {rule for rule, _ in FINAL}
+    assert jobs == {"gen_metrics", "best_factors", "explorer_pages"} | {rule for rule, _ in FINAL}
 
 
 @pytest.mark.workflow
@@ -182,7 +199,7 @@ def test_output_strata_steer_a_stratified_sample_weighted_in_the_findings(finish
     config["generation"] |= {"max_features": 2, "output_strata": [cut]}
     jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
     steering = ["generations", "gen_metrics", "best_factors"]
-    assert sorted(jobs) == sorted(FINAL + [(r, layer) for r in steering for layer in "12"])
+    assert sorted(jobs) == sorted(FINAL + PAGES + [(r, layer) for r in steering for layer in "12"])
     result = run_snakemake(workdir, config)
     assert result.returncode == 0, result.stderr[-3000:]
     table = pl.read_parquet(out / "features.parquet")
@@ -255,7 +272,9 @@ def test_editing_the_mining_reruns_activations_and_input_scores(finished_run):
     config["activations"]["n_examples"] = 10
     jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
     assert sorted(jobs) == sorted(
-        FINAL + [(rule, layer) for rule in ("activations", "input_scores") for layer in ("1", "2")]
+        FINAL
+        + PAGES
+        + [(rule, layer) for rule in ("activations", "input_scores") for layer in ("1", "2")]
     )
     # Another source's settings are not this run's: nothing to redo.
     config["activations"]["n_examples"] = 20
@@ -263,7 +282,7 @@ def test_editing_the_mining_reruns_activations_and_input_scores(finished_run):
     assert planned_jobs(run_snakemake(workdir, config, "-n").stdout) == []
     config["input_score"]["min_examples"] = 2
     jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
-    assert sorted(jobs) == sorted(FINAL + [("input_scores", "1"), ("input_scores", "2")])
+    assert sorted(jobs) == sorted(FINAL + PAGES + [("input_scores", "1"), ("input_scores", "2")])
 
 
 @pytest.mark.workflow
@@ -271,7 +290,7 @@ def test_editing_the_output_score_reruns_only_the_scores(finished_run):
     workdir, config = finished_run
     config["output_score"]["factor"] = 4.0
     jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
-    assert sorted(jobs) == sorted(FINAL + [("output_scores", "1"), ("output_scores", "2")])
+    assert sorted(jobs) == sorted(FINAL + PAGES + [("output_scores", "1"), ("output_scores", "2")])
 
 
 @pytest.mark.workflow
@@ -398,7 +417,7 @@ def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers, n_conc
     per_layer = ["train_sae", "sae", "sae_metrics", *PER_FEATURE_RULES]
     once = ["model", "embedded_model", "corpus", "tokenize_corpus", "residuals", "manifest"]
     once += ["all"]
-    once += ["aggregate", "plots", "findings", "concept_table"]
+    once += ["aggregate", "plots", "findings", "explorer_index", "concept_table"]
     assert _job_counts(result.stdout) == {
         **dict.fromkeys(per_layer, n_layers),
         **dict.fromkeys(CONCEPT_RULES, n_concept_layers),
@@ -418,7 +437,7 @@ def test_the_gemma_config_plans_the_papers_study(tmp_path):
     result = run_snakemake(tmp_path, config, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
     per_layer = [rule for rule in PER_FEATURE_RULES] + ["sae"]
-    once = ["model", "manifest", "all", "aggregate", "plots", "findings"]
+    once = ["model", "manifest", "all", "aggregate", "plots", "findings", "explorer_index"]
     assert _job_counts(result.stdout) == {**dict.fromkeys(per_layer, 26), **dict.fromkeys(once, 1)}
 
 
@@ -436,7 +455,10 @@ def test_the_concept500_config_plans_the_papers_table_1(tmp_path):
     result = run_snakemake(tmp_path, config, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
     per_layer = [*PER_FEATURE_RULES, "sae", *CONCEPT_RULES]
-    once = ["model", "manifest", "all", "aggregate", "plots", "findings", "concept_table"]
+    once = [
+        *("model", "manifest", "all", "aggregate", "plots", "findings"),
+        *("explorer_index", "concept_table"),
+    ]
     assert _job_counts(result.stdout) == {**dict.fromkeys(per_layer, 2), **dict.fromkeys(once, 1)}
 
 
@@ -590,5 +612,78 @@ def test_the_report_opens_in_a_browser_with_plots_and_findings(finished_run, tmp
                 )
             )
             driver.save_screenshot(str(shots / f"{name}.png"))
+    finally:
+        driver.quit()
+
+
+def _sorted_by(driver, column: str, key: str) -> list[float]:
+    """Click a column of the explorer's table until it sorts descending; the visible
+    rows' values of `key`."""
+    from selenium.webdriver.common.by import By
+
+    header = driver.find_element(By.CSS_SELECTOR, f"#features th[data-key='{column}']")
+    while header.get_attribute("aria-sort") != "descending":
+        header.click()
+    rows = driver.find_elements(By.CSS_SELECTOR, "#features tbody tr")
+    return [float(r.get_attribute(f"data-{key}")) for r in rows if r.is_displayed()]
+
+
+@pytest.mark.workflow
+@pytest.mark.browser
+def test_the_feature_explorer_opens_from_the_report(finished_run, tmp_path):
+    """The report at results/<run>/report.html (as `make report` writes it) links to the
+    explorer; its table sorts and filters; a steered feature's page shows its highlighted
+    contexts and its steering plot with the best factor marked."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    workdir, config = finished_run
+    report = workdir / "results/tiny/report.html"
+    result = run_snakemake(workdir, config, "--report", str(report))
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pl.read_parquet(workdir / "results/tiny/features.parquet")
+    shots = Path(os.environ.get("SAESTEER_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    driver = _browser()
+    wait = WebDriverWait(driver, 30)
+    try:
+        driver.get(report.as_uri())
+        link = wait.until(lambda d: d.find_element(By.LINK_TEXT, "explorer/index.html"))
+        link.click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#features tbody tr"))
+        assert driver.current_url.endswith("results/tiny/explorer/index.html")
+
+        scores = _sorted_by(driver, "output", "output")
+        assert scores == sorted(table["output_score"].to_list(), reverse=True)
+        driver.save_screenshot(str(shots / "explorer_sorted.png"))
+        # The filter keeps what the table says, and the address keeps the filter.
+        threshold = scores[4]
+        box = driver.find_element(By.ID, "min_output")
+        box.send_keys(str(threshold))
+        kept = _sorted_by(driver, "output", "output")
+        assert kept == [s for s in scores if s >= threshold] and len(kept) < len(scores)
+        assert f"min_output={threshold}" in driver.current_url
+        box.clear()
+        box.send_keys("0")
+
+        steered = table.drop_nulls("best_factor").sort("gen_success_20", descending=True)
+        layer, feature = steered["layer"][0], steered["feature"][0]
+        driver.find_element(
+            By.CSS_SELECTOR, f"#features a[href='layers/{layer}/{feature}.html']"
+        ).click()
+        wait.until(lambda d: d.find_elements(By.ID, "steering-plot"))
+        assert driver.title.startswith(f"Layer {layer}, feature {feature}")
+        marked = driver.find_elements(By.CSS_SELECTOR, "#contexts .tok.max")
+        assert marked and all(t.is_displayed() for t in marked)
+        assert "a8" in marked[0].get_attribute("class").split()  # the feature's largest
+        plot = driver.find_element(By.ID, "steering-plot")
+        assert plot.is_displayed() and plot.size["width"] > 300 and plot.size["height"] > 150
+        best = plot.find_element(By.CSS_SELECTOR, "line.best-factor")  # a vertical line:
+        box = driver.execute_script("return arguments[0].getBoundingClientRect()", best)
+        assert box["height"] > 100  # (zero wide, so not "displayed" to selenium)
+        points = plot.find_elements(By.CSS_SELECTOR, "circle.gen-success")
+        assert len(points) == len(config["generation"]["factors"])
+        driver.execute_script("arguments[0].scrollIntoView()", plot)
+        driver.save_screenshot(str(shots / "feature_page.png"))
     finally:
         driver.quit()

@@ -3,7 +3,6 @@ an HTML table for the report. A figure whose data is missing says so on the canv
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -183,93 +182,52 @@ def write_plots(features: pl.DataFrame, summary: pl.DataFrame, paths: Sequence[s
         _save(fig, Path(path))
 
 
-def _number(value, digits: int = 3) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def _table_rows(rows: list[dict], keys) -> str:
-    """HTML table rows, one per dict, a cell per key in order."""
-    return "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_number(row[key]))}</td>" for key in keys) + "</tr>"
-        for row in rows
-    )
-
-
 def findings_html(found: dict, run: str) -> str:
-    """A self-contained page: one table of the findings, one of the threshold filter."""
-    rows = [
+    """A self-contained page: one table of the findings, one per layer, one of the
+    threshold filter; its counts and layers link into the feature explorer beside it."""
+    from saesteer.explorer import environment, number
+
+    main = [
         ("Features (layers)", f"{found['n_features']} ({found['n_layers']})"),
-        ("Features with both scores", _number(found["n_scored_both"])),
+        ("Features with both scores", number(found["n_scored_both"])),
         (
             "Fraction with input score > 0.5 and output score > 0.5",
-            _number(found["fraction_both_above_half"]),
+            number(found["fraction_both_above_half"]),
         ),
-        ("Pearson correlation, input vs output score", _number(found["pearson_input_output"])),
-        ("Spearman correlation, input vs output score", _number(found["spearman_input_output"])),
+        ("Pearson correlation, input vs output score", number(found["pearson_input_output"])),
+        ("Spearman correlation, input vs output score", number(found["spearman_input_output"])),
         (
             "First layer whose median output score exceeds its median input score",
-            _number(found["first_layer_output_above_input"]),
+            number(found["first_layer_output_above_input"]),
         ),
         (
             "First layer whose mean output score exceeds its mean input score",
-            _number(found["first_layer_mean_output_above_input"]),
+            number(found["first_layer_mean_output_above_input"]),
         ),
-        ("Layer with the highest mean input score", _number(found["peak_input_layer"])),
-        ("Layer with the highest mean output score", _number(found["peak_output_layer"])),
+        ("Layer with the highest mean input score", number(found["peak_input_layer"])),
+        ("Layer with the highest mean output score", number(found["peak_output_layer"])),
         (
             "Mean GenSuccess@20 at the best factor, steered features weighted",
-            f"{_number(found['mean_gen_success_20'])} (n={found['n_steered']})",
+            f"{number(found['mean_gen_success_20'])} (n={found['n_steered']})",
         ),
     ]
-    main = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    filtered = _table_rows(
-        found["thresholds"],
-        (
-            "threshold",
-            "n_kept",
-            "kept_fraction",
-            "n_steered_kept",
-            "mean_gen_success_20",
-            "gain",
-            "ratio",
-        ),
+    return (
+        environment()
+        .get_template("findings.html.j2")
+        .render(
+            run=run,
+            main=main,
+            layers=found["layers"],
+            layer_keys=LAYER_FINDINGS,
+            thresholds=found["thresholds"],
+            threshold_keys=(
+                "threshold",
+                "n_kept",
+                "kept_fraction",
+                "n_steered_kept",
+                "mean_gen_success_20",
+                "gain",
+                "ratio",
+            ),
+        )
     )
-    by_layer = _table_rows(found["layers"], LAYER_FINDINGS)
-    return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Findings: {html.escape(run)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 1em; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
-th, td {{ border: 1px solid #bbb; padding: 4px 8px; text-align: left; }}
-th {{ background: #f0f0f0; }}
-</style></head><body>
-<h2>Findings: {html.escape(run)}</h2>
-<table id="findings">{main}</table>
-<h3>Input and output scores by layer</h3>
-<table id="layers">
-<tr><th>layer</th><th>depth</th><th>features</th><th>median input score</th>
-<th>mean input score</th><th>input score chance level</th><th>median output score</th>
-<th>mean output score</th></tr>
-{by_layer}
-</table>
-<p>The chance level is the share of the layer's top activating examples whose strongest
-token is one of the corpus's 20 most frequent tokens: the input score a feature would get
-if its logit lens named only those tokens. Input scores below it carry no signal.</p>
-<h3>Filtering features by output score</h3>
-<table id="thresholds">
-<tr><th>output score &ge;</th><th>features kept</th><th>share kept</th>
-<th>steered kept</th><th>mean GenSuccess@20 at best factor</th>
-<th>gain over all steered</th><th>ratio</th></tr>
-{filtered}
-</table>
-<p>GenSuccess@20 is read at each feature's best factor; "—" means the data cannot say
-(a stage not run, or no feature kept). Its means weight each steered feature by the
-features it stands for (its output-score stratum's size over the steered features in it,
-per layer: <code>generation.output_strata</code>), so they estimate the mean over all
-scored features of the group, whichever features were drawn for steering.</p>
-</body></html>
-"""

@@ -27,6 +27,8 @@ STAGES = {
     "aggregate": "join every layer's Parquet: features and summary",
     "plots": "the paper's figures from the aggregated tables",
     "findings": "the paper's findings on this run, JSON and HTML",
+    "explorer_pages": "one layer's feature pages for the report's explorer",
+    "explorer_index": "the explorer's sortable table of every feature",
     "manifest": "write the run manifest",
     "concepts": "one layer's concepts: features and descriptions",
     "concept_generations": "answers steered by SAE, DiffMean and prompting",

@@ -1,0 +1,400 @@
+"""The feature explorer: one self-contained HTML page per scored feature and one sortable,
+filterable table of all of them, rendered from the run's Parquet with the Jinja2 templates
+in `saesteer/templates/`. Each page is its own small file under `explorer/layers/<layer>/`
+(a run with thousands of features is thousands of files of tens of kB, never one file of
+hundreds of MB), linked from the Snakemake report's front page and captions.
+
+This module turns tables into the plain values the templates show (strings, numbers,
+coordinates); the templates hold all markup."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import polars as pl
+
+# Highlight shades of a token by its activation over the feature's largest: 1 (faint) to 8.
+SHADES = 8
+# The steering plot's canvas (SVG user units).
+PLOT_WIDTH, PLOT_HEIGHT = 460, 230
+PLOT_MARGIN = {"left": 46, "right": 58, "top": 14, "bottom": 38}
+
+
+@dataclass(frozen=True)
+class ExplorerSettings:
+    SECTIONS: ClassVar = ("explorer",)
+    contexts: int  # top activating contexts shown per feature
+    prefixes: int  # prefixes whose continuations are shown at every factor
+    logit_lens_tokens: int  # logit-lens tokens listed per feature
+
+
+def page_path(layer: int, feature: int) -> str:
+    """A feature's page, relative to the explorer's folder."""
+    return f"layers/{layer}/{feature}.html"
+
+
+def number(value, digits: int = 3) -> str:
+    """A table cell: a dash for missing values, floats to `digits` significant digits."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def environment():
+    """The templates, HTML-escaped by default; an undefined name is an error, not blank."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("saesteer", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["num"] = number
+    return env
+
+
+def token_pieces(tokenizer, ids: Sequence[int] | None, tokens: Sequence[str]) -> list[str]:
+    """Each token as the text it adds to the context. Decoding tokens one by one loses what
+    a decoder strips at a text's start (SentencePiece's leading space) and splits a
+    character whose bytes span tokens, so each piece is what the token adds to the text
+    decoded before it; a token holding only the first bytes of a character adds nothing,
+    and the one completing it adds the whole character. Without a tokenizer or token ids
+    (Neuronpedia's examples come as text) the stored strings are shown."""
+    if tokenizer is None or ids is None or any(i < 0 for i in ids):
+        return list(tokens)
+    texts = tokenizer.batch_decode(
+        [list(ids[: i + 1]) for i in range(len(ids))],
+        skip_special_tokens=False,
+        clean_up_tokenization_spaces=False,
+    )
+    pieces, done = [], ""
+    for i, text in enumerate(texts):
+        if text.endswith("\ufffd") and i + 1 < len(texts):
+            pieces.append("")  # a character's first bytes: a later token completes it
+            continue
+        if text.startswith(done):
+            pieces.append(text[len(done) :])
+        else:  # a decoder that rewrites earlier text (rare): the token on its own
+            pieces.append(tokenizer.decode([ids[i]], skip_special_tokens=False))
+        done = text
+    return pieces
+
+
+def shade(value: float, largest: float) -> int:
+    """0 for a silent token, else 1..SHADES by the value's share of the largest."""
+    if value <= 0 or largest <= 0:
+        return 0
+    return max(1, min(SHADES, math.ceil(SHADES * value / largest)))
+
+
+def contexts(examples: pl.DataFrame, tokenizer, n: int) -> list[dict]:
+    """The `n` strongest examples, each a list of highlighted tokens; the shade is scaled
+    to the feature's largest activation and each example's max token is marked."""
+    top = examples.sort("max_value", descending=True, maintain_order=True).head(n)
+    largest = float(top["max_value"].max() or 0.0)
+    shown = []
+    for row in top.iter_rows(named=True):
+        pieces = token_pieces(tokenizer, row["token_ids"], row["tokens"])
+        values = row["values"]
+        shown.append(
+            {
+                "max_value": row["max_value"],
+                "tokens": [
+                    {
+                        "text": piece,
+                        "value": value,
+                        "shade": shade(value, largest),
+                        "max": i == row["max_token_index"],
+                    }
+                    for i, (piece, value) in enumerate(zip(pieces, values, strict=True))
+                ],
+            }
+        )
+    return shown
+
+
+def rank_in_layer(scores: pl.DataFrame, column: str) -> dict[int, tuple[int, int]]:
+    """Feature -> (rank, features ranked) by `column`, highest first (1 = best; ties
+    share the best rank); features without the score are not ranked."""
+    scored = scores.drop_nulls(column).filter(pl.col(column).is_not_nan())
+    ranks = scored[column].rank(method="min", descending=True).cast(pl.Int64)
+    return {f: (r, scored.height) for f, r in zip(scored["feature"], ranks, strict=True)}
+
+
+def _ticks(low: float, high: float, n: int = 4) -> list[float]:
+    return [low + (high - low) * i / n for i in range(n + 1)]
+
+
+def steering_plot(metrics: pl.DataFrame, best_factor: float | None) -> dict | None:
+    """Coordinates of the plot of GenSuccess@20 (left axis, linear from 0) and perplexity
+    (right axis, log) against the steering factor, factors evenly spaced as tried; None
+    without metrics."""
+    rows = metrics.sort("factor")
+    if rows.is_empty():
+        return None
+    left, top = PLOT_MARGIN["left"], PLOT_MARGIN["top"]
+    width = PLOT_WIDTH - left - PLOT_MARGIN["right"]
+    height = PLOT_HEIGHT - top - PLOT_MARGIN["bottom"]
+    factors = rows["factor"].to_list()
+    step = width / max(1, len(factors) - 1)
+    xs = [left + i * step for i in range(len(factors))] if len(factors) > 1 else [left + width / 2]
+
+    success = rows["gen_success_20"].to_list()
+    top_success = max([v for v in success if v is not None] + [1.0])
+    gs_ticks = _ticks(0.0, top_success)
+
+    def y_success(v):
+        return top + height * (1 - v / top_success)
+
+    perplexity = [v for v in rows["perplexity"].to_list()]
+    finite = [v for v in perplexity if v is not None and v > 0 and math.isfinite(v)]
+    lo, hi = (math.log10(min(finite)), math.log10(max(finite))) if finite else (0.0, 1.0)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+
+    def y_perplexity(v):
+        return top + height * (1 - (math.log10(v) - lo) / (hi - lo))
+
+    best_x = None
+    if best_factor is not None:
+        best_x = next((x for x, f in zip(xs, factors, strict=True) if f == best_factor), None)
+    return {
+        "width": PLOT_WIDTH,
+        "height": PLOT_HEIGHT,
+        "left": left,
+        "right": left + width,
+        "top": top,
+        "bottom": top + height,
+        "x_ticks": [{"x": x, "label": f"{f:g}"} for x, f in zip(xs, factors, strict=True)],
+        "success": [
+            {"x": x, "y": y_success(v), "value": v, "factor": f}
+            for x, v, f in zip(xs, success, factors, strict=True)
+            if v is not None
+        ],
+        "success_ticks": [{"y": y_success(v), "label": f"{v:.3g}"} for v in gs_ticks],
+        "perplexity": [
+            {"x": x, "y": y_perplexity(v), "value": v, "factor": f}
+            for x, v, f in zip(xs, perplexity, factors, strict=True)
+            if v is not None and v > 0 and math.isfinite(v)
+        ],
+        "perplexity_ticks": [
+            {"y": y_perplexity(10**e), "label": f"{10**e:.3g}"} for e in _ticks(lo, hi)
+        ],
+        "best_x": best_x,
+        "best_factor": best_factor,
+    }
+
+
+def continuations(generations: pl.DataFrame, best_factor: float | None, n: int) -> list[dict]:
+    """The first `n` prefixes, each with its continuation at every factor tried."""
+    prefixes = sorted(generations["prefix_id"].unique().to_list())[:n]
+    shown = []
+    for prefix_id in prefixes:
+        rows = generations.filter(pl.col("prefix_id") == prefix_id).sort("factor")
+        shown.append(
+            {
+                "prefix": rows["prefix"][0],
+                "rows": [
+                    {
+                        "factor": r["factor"],
+                        "continuation": r["continuation"],
+                        "best": r["factor"] == best_factor,
+                    }
+                    for r in rows.iter_rows(named=True)
+                ],
+            }
+        )
+    return shown
+
+
+def judge_label(judge: str, proxy: bool) -> str:
+    """Who rated: the offline proxy (embedding similarity and perplexity) or an LLM."""
+    if proxy:
+        return f"proxy judge (no LLM): {judge.removeprefix('proxy:')}"
+    return f"LLM judge: {judge}"
+
+
+def concept_answers(ratings: pl.DataFrame) -> dict | None:
+    """A concept feature's SAE-steered answers with their three ratings, and its judge."""
+    rows = ratings.filter(pl.col("method") == "sae").sort("split", "factor", "instruction_id")
+    if rows.is_empty():
+        return None
+    return {
+        "concept": rows["concept"][0],
+        "judge": judge_label(rows["judge"][0], bool(rows["judge_proxy"][0])),
+        "rows": rows.select(
+            "split",
+            "factor",
+            "instruction",
+            "response",
+            "concept_rating",
+            "instruction_rating",
+            "fluency_rating",
+            "harmonic",
+        ).to_dicts(),
+    }
+
+
+def _by_feature(frame: pl.DataFrame | None) -> dict[int, pl.DataFrame]:
+    if frame is None or frame.is_empty():
+        return {}
+    return {key[0]: part for key, part in frame.partition_by("feature", as_dict=True).items()}
+
+
+@dataclass
+class LayerTables:
+    """One layer's artifacts, as read by the layer's page job."""
+
+    features: pl.DataFrame
+    logit_lens: pl.DataFrame
+    input_scores: pl.DataFrame
+    output_scores: pl.DataFrame
+    activations: pl.DataFrame
+    generations: pl.DataFrame
+    gen_metrics: pl.DataFrame
+    best_factors: pl.DataFrame
+    concepts: pl.DataFrame | None = None
+    concept_ratings: pl.DataFrame | None = None
+
+
+def _one(rows: pl.DataFrame | None, column: str):
+    return None if rows is None or rows.is_empty() else rows[column][0]
+
+
+def feature_pages(
+    layer: int, tables: LayerTables, tokenizer, settings: ExplorerSettings, run: str
+) -> Iterable[tuple[str, dict]]:
+    """(file name in the layer's folder, template values) for each of the layer's features,
+    in feature order. Links are relative to the page, which sits two folders down."""
+    features = tables.features["feature"].to_list()
+    input_rank = rank_in_layer(tables.input_scores, "input_score")
+    output_rank = rank_in_layer(tables.output_scores, "output_score")
+    parts = {
+        name: _by_feature(getattr(tables, name))
+        for name in (
+            "logit_lens",
+            "input_scores",
+            "output_scores",
+            "activations",
+            "generations",
+            "gen_metrics",
+            "best_factors",
+            "concepts",
+            "concept_ratings",
+        )
+    }
+    for i, feature in enumerate(features):
+        part = {name: rows.get(feature) for name, rows in parts.items()}
+        best = _one(part["best_factors"], "best_factor")
+        lens = part["logit_lens"]
+        examples = part["activations"]
+        metrics = part["gen_metrics"]
+        best_metrics = (
+            None if metrics is None or best is None else metrics.filter(pl.col("factor") == best)
+        )
+        generations = part["generations"]
+        ratings = part["concept_ratings"]
+        yield (
+            f"{feature}.html",
+            {
+                "run": run,
+                "layer": layer,
+                "feature": feature,
+                "root": "../../",
+                "previous": f"{features[i - 1]}.html" if i else None,
+                "next": f"{features[i + 1]}.html" if i + 1 < len(features) else None,
+                "description": _one(part["concepts"], "concept"),
+                "input_score": _one(part["input_scores"], "input_score"),
+                "input_rank": input_rank.get(feature),
+                "input_score_chance": _one(part["input_scores"], "input_score_chance"),
+                "n_examples": _one(part["input_scores"], "n_examples"),
+                "output_score": _one(part["output_scores"], "output_score"),
+                "output_rank": output_rank.get(feature),
+                "best_factor": best,
+                "best_gen_success_20": _one(best_metrics, "gen_success_20"),
+                "best_perplexity": _one(best_metrics, "perplexity"),
+                "logit_lens": []
+                if lens is None
+                else lens.sort("rank").head(settings.logit_lens_tokens).to_dicts(),
+                "contexts": []
+                if examples is None
+                else contexts(examples, tokenizer, settings.contexts),
+                "continuations": []
+                if generations is None
+                else continuations(generations, best, settings.prefixes),
+                "plot": None if metrics is None else steering_plot(metrics, best),
+                "concept": None if ratings is None else concept_answers(ratings),
+                "shades": SHADES,
+            },
+        )
+
+
+def index_rows(features: pl.DataFrame, descriptions: pl.DataFrame | None) -> list[dict]:
+    """One row per feature of the run's features.parquet, with its description if any."""
+    rows = features.select(
+        "layer",
+        "feature",
+        "input_score",
+        "input_score_chance",
+        "output_score",
+        "best_factor",
+        "gen_success_20",
+        pl.col("logit_lens_tokens").list.head(5).list.join(" | ").alias("tokens"),
+    )
+    if descriptions is not None and not descriptions.is_empty():
+        rows = rows.join(
+            descriptions.select("layer", "feature", pl.col("concept").alias("description")),
+            on=["layer", "feature"],
+            how="left",
+        )
+    else:
+        rows = rows.with_columns(description=pl.lit(None, pl.String))
+    rows = rows.sort("layer", "feature").to_dicts()
+    for row in rows:
+        row["href"] = page_path(row["layer"], row["feature"])
+    return rows
+
+
+def scatter(rows: list[dict]) -> dict:
+    """Coordinates of the input-vs-output scatter of the index, each point a page link."""
+    size, margin = 320, 40
+    inner = size - 2 * margin
+
+    def place(v):
+        return margin + inner * min(1.0, max(0.0, v))
+
+    return {
+        "size": size,
+        "margin": margin,
+        "inner": inner,
+        "ticks": [{"at": place(v), "label": f"{v:g}"} for v in (0, 0.25, 0.5, 0.75, 1)],
+        "points": [
+            {
+                "x": place(r["input_score"]),
+                "y": size - place(r["output_score"]),
+                "href": r["href"],
+                "title": f"layer {r['layer']}, feature {r['feature']}",
+            }
+            for r in rows
+            if r["input_score"] is not None and r["output_score"] is not None
+        ],
+    }
+
+
+def write_pages(pages: Iterable[tuple[str, dict]], template: str, folder: Path) -> int:
+    """Render each page's values into `folder / name`; the count written."""
+    page = environment().get_template(template)
+    written = 0
+    for path, values in pages:
+        (folder / path).write_text(page.render(**values), encoding="utf-8")
+        written += 1
+    return written

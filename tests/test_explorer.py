@@ -1,0 +1,350 @@
+"""The feature explorer's pages from hand-built tables whose right answers are known: token
+texts against the tokenizer's own decode, shades and ranks counted by hand, the plot's
+coordinates at its axes' ends, and the rendered HTML read back with an HTML parser."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import polars as pl
+import pytest
+
+from saesteer.explorer import (
+    SHADES,
+    ExplorerSettings,
+    LayerTables,
+    concept_answers,
+    contexts,
+    environment,
+    feature_pages,
+    index_rows,
+    judge_label,
+    rank_in_layer,
+    scatter,
+    shade,
+    steering_plot,
+    token_pieces,
+    write_pages,
+)
+from saesteer.plots import findings_html
+
+SETTINGS = ExplorerSettings(contexts=2, prefixes=1, logit_lens_tokens=2)
+TEXT = "The quick brown fox, naïvely jumping\nover 3 dogs — ünïcödé 東京."
+
+
+@pytest.mark.parametrize("name", ["gemma3_tokenizer", "smollm2_tokenizer"])
+def test_token_pieces_join_to_the_decoded_text(name, request):
+    """SentencePiece (Gemma-3) and byte-level BPE (SmolLM2): the pieces rebuild the text
+    the tokenizer decodes, and a word's piece keeps its leading space."""
+    tokenizer = request.getfixturevalue(name)
+    ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    pieces = token_pieces(tokenizer, ids, tokenizer.convert_ids_to_tokens(ids))
+    assert len(pieces) == len(ids)
+    assert "".join(pieces) == tokenizer.decode(ids)
+    word = next(i for i, p in enumerate(pieces) if "brown" in p)
+    assert pieces[word] == " brown"
+
+
+def test_token_pieces_without_ids_are_the_stored_strings():
+    assert token_pieces(None, [1, 2], ["a", "b"]) == ["a", "b"]
+    assert token_pieces(object(), None, ["a", "b"]) == ["a", "b"]
+    assert token_pieces(object(), [-1, 2], ["x", "y"]) == ["x", "y"]
+
+
+def test_shade_scales_to_the_largest_activation():
+    assert [shade(v, 8.0) for v in (0.0, -1.0, 0.01, 1.0, 1.01, 7.99, 8.0)] == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        SHADES,
+        SHADES,
+    ]
+    assert shade(1.0, 0.0) == 0
+
+
+def _examples():
+    return pl.DataFrame(
+        {
+            "layer": [3, 3, 3],
+            "feature": [7, 7, 7],
+            "example": [0, 1, 2],
+            "tokens": [["a", "b", "c"], ["d", "e", "f"], ["g", "h", "i"]],
+            "token_ids": [None, None, None],
+            "values": [[0.0, 2.0, 1.0], [4.0, 0.0, 0.5], [0.0, 0.0, 1.0]],
+            "max_value": [2.0, 4.0, 1.0],
+            "max_token_index": [1, 0, 2],
+        },
+        schema_overrides={"token_ids": pl.List(pl.Int64)},
+    )
+
+
+def test_contexts_strongest_first_with_the_max_token_marked():
+    shown = contexts(_examples(), None, 2)
+    assert [c["max_value"] for c in shown] == [4.0, 2.0]
+    first, second = shown
+    assert [t["text"] for t in first["tokens"]] == ["d", "e", "f"]
+    assert [t["max"] for t in first["tokens"]] == [True, False, False]
+    assert [t["max"] for t in second["tokens"]] == [False, True, False]
+    # Scaled to the feature's largest activation (4.0), not each example's own.
+    assert [t["shade"] for t in first["tokens"]] == [SHADES, 0, 1]
+    assert [t["shade"] for t in second["tokens"]] == [0, 4, 2]
+
+
+def test_rank_in_layer_best_first_ties_share_missing_unranked():
+    scores = pl.DataFrame(
+        {"feature": [1, 2, 3, 4, 5], "output_score": [0.2, 0.9, None, 0.2, float("nan")]}
+    )
+    assert rank_in_layer(scores, "output_score") == {2: (1, 3), 1: (2, 3), 4: (2, 3)}
+
+
+def test_steering_plot_places_points_on_its_axes():
+    metrics = pl.DataFrame(
+        {
+            "factor": [4.0, 0.0, 2.0],
+            "gen_success_20": [3.0, 0.0, None],
+            "perplexity": [1000.0, 10.0, 100.0],
+        }
+    )
+    plot = steering_plot(metrics, 2.0)
+    xs = [t["x"] for t in plot["x_ticks"]]
+    assert [t["label"] for t in plot["x_ticks"]] == ["0", "2", "4"]
+    assert xs[0] == plot["left"] and xs[-1] == plot["right"]
+    assert xs[1] == pytest.approx((plot["left"] + plot["right"]) / 2)
+    assert plot["best_x"] == xs[1]
+    success = {p["factor"]: p["y"] for p in plot["success"]}
+    assert set(success) == {0.0, 4.0}  # a missing value draws no point
+    assert success[0.0] == plot["bottom"] and success[4.0] == plot["top"]  # axis 0..3
+    perplexity = {p["factor"]: p["y"] for p in plot["perplexity"]}
+    assert perplexity[0.0] == pytest.approx(plot["bottom"])
+    assert perplexity[4.0] == pytest.approx(plot["top"])
+    assert perplexity[2.0] == pytest.approx((plot["top"] + plot["bottom"]) / 2)  # log scale
+    assert steering_plot(metrics, 5.0)["best_x"] is None
+    assert steering_plot(metrics.clear(), 2.0) is None
+
+
+def test_judge_label_names_proxy_and_llm():
+    assert judge_label("proxy:minilm+ppl:m", True) == "proxy judge (no LLM): minilm+ppl:m"
+    assert judge_label("openai:gpt-4o-mini", False) == "LLM judge: openai:gpt-4o-mini"
+
+
+class _Page(HTMLParser):
+    """The text of each element with an id, the classes of spans, and the links."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.text, self.spans, self.links = [], {}, [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a" and "href" in attrs:
+            self.links.append(attrs["href"])
+        if tag == "span":
+            self.spans.append((attrs.get("class", ""), attrs.get("title")))
+        if tag in ("td", "th", "div"):
+            self.handle_data(" ")  # cells read apart
+        if tag not in ("br", "meta", "input", "rect", "line", "circle"):
+            self.stack.append(attrs.get("id"))
+
+    def handle_endtag(self, tag):
+        if tag not in ("br", "meta", "input", "rect", "line", "circle") and self.stack:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        for key in self.stack:
+            if key:
+                self.text[key] = self.text.get(key, "") + data
+
+
+def _layer_tables() -> LayerTables:
+    features = [7, 9, 11]
+    return LayerTables(
+        features=pl.DataFrame({"layer": [3] * 3, "feature": features}),
+        logit_lens=pl.DataFrame(
+            {
+                "layer": [3] * 3,
+                "feature": [7, 7, 7],
+                "rank": [1, 0, 2],
+                "token_id": [5, 4, 6],
+                "token": [" second", " first", " third"],
+                "prob": [0.25, 0.5, 0.125],
+            }
+        ),
+        input_scores=pl.DataFrame(
+            {
+                "feature": features,
+                "input_score": [0.3, 0.6, None],
+                "input_score_chance": [0.2] * 3,
+                "n_examples": [3, 3, 1],
+            }
+        ),
+        output_scores=pl.DataFrame({"feature": features, "output_score": [0.9, 0.1, 0.5]}),
+        activations=_examples(),
+        generations=pl.DataFrame(
+            {
+                "feature": [7] * 4,
+                "factor": [8.0, 2.0, 8.0, 2.0],
+                "prefix_id": [0, 0, 1, 1],
+                "prefix": ["Once", "Once", "Then", "Then"],
+                "continuation": [" <b>loud</b>", " quiet", " x", " y"],
+            }
+        ),
+        gen_metrics=pl.DataFrame(
+            {
+                "feature": [7, 7],
+                "factor": [2.0, 8.0],
+                "gen_success_20": [0.5, 1.5],
+                "perplexity": [12.0, 40.0],
+            }
+        ),
+        best_factors=pl.DataFrame({"feature": [7, 9], "best_factor": [8.0, None]}),
+        concepts=pl.DataFrame({"feature": [7], "concept": ["loud things"]}),
+        concept_ratings=pl.DataFrame(
+            {
+                "method": ["sae", "diffmean"],
+                "feature": [7, 7],
+                "factor": [8.0, 8.0],
+                "instruction_id": [0, 0],
+                "split": ["test", "test"],
+                "instruction": ["Say hi.", "Say hi."],
+                "response": ["HI!", "hi"],
+                "concept": ["loud things"] * 2,
+                "concept_rating": [2.0, 1.0],
+                "instruction_rating": [1.0, 1.0],
+                "fluency_rating": [2.0, 2.0],
+                "harmonic": [1.5, 1.2],
+                "judge": ["proxy:minilm"] * 2,
+                "judge_proxy": [True, True],
+            }
+        ),
+    )
+
+
+def test_feature_pages_show_the_features_numbers(tmp_path):
+    pages = list(feature_pages(3, _layer_tables(), None, SETTINGS, "run-x"))
+    assert [name for name, _ in pages] == ["7.html", "9.html", "11.html"]
+    assert write_pages(pages, "feature.html.j2", tmp_path) == 3
+    html = (tmp_path / "7.html").read_text()
+    page = _Page()
+    page.feed(html)
+    scores = " ".join(page.text["scores"].split())
+    assert "Input score 0.3 rank 2 of 2 in layer 3" in scores
+    assert "chance level 0.2 (above chance)" in scores
+    assert "Output score 0.9 rank 1 of 3 in layer 3" in scores
+    assert "Best steering factor 8 GenSuccess@20 1.5 perplexity 40" in scores
+    lens = " ".join(page.text["logit-lens"].split())
+    assert "1 first 0.5" in lens and "2 second 0.25" in lens and "third" not in lens
+    assert page.text["description"] == "loud things"
+    # Two contexts (SETTINGS.contexts), the strongest first, its max token marked.
+    assert page.text["contexts"].split() == ["4def", "2abc"]  # its max value, its tokens
+    assert ("tok a8 max", "4") in page.spans and ("tok a4 max", "2") in page.spans
+    # One prefix (SETTINGS.prefixes), every factor, the best one marked; text escaped.
+    assert "&lt;b&gt;loud&lt;/b&gt;" in html and "<b>loud" not in html
+    assert html.count('class="best"') == 1 and "Then" not in html
+    assert 'id="steering-plot"' in html and 'class="best-factor"' in html
+    assert page.text["judge"] == "proxy judge (no LLM): minilm"
+    answers = page.text["concept-answers"].split()
+    assert "HI!" in answers and "hi" not in answers  # the SAE's answers, not DiffMean's
+    assert page.links == ["../../index.html", "9.html"]  # no previous page: the first
+    unsteered = (tmp_path / "9.html").read_text()
+    assert "steering-plot" not in unsteered and "was not steered" in unsteered
+    assert "Concept steering" not in unsteered
+    last = _text_of(tmp_path / "11.html", "scores")
+    assert "Input score — not scored" in last and "Output score 0.5 rank 2 of 3" in last
+
+
+def _text_of(path, key):
+    page = _Page()
+    page.feed(path.read_text())
+    return " ".join(page.text[key].split())
+
+
+def test_index_lists_every_feature_linked_to_its_page():
+    features = pl.DataFrame(
+        {
+            "layer": [5, 3],
+            "feature": [1, 7],
+            "input_score": [None, 0.25],
+            "input_score_chance": [0.1, 0.2],
+            "output_score": [0.5, 1.0],
+            "best_factor": [None, 8.0],
+            "gen_success_20": [None, 1.5],
+            "logit_lens_tokens": [["a", "b"], ["x\ny", "z", "w", "v", "u", "t"]],
+        }
+    )
+    descriptions = pl.DataFrame({"layer": [3], "feature": [7], "concept": ["loud things"]})
+    rows = index_rows(features, descriptions)
+    assert [(r["layer"], r["feature"], r["href"]) for r in rows] == [
+        (3, 7, "layers/3/7.html"),
+        (5, 1, "layers/5/1.html"),
+    ]
+    assert rows[0]["description"] == "loud things" and rows[1]["description"] is None
+    assert rows[0]["tokens"] == "x\ny | z | w | v | u"
+    plot = scatter(rows)
+    assert [p["href"] for p in plot["points"]] == ["layers/3/7.html"]  # both scores only
+    point = plot["points"][0]
+    assert point["x"] == plot["margin"] + plot["inner"] / 4
+    assert point["y"] == plot["margin"]  # output score 1: the top
+    html = (
+        environment()
+        .get_template("index.html.j2")
+        .render(run="r", rows=rows, layers=[3, 5], scatter=plot)
+    )
+    assert html.count("<tr data-layer=") == 2
+    assert 'data-output="1.0"' in html and 'data-input=""' in html
+
+
+def test_findings_page_links_into_the_explorer():
+    layer = {"layer": 3, "depth": 0.5, "n_features": 2}
+    found = {
+        "n_features": 2,
+        "n_layers": 1,
+        "n_scored_both": 2,
+        "fraction_both_above_half": 0.0,
+        "pearson_input_output": None,
+        "spearman_input_output": None,
+        "first_layer_output_above_input": 3,
+        "first_layer_mean_output_above_input": 3,
+        "peak_input_layer": 3,
+        "peak_output_layer": 3,
+        "mean_gen_success_20": 1.25,
+        "n_steered": 1,
+        "layers": [
+            {
+                **layer,
+                "input_score_median": 0.1,
+                "input_score_mean": 0.1,
+                "input_score_chance": 0.2,
+                "output_score_median": 0.3,
+                "output_score_mean": 0.3,
+            }
+        ],
+        "thresholds": [
+            {
+                "threshold": t,
+                "n_kept": 1,
+                "kept_fraction": 0.5,
+                "n_steered_kept": 1,
+                "mean_gen_success_20": 1.5,
+                "gain": 0.25,
+                "ratio": 1.2,
+            }
+            for t in (0.01, 0.1)
+        ],
+    }
+    page = _Page()
+    page.feed(findings_html(found, "run-x"))
+    assert "explorer/index.html#min_output=0.01&sort=output:descending" in page.links
+    assert "explorer/index.html#min_output=0.1&sort=output:descending" in page.links
+    assert "explorer/index.html#layer=3&sort=output:descending" in page.links
+    findings = " ".join(page.text["findings"].split())
+    assert "Pearson correlation, input vs output score — Spearman" in findings
+    assert "steered features weighted 1.25 (n=1)" in findings
+
+
+def test_concept_answers_only_the_sae_rows():
+    answers = concept_answers(_layer_tables().concept_ratings)
+    assert [r["response"] for r in answers["rows"]] == ["HI!"]
+    assert answers["judge"] == "proxy judge (no LLM): minilm"
+    assert concept_answers(_layer_tables().concept_ratings.filter(pl.col("method") == "x")) is None

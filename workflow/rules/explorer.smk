@@ -1,0 +1,81 @@
+def explorer_page_inputs(wildcards):
+    """The layer's artifacts; a concept layer's descriptions and ratings too (not the
+    paper's released ones: they are rated on another run's features)."""
+    inputs = {
+        "model": f"{OUT}/model.json",
+        **{
+            kind: f"{OUT}/layers/{wildcards.layer}/{kind}.parquet"
+            for kind in EXPLORER_LAYER_ARTIFACTS
+        },
+    }
+    if int(wildcards.layer) in EXPLORER_CONCEPT_LAYERS:
+        for kind in ("concepts", "concept_ratings"):
+            inputs[kind] = f"{OUT}/layers/{wildcards.layer}/{kind}.parquet"
+    return inputs
+
+
+EXPLORER_CONCEPT_LAYERS = (
+    [] if RELEASED_CONCEPTS else [layer for layer in CONCEPT_LAYERS if layer in LAYERS]
+)
+EXPLORER_LAYER_ARTIFACTS = [
+    "features",
+    "logit_lens",
+    "input_scores",
+    "output_scores",
+    "activations",
+    "generations",
+    "gen_metrics",
+    "best_factors",
+]
+
+
+rule explorer_pages:
+    input:
+        unpack(explorer_page_inputs),
+    output:
+        directory(f"{OUT}/explorer/layers/{{layer}}"),
+    log:
+        f"{OUT}/logs/explorer_pages/{{layer}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/explorer_pages/{{layer}}.tsv"
+    conda:
+        "../envs/saesteer.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        run=config["run"],
+        settings=section_settings("explorer"),
+        optional=optional_inputs("concepts", "concept_ratings"),
+    shell:
+        "saesteer explorer-pages --run-name {params.run} --model {input.model} "
+        "--features {input.features} --logit-lens {input.logit_lens} "
+        "--input-scores {input.input_scores} --output-scores {input.output_scores} "
+        "--activations {input.activations} --generations {input.generations} "
+        "--gen-metrics {input.gen_metrics} --best-factors {input.best_factors} "
+        "{params.optional} --settings {params.settings:q} --out {output} 2> {log}"
+
+
+rule explorer_index:
+    input:
+        features=f"{OUT}/features.parquet",
+        concepts=expand(
+            f"{OUT}/layers/{{layer}}/concepts.parquet",
+            layer=EXPLORER_CONCEPT_LAYERS,
+        ),
+        pages=expand(f"{OUT}/explorer/layers/{{layer}}", layer=LAYERS),
+    output:
+        f"{OUT}/explorer/index.html",
+    log:
+        f"{OUT}/logs/explorer_index.log",
+    benchmark:
+        f"{OUT}/benchmarks/explorer_index.tsv"
+    conda:
+        "../envs/saesteer.yaml"
+    resources:
+        mem_mb=1000,
+    params:
+        run=config["run"],
+        optional=optional_inputs("concepts"),
+    shell:
+        "saesteer explorer-index --run-name {params.run} --features {input.features} "
+        "{params.optional} --pages {input.pages} --out {output} 2> {log}"
