@@ -38,7 +38,7 @@ def test_token_pieces_join_to_the_decoded_text(name, request):
     the tokenizer decodes, and a word's piece keeps its leading space."""
     tokenizer = request.getfixturevalue(name)
     ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
-    pieces = token_pieces(tokenizer, ids, tokenizer.convert_ids_to_tokens(ids))
+    pieces = token_pieces(tokenizer.backend_tokenizer, ids, tokenizer.convert_ids_to_tokens(ids))
     assert len(pieces) == len(ids)
     assert "".join(pieces) == tokenizer.decode(ids)
     word = next(i for i, p in enumerate(pieces) if "brown" in p)

@@ -62,19 +62,33 @@ def environment():
     return env
 
 
-def token_pieces(tokenizer, ids: Sequence[int] | None, tokens: Sequence[str]) -> list[str]:
+def token_decoder(model_json: str | Path):
+    """The run's tokenizer as a `tokenizers.Tokenizer`, which decodes what transformers'
+    fast tokenizer decodes (it is that tokenizer's backend). Read from the model folder's
+    tokenizer.json when there is one, without importing transformers (~3 s a job)."""
+    from tokenizers import Tokenizer
+
+    from saesteer.io import read_json
+    from saesteer.models import load_tokenizer
+
+    path = Path(read_json(model_json)["path"]) / "tokenizer.json"
+    if path.is_file():
+        return Tokenizer.from_file(str(path))
+    return load_tokenizer(model_json).backend_tokenizer
+
+
+def token_pieces(decoder, ids: Sequence[int] | None, tokens: Sequence[str]) -> list[str]:
     """Each token as the text it adds to the context. Decoding tokens one by one loses what
     a decoder strips at a text's start (SentencePiece's leading space) and splits a
     character whose bytes span tokens, so each piece is what the token adds to the text
     decoded before it; a token holding only the first bytes of a character adds nothing,
     and the one completing it adds the whole character. Without a tokenizer or token ids
-    (Neuronpedia's examples come as text) the stored strings are shown."""
-    if tokenizer is None or ids is None or any(i < 0 for i in ids):
+    (Neuronpedia's examples come as text) the stored strings are shown. `decoder` is a
+    `tokenizers.Tokenizer` (see `token_decoder`)."""
+    if decoder is None or ids is None or any(i < 0 for i in ids):
         return list(tokens)
-    texts = tokenizer.batch_decode(
-        [list(ids[: i + 1]) for i in range(len(ids))],
-        skip_special_tokens=False,
-        clean_up_tokenization_spaces=False,
+    texts = decoder.decode_batch(
+        [list(ids[: i + 1]) for i in range(len(ids))], skip_special_tokens=False
     )
     pieces, done = [], ""
     for i, text in enumerate(texts):
@@ -84,7 +98,7 @@ def token_pieces(tokenizer, ids: Sequence[int] | None, tokens: Sequence[str]) ->
         if text.startswith(done):
             pieces.append(text[len(done) :])
         else:  # a decoder that rewrites earlier text (rare): the token on its own
-            pieces.append(tokenizer.decode([ids[i]], skip_special_tokens=False))
+            pieces.append(decoder.decode([ids[i]], skip_special_tokens=False))
         done = text
     return pieces
 
@@ -96,14 +110,14 @@ def shade(value: float, largest: float) -> int:
     return max(1, min(SHADES, math.ceil(SHADES * value / largest)))
 
 
-def contexts(examples: pl.DataFrame, tokenizer, n: int) -> list[dict]:
+def contexts(examples: pl.DataFrame, decoder, n: int) -> list[dict]:
     """The `n` strongest examples, each a list of highlighted tokens; the shade is scaled
     to the feature's largest activation and each example's max token is marked."""
     top = examples.sort("max_value", descending=True, maintain_order=True).head(n)
     largest = float(top["max_value"].max() or 0.0)
     shown = []
     for row in top.iter_rows(named=True):
-        pieces = token_pieces(tokenizer, row["token_ids"], row["tokens"])
+        pieces = token_pieces(decoder, row["token_ids"], row["tokens"])
         values = row["values"]
         shown.append(
             {
@@ -271,7 +285,7 @@ def _one(rows: pl.DataFrame | None, column: str):
 
 
 def feature_pages(
-    layer: int, tables: LayerTables, tokenizer, settings: ExplorerSettings, run: str
+    layer: int, tables: LayerTables, decoder, settings: ExplorerSettings, run: str
 ) -> Iterable[tuple[str, dict]]:
     """(file name in the layer's folder, template values) for each of the layer's features,
     in feature order. Links are relative to the page, which sits two folders down."""
@@ -327,7 +341,7 @@ def feature_pages(
                 else lens.sort("rank").head(settings.logit_lens_tokens).to_dicts(),
                 "contexts": []
                 if examples is None
-                else contexts(examples, tokenizer, settings.contexts),
+                else contexts(examples, decoder, settings.contexts),
                 "continuations": []
                 if generations is None
                 else continuations(generations, best, settings.prefixes),

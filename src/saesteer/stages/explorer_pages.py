@@ -10,9 +10,14 @@ from typing import Annotated
 
 from saesteer.artifacts import read_artifact
 from saesteer.errors import ConfigError
-from saesteer.explorer import ExplorerSettings, LayerTables, feature_pages, write_pages
+from saesteer.explorer import (
+    ExplorerSettings,
+    LayerTables,
+    feature_pages,
+    token_decoder,
+    write_pages,
+)
 from saesteer.io import atomic_dir
-from saesteer.models import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +57,9 @@ def run(
         concepts=read_artifact(concepts) if concepts else None,
         concept_ratings=read_artifact(concept_ratings) if concept_ratings else None,
     )
-    tokenizer = load_tokenizer(model)
+    decoder = token_decoder(model)
     with atomic_dir(out) as folder:
-        pages = feature_pages(layer, tables, tokenizer, settings, run_name)
+        pages = feature_pages(layer, tables, decoder, settings, run_name)
         written = write_pages(pages, "feature.html.j2", folder)
     size = sum(p.stat().st_size for p in out.iterdir())
     log.info(
