@@ -258,6 +258,7 @@ def test_a_concept_layers_pages_show_its_answers_and_judge(tmp_path, concept_run
     workdir, config = concept_run
     shutil.copytree(workdir, tmp_path, symlinks=True, dirs_exist_ok=True)
     pages = tmp_path / "results/tiny/explorer/layers/2"
+    config["generation"]["max_features"] = 1  # the pages need the layer's steering: keep it small
     result = run_snakemake(tmp_path, config, str(pages.relative_to(tmp_path)))
     assert result.returncode == 0, result.stderr[-3000:]
     ratings = pl.read_parquet(tmp_path / "results/tiny/layers/2/concept_ratings.parquet")

@@ -71,7 +71,17 @@ def test_parsing_the_workflow_imports_no_torch():
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("stage", ["concept_table", "concept_ratings", "aggregate", "findings"])
+@pytest.mark.parametrize(
+    "stage",
+    [
+        "concept_table",
+        "concept_ratings",
+        "aggregate",
+        "findings",
+        "explorer_pages",
+        "explorer_index",
+    ],
+)
 def test_stages_that_run_no_model_import_no_torch(stage):
     """Importing torch costs a job ~1.5 s; these stages read tables (the proxy judge
     imports it when it rates, the chat judge never)."""

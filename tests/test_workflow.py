@@ -592,6 +592,11 @@ def test_the_report_opens_in_a_browser_with_plots_and_findings(finished_run, tmp
         assert f"{found['n_features']} ({found['n_layers']})" in table.text
         thresholds = driver.find_elements(By.CSS_SELECTOR, "#thresholds tr")
         assert [r.text.split()[0] for r in thresholds[1:]] == ["0.01", "0.1", "0.5"]
+        # Embedded as a data URI, its links into the explorer could not resolve: gone, and
+        # the page says where they work.
+        links = driver.find_elements(By.CSS_SELECTOR, "a.explorer-link")
+        assert links and not any(a.get_attribute("href") for a in links)
+        assert "results/tiny/findings.html" in driver.find_element(By.ID, "explorer-note").text
         driver.switch_to.default_content()
         driver.save_screenshot(str(shots / "findings.png"))
         categories = {
