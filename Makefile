@@ -51,7 +51,7 @@ paper-data:
 	cp $(addprefix $(PAPER_DIR)/data/,$(PAPER_INPUTS)) resources/paper/
 
 # The run's folder, results/<run>, from the config's `run`.
-RUN_DIR = results/$$(python -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['run'])" $(CONFIG))
+RUN_DIR = results/$$($(PY) -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['run'])" $(CONFIG))
 
 # The HTML report of a finished run, results/<run>/report.html, beside the feature explorer
 # it links to (results/<run>/explorer/); its path is the last line printed.

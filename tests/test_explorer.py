@@ -45,9 +45,37 @@ def test_token_pieces_join_to_the_decoded_text(name, request):
     assert pieces[word] == " brown"
 
 
+def test_a_bulk_exports_vocabulary_pieces_are_decoded(gemma3_tokenizer):
+    """Pieces without ids (Neuronpedia's bulk export) decode as their ids would; display
+    text that is not the vocabulary's pieces is shown as stored."""
+    decoder = gemma3_tokenizer.backend_tokenizer
+    ids = gemma3_tokenizer("The quick brown fox", add_special_tokens=False)["input_ids"]
+    pieces = gemma3_tokenizer.convert_ids_to_tokens(ids)
+    assert "▁quick" in pieces
+    assert token_pieces(decoder, None, pieces) == token_pieces(decoder, ids, pieces)
+    assert token_pieces(decoder, None, ["The", " quick"]) == ["The", " quick"]
+
+
+def test_the_max_mark_moves_to_the_token_that_completes_its_character(smollm2_tokenizer):
+    ids = smollm2_tokenizer("a 東京", add_special_tokens=False)["input_ids"]
+    pieces = token_pieces(smollm2_tokenizer.backend_tokenizer, ids, [""] * len(ids))
+    first = pieces.index("")  # the first bytes of a split character show nothing
+    examples = pl.DataFrame(
+        {
+            "tokens": [[""] * len(ids)],
+            "token_ids": [ids],
+            "values": [[1.0] * len(ids)],
+            "max_value": [1.0],
+            "max_token_index": [first],
+        }
+    )
+    shown = contexts(examples, smollm2_tokenizer.backend_tokenizer, 1)[0]["tokens"]
+    marked = [t["text"] for t in shown if t["max"]]
+    assert len(marked) == 1 and marked[0] != "" and marked[0] in "".join(pieces)
+
+
 def test_token_pieces_without_ids_are_the_stored_strings():
     assert token_pieces(None, [1, 2], ["a", "b"]) == ["a", "b"]
-    assert token_pieces(object(), None, ["a", "b"]) == ["a", "b"]
     assert token_pieces(object(), [-1, 2], ["x", "y"]) == ["x", "y"]
 
 
@@ -198,7 +226,14 @@ def _layer_tables() -> LayerTables:
                 "perplexity": [12.0, 40.0],
             }
         ),
-        best_factors=pl.DataFrame({"feature": [7, 9], "best_factor": [8.0, None]}),
+        best_factors=pl.DataFrame(
+            {
+                "feature": [7, 9],
+                "best_factor": [8.0, None],
+                "gen_success_20": [1.5, None],
+                "perplexity": [40.0, None],
+            }
+        ),
         concepts=pl.DataFrame({"feature": [7], "concept": ["loud things"]}),
         concept_ratings=pl.DataFrame(
             {
@@ -266,7 +301,6 @@ def test_index_lists_every_feature_linked_to_its_page():
             "layer": [5, 3],
             "feature": [1, 7],
             "input_score": [None, 0.25],
-            "input_score_chance": [0.1, 0.2],
             "output_score": [0.5, 1.0],
             "best_factor": [None, 8.0],
             "gen_success_20": [None, 1.5],
@@ -281,7 +315,7 @@ def test_index_lists_every_feature_linked_to_its_page():
     ]
     assert rows[0]["description"] == "loud things" and rows[1]["description"] is None
     assert rows[0]["tokens"] == "x\ny | z | w | v | u"
-    plot = scatter(rows)
+    plot = scatter(rows + [{**rows[0], "input_score": float("nan"), "href": "nan"}])
     assert [p["href"] for p in plot["points"]] == ["layers/3/7.html"]  # both scores only
     point = plot["points"][0]
     assert point["x"] == plot["margin"] + plot["inner"] / 4

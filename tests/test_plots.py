@@ -24,7 +24,10 @@ def test_plots_and_the_findings_page(tables, tmp_path):
     assert '<table id="findings">' in page and '<table id="thresholds">' in page
     assert "<td>0.167</td>" in page  # the share with both scores > 0.5
     assert '<table id="layers">' in page
-    row = "<tr><td>8</td><td>0.9</td><td>3</td><td>0.1</td><td>0.3</td><td>0.2</td><td>0.6</td>"
+    link = "explorer/index.html#layer=8&amp;sort=output:descending"
+    layer = f'<a class="explorer-link" href="{link}">8</a>'
+    row = f"<tr><td>{layer}</td><td>0.9</td><td>3</td><td>0.1</td><td>0.3</td><td>0.2</td>"
+    row += "<td>0.6</td>"
     assert row + "<td>0.533</td></tr>" in page
 
 

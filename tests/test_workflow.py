@@ -106,7 +106,7 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
     assert json.loads((out / "findings.json").read_text())["n_features"] == 12
     for layer in (1, 2):
         features = pl.read_parquet(out / f"layers/{layer}/features.parquet")["feature"]
-        pages = sorted(p.name for p in (out / f"explorer/layers/{layer}").iterdir())
+        pages = sorted(p.name for p in (out / f"explorer/layers/{layer}").glob("*.html"))
         assert pages == sorted(f"{f}.html" for f in features)
         assert "feature pages" in (out / f"logs/explorer_pages/{layer}.log").read_text()
     index = (out / "explorer/index.html").read_text()
@@ -283,6 +283,14 @@ def test_editing_the_mining_reruns_activations_and_input_scores(finished_run):
     config["input_score"]["min_examples"] = 2
     jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
     assert sorted(jobs) == sorted(FINAL + PAGES + [("input_scores", "1"), ("input_scores", "2")])
+
+
+@pytest.mark.workflow
+def test_editing_the_explorer_remakes_only_its_pages(finished_run):
+    workdir, config = finished_run
+    config["explorer"] = {"contexts": 5}
+    jobs = planned_jobs(run_snakemake(workdir, config, "-n").stdout)
+    assert sorted(jobs) == sorted(PAGES + [("explorer_index", ""), ("all", "")])
 
 
 @pytest.mark.workflow
@@ -670,6 +678,21 @@ def test_the_feature_explorer_opens_from_the_report(finished_run, tmp_path):
         assert f"min_output={threshold}" in driver.current_url
         box.clear()
         box.send_keys("0")
+        # The address the findings page and the captions link to restores that view.
+        index = driver.current_url.split("#")[0]
+        cut = scores[2]
+        driver.get(f"{index}#min_output={cut}&sort=output:descending")
+        wait.until(lambda d: d.find_element(By.ID, "shown").text)
+        header = driver.find_element(By.CSS_SELECTOR, "#features th[data-key='output']")
+        assert header.get_attribute("aria-sort") == "descending"
+        rows = driver.find_elements(By.CSS_SELECTOR, "#features tbody tr")
+        shown = [float(r.get_attribute("data-output")) for r in rows if r.is_displayed()]
+        assert shown == [s for s in scores if s >= cut]
+        assert driver.find_element(By.ID, "shown").text == f"{len(shown)} of {len(scores)} shown"
+        driver.get(f'{index}#min_output=%E0%A4%A&sort="x')  # malformed: all rows, unsorted
+        wait.until(lambda d: d.find_element(By.ID, "shown").text)
+        assert driver.find_element(By.ID, "shown").text == f"{len(scores)} of {len(scores)} shown"
+        driver.get(index)
 
         steered = table.drop_nulls("best_factor").sort("gen_success_20", descending=True)
         layer, feature = steered["layer"][0], steered["feature"][0]

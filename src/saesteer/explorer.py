@@ -82,9 +82,14 @@ def token_pieces(decoder, ids: Sequence[int] | None, tokens: Sequence[str]) -> l
     a decoder strips at a text's start (SentencePiece's leading space) and splits a
     character whose bytes span tokens, so each piece is what the token adds to the text
     decoded before it; a token holding only the first bytes of a character adds nothing,
-    and the one completing it adds the whole character. Without a tokenizer or token ids
-    (Neuronpedia's examples come as text) the stored strings are shown. `decoder` is a
+    and the one completing it adds the whole character. Without a tokenizer, or for text
+    that is not the vocabulary's pieces (Neuronpedia's API examples come as display
+    text), the stored strings are shown. `decoder` is a
     `tokenizers.Tokenizer` (see `token_decoder`)."""
+    if decoder is not None and ids is None:
+        # A bulk export stores vocabulary pieces ("▁the"), which decode like their ids.
+        found = [decoder.token_to_id(t) for t in tokens]
+        ids = None if None in found else found
     if decoder is None or ids is None or any(i < 0 for i in ids):
         return list(tokens)
     texts = decoder.decode_batch(
@@ -119,6 +124,9 @@ def contexts(examples: pl.DataFrame, decoder, n: int) -> list[dict]:
     for row in top.iter_rows(named=True):
         pieces = token_pieces(decoder, row["token_ids"], row["tokens"])
         values = row["values"]
+        strongest = row["max_token_index"]
+        while strongest + 1 < len(pieces) and pieces[strongest] == "":
+            strongest += 1  # the token that completes its character shows it
         shown.append(
             {
                 "max_value": row["max_value"],
@@ -127,7 +135,7 @@ def contexts(examples: pl.DataFrame, decoder, n: int) -> list[dict]:
                         "text": piece,
                         "value": value,
                         "shade": shade(value, largest),
-                        "max": i == row["max_token_index"],
+                        "max": i == strongest,
                     }
                     for i, (piece, value) in enumerate(zip(pieces, values, strict=True))
                 ],
@@ -312,9 +320,6 @@ def feature_pages(
         lens = part["logit_lens"]
         examples = part["activations"]
         metrics = part["gen_metrics"]
-        best_metrics = (
-            None if metrics is None or best is None else metrics.filter(pl.col("factor") == best)
-        )
         generations = part["generations"]
         ratings = part["concept_ratings"]
         yield (
@@ -334,8 +339,8 @@ def feature_pages(
                 "output_score": _one(part["output_scores"], "output_score"),
                 "output_rank": output_rank.get(feature),
                 "best_factor": best,
-                "best_gen_success_20": _one(best_metrics, "gen_success_20"),
-                "best_perplexity": _one(best_metrics, "perplexity"),
+                "best_gen_success_20": _one(part["best_factors"], "gen_success_20"),
+                "best_perplexity": _one(part["best_factors"], "perplexity"),
                 "logit_lens": []
                 if lens is None
                 else lens.sort("rank").head(settings.logit_lens_tokens).to_dicts(),
@@ -358,7 +363,6 @@ def index_rows(features: pl.DataFrame, descriptions: pl.DataFrame | None) -> lis
         "layer",
         "feature",
         "input_score",
-        "input_score_chance",
         "output_score",
         "best_factor",
         "gen_success_20",
@@ -376,6 +380,10 @@ def index_rows(features: pl.DataFrame, descriptions: pl.DataFrame | None) -> lis
     for row in rows:
         row["href"] = page_path(row["layer"], row["feature"])
     return rows
+
+
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def scatter(rows: list[dict]) -> dict:
@@ -399,7 +407,7 @@ def scatter(rows: list[dict]) -> dict:
                 "title": f"layer {r['layer']}, feature {r['feature']}",
             }
             for r in rows
-            if r["input_score"] is not None and r["output_score"] is not None
+            if _finite(r["input_score"]) and _finite(r["output_score"])
         ],
     }
 

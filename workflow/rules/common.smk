@@ -1,6 +1,8 @@
 import shlex
 from pathlib import Path
 
+import saesteer
+
 from saesteer.activations import export_files
 from saesteer.config import canonical_json, configured_layers, layer_settings
 from saesteer.features import read_feature_file
@@ -11,6 +13,11 @@ from saesteer.saes import weights_stamp
 from saesteer.released import factor_file
 
 OUT = f"results/{config['run']}"
+# The pages' templates (package data): inputs of the jobs that render them, so an edited
+# template remakes the pages.
+TEMPLATES = sorted(
+    str(path) for path in (Path(saesteer.__file__).parent / "templates").iterdir()
+)
 LAYERS = configured_layers(config)
 MODEL = config["model"]
 LOCAL_GPU = host_has_gpu()

@@ -1,5 +1,6 @@
 rule findings:
     input:
+        templates=TEMPLATES,
         features=f"{OUT}/features.parquet",
         summary=f"{OUT}/summary.parquet",
     output:

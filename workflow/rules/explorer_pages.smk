@@ -2,6 +2,7 @@ def explorer_page_inputs(wildcards):
     """The layer's artifacts; a concept layer's descriptions and ratings too (not the
     paper's released ones: they are rated on another run's features)."""
     inputs = {
+        "templates": TEMPLATES,
         "model": f"{OUT}/model.json",
         **{
             kind: f"{OUT}/layers/{wildcards.layer}/{kind}.parquet"
@@ -53,29 +54,3 @@ rule explorer_pages:
         "--activations {input.activations} --generations {input.generations} "
         "--gen-metrics {input.gen_metrics} --best-factors {input.best_factors} "
         "{params.optional} --settings {params.settings:q} --out {output} 2> {log}"
-
-
-rule explorer_index:
-    input:
-        features=f"{OUT}/features.parquet",
-        concepts=expand(
-            f"{OUT}/layers/{{layer}}/concepts.parquet",
-            layer=EXPLORER_CONCEPT_LAYERS,
-        ),
-        pages=expand(f"{OUT}/explorer/layers/{{layer}}", layer=LAYERS),
-    output:
-        f"{OUT}/explorer/index.html",
-    log:
-        f"{OUT}/logs/explorer_index.log",
-    benchmark:
-        f"{OUT}/benchmarks/explorer_index.tsv"
-    conda:
-        "../envs/saesteer.yaml"
-    resources:
-        mem_mb=1000,
-    params:
-        run=config["run"],
-        optional=optional_inputs("concepts"),
-    shell:
-        "saesteer explorer-index --run-name {params.run} --features {input.features} "
-        "{params.optional} --pages {input.pages} --out {output} 2> {log}"
