@@ -577,19 +577,22 @@ def _show_result(driver, page: str, category: str, filename: str) -> None:
 
 @pytest.mark.workflow
 @pytest.mark.browser
-def test_the_report_opens_in_a_browser_with_plots_and_findings(finished_run, tmp_path):
-    """`snakemake --report` on the tiny run, opened in headless chromium: the findings
-    table holds this run's numbers and every plot loads as an image of its real size."""
+def test_the_report_opens_in_a_browser_with_plots_findings_and_the_explorer(finished_run, tmp_path):
+    """`snakemake --report` on the tiny run, written where `make report` writes it and
+    opened in headless chromium: the findings table holds this run's numbers, every plot
+    loads as an image of its real size, and the start page leads to the feature explorer
+    (`_check_the_explorer`)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     workdir, config = finished_run
-    result = run_snakemake(workdir, config, "--report", "report.html")
+    report = workdir / "results/tiny/report.html"
+    result = run_snakemake(workdir, config, "--report", str(report))
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads((workdir / "results/tiny/findings.json").read_text())
     shots = Path(os.environ.get("SAESTEER_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    page = (workdir / "report.html").as_uri()
+    page = report.as_uri()
     driver = _browser()
     try:
         _show_result(driver, page, "Findings", "findings.html")
@@ -625,6 +628,7 @@ def test_the_report_opens_in_a_browser_with_plots_and_findings(finished_run, tmp
                 )
             )
             driver.save_screenshot(str(shots / f"{name}.png"))
+        _check_the_explorer(driver, page, workdir, config, shots)
     finally:
         driver.quit()
 
@@ -641,77 +645,71 @@ def _sorted_by(driver, column: str, key: str) -> list[float]:
     return [float(r.get_attribute(f"data-{key}")) for r in rows if r.is_displayed()]
 
 
-@pytest.mark.workflow
-@pytest.mark.browser
-def test_the_feature_explorer_opens_from_the_report(finished_run, tmp_path):
-    """The report at results/<run>/report.html (as `make report` writes it) links to the
-    explorer; its table sorts and filters; a steered feature's page shows its highlighted
-    contexts and its steering plot with the best factor marked."""
+def _check_the_explorer(driver, page: str, workdir: Path, config: dict, shots: Path) -> None:
+    """The report's start page links to the explorer; its table sorts and filters, and the
+    address restores a view; a steered feature's page shows its highlighted contexts and
+    its steering plot with the best factor marked."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    workdir, config = finished_run
-    report = workdir / "results/tiny/report.html"
-    result = run_snakemake(workdir, config, "--report", str(report))
-    assert result.returncode == 0, result.stderr[-3000:]
     table = pl.read_parquet(workdir / "results/tiny/features.parquet")
-    shots = Path(os.environ.get("SAESTEER_SCREENSHOTS", tmp_path))
-    shots.mkdir(parents=True, exist_ok=True)
-    driver = _browser()
     wait = WebDriverWait(driver, 30)
-    try:
-        driver.get(report.as_uri())
-        link = wait.until(lambda d: d.find_element(By.LINK_TEXT, "explorer/index.html"))
-        link.click()
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#features tbody tr"))
-        assert driver.current_url.endswith("results/tiny/explorer/index.html")
+    driver.get(page)
+    link = wait.until(lambda d: d.find_element(By.LINK_TEXT, "explorer/index.html"))
+    link.click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#features tbody tr"))
+    assert driver.current_url.endswith("results/tiny/explorer/index.html")
 
-        scores = _sorted_by(driver, "output", "output")
-        assert scores == sorted(table["output_score"].to_list(), reverse=True)
-        driver.save_screenshot(str(shots / "explorer_sorted.png"))
-        # The filter keeps what the table says, and the address keeps the filter.
-        threshold = scores[4]
-        box = driver.find_element(By.ID, "min_output")
-        box.send_keys(str(threshold))
-        kept = _sorted_by(driver, "output", "output")
-        assert kept == [s for s in scores if s >= threshold] and len(kept) < len(scores)
-        assert f"min_output={threshold}" in driver.current_url
-        box.clear()
-        box.send_keys("0")
-        # The address the findings page and the captions link to restores that view.
-        index = driver.current_url.split("#")[0]
-        cut = scores[2]
-        driver.get(f"{index}#min_output={cut}&sort=output:descending")
-        wait.until(lambda d: d.find_element(By.ID, "shown").text)
-        header = driver.find_element(By.CSS_SELECTOR, "#features th[data-key='output']")
-        assert header.get_attribute("aria-sort") == "descending"
-        rows = driver.find_elements(By.CSS_SELECTOR, "#features tbody tr")
-        shown = [float(r.get_attribute("data-output")) for r in rows if r.is_displayed()]
-        assert shown == [s for s in scores if s >= cut]
-        assert driver.find_element(By.ID, "shown").text == f"{len(shown)} of {len(scores)} shown"
-        driver.get(f'{index}#min_output=%E0%A4%A&sort="x')  # malformed: all rows, unsorted
-        wait.until(lambda d: d.find_element(By.ID, "shown").text)
-        assert driver.find_element(By.ID, "shown").text == f"{len(scores)} of {len(scores)} shown"
-        driver.get(index)
+    scores = _sorted_by(driver, "output", "output")
+    assert scores == sorted(table["output_score"].to_list(), reverse=True)
+    driver.save_screenshot(str(shots / "explorer_sorted.png"))
+    # The filter keeps what the table says, and the address keeps the filter.
+    threshold = scores[4]
+    box = driver.find_element(By.ID, "min_output")
+    box.send_keys(str(threshold))
+    kept = _sorted_by(driver, "output", "output")
+    assert kept == [s for s in scores if s >= threshold] and len(kept) < len(scores)
+    assert f"min_output={threshold}" in driver.current_url
+    box.clear()
+    box.send_keys("0")
+    # The address the findings page and the captions link to restores that view, when the
+    # page opens with it and when the address changes under an open page.
+    index = driver.current_url.split("#")[0]
+    cut = scores[2]
+    expected = [s for s in scores if s >= cut]
 
-        steered = table.drop_nulls("best_factor").sort("gen_success_20", descending=True)
-        layer, feature = steered["layer"][0], steered["feature"][0]
-        driver.find_element(
-            By.CSS_SELECTOR, f"#features a[href='layers/{layer}/{feature}.html']"
-        ).click()
-        wait.until(lambda d: d.find_elements(By.ID, "steering-plot"))
-        assert driver.title.startswith(f"Layer {layer}, feature {feature}")
-        marked = driver.find_elements(By.CSS_SELECTOR, "#contexts .tok.max")
-        assert marked and all(t.is_displayed() for t in marked)
-        assert "a8" in marked[0].get_attribute("class").split()  # the feature's largest
-        plot = driver.find_element(By.ID, "steering-plot")
-        assert plot.is_displayed() and plot.size["width"] > 300 and plot.size["height"] > 150
-        best = plot.find_element(By.CSS_SELECTOR, "line.best-factor")  # a vertical line:
-        box = driver.execute_script("return arguments[0].getBoundingClientRect()", best)
-        assert box["height"] > 100  # (zero wide, so not "displayed" to selenium)
-        points = plot.find_elements(By.CSS_SELECTOR, "circle.gen-success")
-        assert len(points) == len(config["generation"]["factors"])
-        driver.execute_script("arguments[0].scrollIntoView()", plot)
-        driver.save_screenshot(str(shots / "feature_page.png"))
-    finally:
-        driver.quit()
+    def shows(n):
+        return lambda d: d.find_element(By.ID, "shown").text == f"{n} of {len(scores)} shown"
+
+    driver.get("about:blank")
+    driver.get(f"{index}#min_output={cut}&sort=output:descending")
+    wait.until(shows(len(expected)))
+    header = driver.find_element(By.CSS_SELECTOR, "#features th[data-key='output']")
+    assert header.get_attribute("aria-sort") == "descending"
+    rows = driver.find_elements(By.CSS_SELECTOR, "#features tbody tr")
+    assert [float(r.get_attribute("data-output")) for r in rows if r.is_displayed()] == expected
+    driver.get(f"{index}#min_output={scores[4]}")  # the same page, a new address
+    wait.until(shows(len([s for s in scores if s >= scores[4]])))
+    driver.get(f'{index}#min_output=%E0%A4%A&sort="x')  # malformed: skipped, all rows
+    wait.until(shows(len(scores)))
+    driver.get(index)
+
+    steered = table.drop_nulls("best_factor").sort("gen_success_20", descending=True)
+    layer, feature = steered["layer"][0], steered["feature"][0]
+    driver.find_element(
+        By.CSS_SELECTOR, f"#features a[href='layers/{layer}/{feature}.html']"
+    ).click()
+    wait.until(lambda d: d.find_elements(By.ID, "steering-plot"))
+    assert driver.title.startswith(f"Layer {layer}, feature {feature}")
+    marked = driver.find_elements(By.CSS_SELECTOR, "#contexts .tok.max")
+    assert marked and all(t.is_displayed() for t in marked)
+    assert "a8" in marked[0].get_attribute("class").split()  # the feature's largest
+    plot = driver.find_element(By.ID, "steering-plot")
+    assert plot.is_displayed() and plot.size["width"] > 300 and plot.size["height"] > 150
+    best = plot.find_element(By.CSS_SELECTOR, "line.best-factor")  # a vertical line:
+    box = driver.execute_script("return arguments[0].getBoundingClientRect()", best)
+    assert box["height"] > 100  # (zero wide, so not "displayed" to selenium)
+    points = plot.find_elements(By.CSS_SELECTOR, "circle.gen-success")
+    assert len(points) == len(config["generation"]["factors"])
+    driver.execute_script("arguments[0].scrollIntoView()", plot)
+    driver.save_screenshot(str(shots / "feature_page.png"))
