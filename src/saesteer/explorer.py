@@ -9,6 +9,7 @@ coordinates); the templates hold all markup."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import polars as pl
+
+from saesteer.io import is_finite_number
 
 # Highlight shades of a token by its activation over the feature's largest: 1 (faint) to 8.
 SHADES = 8
@@ -156,6 +159,10 @@ def _ticks(low: float, high: float, n: int = 4) -> list[float]:
     return [low + (high - low) * i / n for i in range(n + 1)]
 
 
+def _loggable(value) -> bool:
+    return is_finite_number(value) and value > 0
+
+
 def steering_plot(metrics: pl.DataFrame, best_factor: float | None) -> dict | None:
     """Coordinates of the plot of GenSuccess@20 (left axis, linear from 0) and perplexity
     (right axis, log) against the steering factor, factors evenly spaced as tried; None
@@ -178,7 +185,7 @@ def steering_plot(metrics: pl.DataFrame, best_factor: float | None) -> dict | No
         return top + height * (1 - v / top_success)
 
     perplexity = [v for v in rows["perplexity"].to_list()]
-    finite = [v for v in perplexity if v is not None and v > 0 and math.isfinite(v)]
+    finite = [v for v in perplexity if _loggable(v)]
     lo, hi = (math.log10(min(finite)), math.log10(max(finite))) if finite else (0.0, 1.0)
     if hi - lo < 1e-9:
         lo, hi = lo - 0.5, hi + 0.5
@@ -206,7 +213,7 @@ def steering_plot(metrics: pl.DataFrame, best_factor: float | None) -> dict | No
         "perplexity": [
             {"x": x, "y": y_perplexity(v), "value": v, "factor": f}
             for x, v, f in zip(xs, perplexity, factors, strict=True)
-            if v is not None and v > 0 and math.isfinite(v)
+            if _loggable(v)
         ],
         "perplexity_ticks": [
             {"y": y_perplexity(10**e), "label": f"{10**e:.3g}"} for e in _ticks(lo, hi)
@@ -301,18 +308,9 @@ def feature_pages(
     input_rank = rank_in_layer(tables.input_scores, "input_score")
     output_rank = rank_in_layer(tables.output_scores, "output_score")
     parts = {
-        name: _by_feature(getattr(tables, name))
-        for name in (
-            "logit_lens",
-            "input_scores",
-            "output_scores",
-            "activations",
-            "generations",
-            "gen_metrics",
-            "best_factors",
-            "concepts",
-            "concept_ratings",
-        )
+        field.name: _by_feature(getattr(tables, field.name))
+        for field in dataclasses.fields(tables)
+        if field.name != "features"
     }
     for i, feature in enumerate(features):
         part = {name: rows.get(feature) for name, rows in parts.items()}
@@ -352,7 +350,6 @@ def feature_pages(
                 else continuations(generations, best, settings.prefixes),
                 "plot": None if metrics is None else steering_plot(metrics, best),
                 "concept": None if ratings is None else concept_answers(ratings),
-                "shades": SHADES,
             },
         )
 
@@ -382,10 +379,6 @@ def index_rows(features: pl.DataFrame, descriptions: pl.DataFrame | None) -> lis
     return rows
 
 
-def _finite(value) -> bool:
-    return value is not None and math.isfinite(value)
-
-
 def scatter(rows: list[dict]) -> dict:
     """Coordinates of the input-vs-output scatter of the index, each point a page link."""
     size, margin = 320, 40
@@ -407,7 +400,7 @@ def scatter(rows: list[dict]) -> dict:
                 "title": f"layer {r['layer']}, feature {r['feature']}",
             }
             for r in rows
-            if _finite(r["input_score"]) and _finite(r["output_score"])
+            if is_finite_number(r["input_score"]) and is_finite_number(r["output_score"])
         ],
     }
 
