@@ -383,8 +383,10 @@ TRAINED = {
         },
     },
     "layers": {1: {"features": [0, 5]}, 3: {"features": [7]}},
+    # One sweep variant beside the layers' own SAEs (trained by the same rule).
+    "sae_sweep": {"features": 4, "variants": {"k4": {"k": 4}}},
 }
-TRAINED_TARGETS = ["results/tiny/manifest.json"] + [
+TRAINED_TARGETS = ["results/tiny/manifest.json", "results/tiny/sweep/sae_sweep.parquet"] + [
     f"results/tiny/layers/{layer}/{name}.parquet"
     for layer in (1, 3)
     for name in ("sae_metrics", "logit_lens")
@@ -429,6 +431,7 @@ def write_layer(root, layer: int, with_sae_metrics: bool = True, with_steering: 
             {
                 "feature": features,
                 "best_factor": [v[2] for v in rows.values()],
+                "effective_factor": [g is None or g > 0 for g in gs],
                 "gen_success_1": gs,
                 "gen_success_5": gs,
                 "gen_success_20": gs,

@@ -11,7 +11,10 @@ from saesteer.aggregate import (
     findings,
     threshold_rows,
 )
+from saesteer.stats import BootstrapSettings, resample_indices
 from tests.helpers import hand_made_tables, write_layer
+
+BOOTSTRAP = BootstrapSettings(bootstrap=2000, seed=0, live_only=True)
 
 
 @pytest.fixture
@@ -68,7 +71,7 @@ def test_summary_per_layer_and_overall(tables):
 
 def test_findings_equal_hand_computations(tables):
     features, summary = tables
-    found = findings(features, summary)
+    found = findings(features, BOOTSTRAP)
     assert found["fraction_both_above_half"] == pytest.approx(1 / 6)
     inputs = np.array([0.9, 0.6, 0.7, 0.1, 0.0, 0.8])
     outputs = np.array([0.0, 0.001, 0.02, 0.3, 0.6, 0.7])
@@ -111,3 +114,108 @@ def test_thresholds_that_keep_nothing_say_so():
     )
     row = threshold_rows(features, [0.5]).row(0, named=True)
     assert row["n_kept"] == 0 and row["mean_gen_success_20"] is None and row["gain"] is None
+
+
+def _steered_table(gs_high, gs_low, layers=(0, 16)):
+    """Per layer, steered features above output score 0.1 with GenSuccess `gs_high` and
+    below it with `gs_low`, all live, no strata (equal weights within a layer)."""
+    rows = []
+    for layer in layers:
+        for i, gs in enumerate(gs_high + gs_low):
+            rows.append(
+                {
+                    "layer": layer,
+                    "depth": (layer + 1) / 18,
+                    "feature": i,
+                    "input_score": 0.0,
+                    "input_score_chance": 0.2,
+                    "output_score": 0.5 if i < len(gs_high) else 0.001,
+                    "gen_success_20": gs,
+                    "best_factor": 4.0 if gs else None,
+                    "live": True,
+                    "output_stratum": 0,
+                }
+            )
+    table = pl.DataFrame(rows)
+    return table.with_columns(
+        steering_weight=pl.when(pl.col("gen_success_20").is_not_null()).then(1.0)
+    )
+
+
+def _verdict(found, name):
+    return next(v for v in found["verdicts"] if v["finding"] == name)
+
+
+def test_a_clear_gain_agrees_a_clear_loss_disagrees_and_noise_is_inconclusive():
+    rng = np.random.default_rng(1)
+    high, low = (2 + rng.random(12) * 0.5).tolist(), (rng.random(12) * 0.5).tolist()
+    gain = findings(_steered_table(high, low), BOOTSTRAP)
+    loss = findings(_steered_table(low, high), BOOTSTRAP)
+    noise = findings(_steered_table(high[:3] + low[:3], low[3:6] + high[3:6]), BOOTSTRAP)
+    for name in ("filtering_gain_0.01", "filtering_gain_0.1", "output_score_predicts_steering"):
+        assert _verdict(gain, name)["verdict"] == "agrees"
+        assert _verdict(loss, name)["verdict"] == "disagrees"
+    verdict = _verdict(noise, "filtering_gain_0.1")
+    assert verdict["verdict"] == "inconclusive" and verdict["low"] < 0 < verdict["high"]
+    row = next(r for r in gain["thresholds"] if r["threshold"] == 0.1)
+    assert row["gain_low"] <= row["gain"] <= row["gain_high"]
+    assert row["n_steered_kept"] == 24 and _verdict(gain, "filtering_gain_0.1")["n"] == 24
+
+
+def test_a_finding_with_too_few_features_is_inconclusive_not_a_verdict():
+    found = findings(_steered_table([2.0], [0.0], layers=(16,)), BOOTSTRAP)
+    for v in found["verdicts"]:
+        assert v["verdict"] == "inconclusive", v
+    # One layer only: no early-against-late contrast to measure.
+    assert _verdict(found, "input_features_early")["n"] == 0
+
+
+def test_the_gain_interval_equals_a_reference_loop_over_the_same_resamples():
+    """threshold_rows' vectorized interval, against a plain loop over resamples drawn
+    from the same seeded generator (weighted means written out by hand)."""
+    table = _steered_table([3.0, 1.0, 2.5, 0.0, 2.0], [0.0, 1.0, 0.5, 0.0, 0.2])
+    table = table.with_columns(
+        steering_weight=pl.when(pl.col("layer") == 0).then(2.0).otherwise(1.0)
+    )
+    row = threshold_rows(table, [0.1], BOOTSTRAP).row(0, named=True)
+    rows = table.rows(named=True)
+    groups = np.array([r["layer"] * 1000 for r in rows])
+    rng = np.random.default_rng(BOOTSTRAP.seed)
+    gains = []
+    for sample in resample_indices(groups, BOOTSTRAP.bootstrap, rng):
+        picked = [rows[i] for i in sample]
+        kept = [r for r in picked if r["output_score"] >= 0.1]
+        if not kept:
+            continue
+        mean = sum(r["gen_success_20"] * r["steering_weight"] for r in kept) / sum(
+            r["steering_weight"] for r in kept
+        )
+        base = sum(r["gen_success_20"] * r["steering_weight"] for r in picked) / sum(
+            r["steering_weight"] for r in picked
+        )
+        gains.append(mean - base)
+    assert row["gain_low"] == pytest.approx(np.percentile(gains, 2.5))
+    assert row["gain_high"] == pytest.approx(np.percentile(gains, 97.5))
+
+
+def test_findings_count_live_features_and_reweigh_their_strata():
+    table = _steered_table([2.0, 2.0], [0.0, 1.0, 0.0], layers=(16,))
+    # Feature 4 never fired: its GenSuccess 0 and its output score leave the findings.
+    table = table.with_columns(live=pl.col("feature") != 4)
+    live = findings(table, BOOTSTRAP)
+    everything = findings(table, BootstrapSettings(2000, 0, live_only=False))
+    assert (live["n_counted"], live["n_not_live"], everything["n_counted"]) == (4, 1, 5)
+    assert live["mean_gen_success_20"] == pytest.approx(5 / 4)
+    assert everything["mean_gen_success_20"] == pytest.approx(5 / 5)
+
+
+def test_share_above_chance_per_layer_has_its_n_and_interval(tables):
+    features, _ = tables
+    found = findings(features, BOOTSTRAP)
+    two, eight = found["layers"]
+    # Layer 2's inputs 0.9, 0.6, 0.7 all beat its chance 0.05; layer 8's 0.1, 0, 0.8 vs 0.2.
+    assert (two["share_above_chance"], two["n_scored_input"]) == (1.0, 3)
+    assert two["share_above_chance_low"] == two["share_above_chance_high"] == 1.0
+    assert eight["share_above_chance"] == pytest.approx(1 / 3)
+    assert eight["share_above_chance_low"] == 0.0 and eight["share_above_chance_high"] == 1.0
+    assert found["bootstrap"]["resamples"] == 2000 and found["bootstrap"]["seed"] == 0

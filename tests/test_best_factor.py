@@ -26,7 +26,7 @@ TABLE = metrics(
         (1, 0.4, 0.5, 10.0),
         (1, 2.0, 2.0, 20.0),
         (1, 8.0, 5.0, 10.0),
-        # feature 2: all GenSuccess zero, a tie: the smallest factor
+        # feature 2: all GenSuccess zero: no effective factor (not the smallest of a tie)
         (2, 0.0, 0.0, 30.0),
         (2, 0.2, 0.0, 40.0),
         (2, 0.4, 0.0, 35.0),
@@ -45,13 +45,16 @@ def test_the_papers_rule():
     best = choose_best_factors(TABLE, settings_for(BestFactorSettings))
     assert best.columns == list(BEST_FACTORS_SCHEMA)
     rows = {r["feature"]: r for r in best.iter_rows(named=True)}
-    assert [rows[f]["best_factor"] for f in (1, 2, 3, 4)] == [2.0, 0.2, None, 1.2]
+    assert [rows[f]["best_factor"] for f in (1, 2, 3, 4)] == [2.0, None, None, 1.2]
+    assert [rows[f]["effective_factor"] for f in (1, 2, 3, 4)] == [True, False, None, True]
     assert [rows[f]["n_candidates"] for f in (1, 2, 3, 4)] == [2, 2, 0, 2]
     # objective = (gs / max gs) / (ppl / max ppl): max gs 5.0, max ppl 80.0
     assert rows[1]["objective"] == pytest.approx((2.0 / 5.0) / (20.0 / 80.0))
     assert rows[1]["gen_success_20"] == 2.0 and rows[1]["perplexity"] == 20.0
     assert rows[1]["gen_success_1"] == 0.5
-    assert rows[2]["objective"] == 0.0
+    # No effective factor still steered the feature: GenSuccess 0 counts in every mean.
+    assert rows[2]["gen_success_20"] == 0.0 and rows[2]["gen_success_1"] == 0.0
+    assert rows[2]["objective"] is None and rows[2]["perplexity"] is None
     assert rows[3]["objective"] is None and rows[3]["released_factor"] is None
     assert set(best["layer"]) == {5}
 

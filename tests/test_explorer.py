@@ -4,6 +4,7 @@ coordinates at its axes' ends, and the rendered HTML read back with an HTML pars
 
 from __future__ import annotations
 
+import dataclasses
 from html.parser import HTMLParser
 
 import polars as pl
@@ -27,6 +28,7 @@ from saesteer.explorer import (
     write_pages,
 )
 from saesteer.plots import findings_html
+from tests.helpers import hand_made_tables
 
 SETTINGS = ExplorerSettings(contexts=2, prefixes=1, logit_lens_tokens=2)
 TEXT = "The quick brown fox, naïvely jumping\nover 3 dogs — ünïcödé 東京."
@@ -230,6 +232,7 @@ def _layer_tables() -> LayerTables:
             {
                 "feature": [7, 9],
                 "best_factor": [8.0, None],
+                "effective_factor": [True, None],
                 "gen_success_20": [1.5, None],
                 "perplexity": [40.0, None],
             }
@@ -287,6 +290,25 @@ def test_feature_pages_show_the_features_numbers(tmp_path):
     assert "Concept steering" not in unsteered
     last = _text_of(tmp_path / "11.html", "scores")
     assert "Input score — not scored" in last and "Output score 0.5 rank 2 of 3" in last
+    assert "not live: fired on 1 examples" in last and "not live" not in scores
+
+
+def test_a_steered_feature_without_an_effective_factor_says_so(tmp_path):
+    tables = _layer_tables()
+    none_worked = pl.DataFrame(
+        {
+            "feature": [7],
+            "best_factor": [None],
+            "effective_factor": [False],
+            "gen_success_20": [0.0],
+            "perplexity": [None],
+        },
+        schema_overrides={"best_factor": pl.Float64, "perplexity": pl.Float64},
+    )
+    tables = dataclasses.replace(tables, best_factors=none_worked)
+    write_pages(feature_pages(3, tables, None, SETTINGS, "run-x"), "feature.html.j2", tmp_path)
+    scores = _text_of(tmp_path / "7.html", "scores")
+    assert "Best steering factor no effective factor GenSuccess@20 0" in scores
 
 
 def _text_of(path, key):
@@ -303,7 +325,9 @@ def test_index_lists_every_feature_linked_to_its_page():
             "input_score": [None, 0.25],
             "output_score": [0.5, 1.0],
             "best_factor": [None, 8.0],
-            "gen_success_20": [None, 1.5],
+            "effective_factor": [False, True],
+            "gen_success_20": [0.0, 1.5],
+            "live": [False, True],
             "logit_lens_tokens": [["a", "b"], ["x\ny", "z", "w", "v", "u", "t"]],
         }
     )
@@ -327,54 +351,24 @@ def test_index_lists_every_feature_linked_to_its_page():
     )
     assert html.count("<tr data-layer=") == 2
     assert 'data-output="1.0"' in html and 'data-input=""' in html
+    # Layer 5's feature never fired enough and no factor steered it: both said, once.
+    assert html.count(">not live</span>") == 1 and html.count("none effective") == 1
 
 
-def test_findings_page_links_into_the_explorer():
-    layer = {"layer": 3, "depth": 0.5, "n_features": 2}
-    found = {
-        "n_features": 2,
-        "n_layers": 1,
-        "n_scored_both": 2,
-        "fraction_both_above_half": 0.0,
-        "pearson_input_output": None,
-        "spearman_input_output": None,
-        "first_layer_output_above_input": 3,
-        "first_layer_mean_output_above_input": 3,
-        "peak_input_layer": 3,
-        "peak_output_layer": 3,
-        "mean_gen_success_20": 1.25,
-        "n_steered": 1,
-        "layers": [
-            {
-                **layer,
-                "input_score_median": 0.1,
-                "input_score_mean": 0.1,
-                "input_score_chance": 0.2,
-                "output_score_median": 0.3,
-                "output_score_mean": 0.3,
-            }
-        ],
-        "thresholds": [
-            {
-                "threshold": t,
-                "n_kept": 1,
-                "kept_fraction": 0.5,
-                "n_steered_kept": 1,
-                "mean_gen_success_20": 1.5,
-                "gain": 0.25,
-                "ratio": 1.2,
-            }
-            for t in (0.01, 0.1)
-        ],
-    }
+def test_findings_page_links_into_the_explorer(tmp_path):
+    from saesteer.aggregate import findings
+    from saesteer.stats import BootstrapSettings
+
+    features, _ = hand_made_tables(tmp_path)
+    found = findings(features, BootstrapSettings(bootstrap=200, seed=0, live_only=True))
     page = _Page()
     page.feed(findings_html(found, "run-x"))
     assert "explorer/index.html#min_output=0.01&sort=output:descending" in page.links
     assert "explorer/index.html#min_output=0.1&sort=output:descending" in page.links
-    assert "explorer/index.html#layer=3&sort=output:descending" in page.links
-    findings = " ".join(page.text["findings"].split())
-    assert "Pearson correlation, input vs output score — Spearman" in findings
-    assert "steered features weighted 1.25 (n=1)" in findings
+    assert "explorer/index.html#layer=8&sort=output:descending" in page.links
+    findings_text = " ".join(page.text["findings"].split())
+    assert "Pearson correlation, input vs output score -0.39 " in findings_text
+    assert "steered features weighted 1.5 [" in findings_text and "(n=5)" in findings_text
 
 
 def test_concept_answers_only_the_sae_rows():

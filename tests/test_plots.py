@@ -6,7 +6,10 @@ import pytest
 
 from saesteer.aggregate import feature_table, findings, summary_table
 from saesteer.plots import PLOTS, findings_html, write_plots
+from saesteer.stats import BootstrapSettings
 from tests.helpers import hand_made_tables, write_layer
+
+BOOTSTRAP = BootstrapSettings(bootstrap=500, seed=0, live_only=True)
 
 
 @pytest.fixture
@@ -17,18 +20,20 @@ def tables(tmp_path):
 def test_plots_and_the_findings_page(tables, tmp_path):
     features, summary = tables
     paths = [tmp_path / "plots" / f"{name}.png" for name in PLOTS]
-    write_plots(features, summary, paths)
+    write_plots(features, summary, paths, BOOTSTRAP)
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
-    page = findings_html(findings(features, summary), "hand-made")
+    page = findings_html(findings(features, BOOTSTRAP), "hand-made")
     assert '<table id="findings">' in page and '<table id="thresholds">' in page
-    assert "<td>0.167</td>" in page  # the share with both scores > 0.5
-    assert '<table id="layers">' in page
+    # The share with both scores > 0.5, its interval over the 6 features and its n.
+    assert "<td>0.167 [0, 0.5] (n=6)</td>" in page
+    assert '<table id="layers">' in page and '<table id="verdicts">' in page
+    assert page.count('<tr class="verdict-') == 6 and "B = 500 resamples, seed 0" in page
     link = "explorer/index.html#layer=8&amp;sort=output:descending"
     layer = f'<a class="explorer-link" href="{link}">8</a>'
     row = f"<tr><td>{layer}</td><td>0.9</td><td>3</td><td>0.1</td><td>0.3</td><td>0.2</td>"
-    row += "<td>0.6</td>"
-    assert row + "<td>0.533</td></tr>" in page
+    row += "<td>0.6</td><td>0.533</td><td>0.333 [0, 1] (n=3)</td></tr>"
+    assert row in page
 
 
 def test_plots_without_steering_data_still_draw(tmp_path):
@@ -37,7 +42,7 @@ def test_plots_without_steering_data_still_draw(tmp_path):
     paths = [tmp_path / "plots" / f"{name}.png" for name in PLOTS]
     write_plots(features, summary_table(features), paths)
     assert all(p.stat().st_size > 5_000 for p in paths)
-    found = findings(features, summary_table(features))
+    found = findings(features, BOOTSTRAP)
     assert found["n_steered"] == 0 and found["mean_gen_success_20"] is None
     assert all(row["gain"] is None for row in found["thresholds"])
     assert not math.isnan(found["pearson_input_output"])

@@ -6,7 +6,11 @@
 2. Normalize GenSuccess@20 and perplexity to 0-1 by dividing each by its maximum over all
    the data (`normalization: max`; `none` keeps raw values).
 3. Pick the factor with the largest normalized GenSuccess@20 / normalized perplexity; on a
-   tie (e.g. all GenSuccess zero) the smallest factor.
+   tie the smallest factor.
+4. When even that factor's GenSuccess@20 is 0, no factor steered the feature at all: it has
+   "no effective factor" (`best_factor` null, `effective_factor` false), not the smallest
+   factor of a tie among zeros. Its GenSuccess at the best factor is 0, and it counts so
+   in every mean.
 
 Dividing by a maximum scales every candidate's objective by the same constant, so the
 normalization changes the reported `objective`, never the choice.
@@ -22,7 +26,9 @@ import polars as pl
 BEST_FACTORS_SCHEMA = {
     "layer": pl.Int32,
     "feature": pl.Int64,
-    "best_factor": pl.Float64,  # null when no factor is a candidate
+    "best_factor": pl.Float64,  # null when no factor is a candidate or none is effective
+    # GenSuccess@20 > 0 at the best factor; false: no effective factor; null: no candidate
+    "effective_factor": pl.Boolean,
     "gen_success_1": pl.Float64,
     "gen_success_5": pl.Float64,
     "gen_success_20": pl.Float64,
@@ -69,13 +75,21 @@ def choose_best_factors(
     best = candidates.sort("feature", "objective", "factor", descending=[False, True, False])
     best = best.group_by("feature", maintain_order=True).first().rename({"factor": "best_factor"})
     features = metrics.select("layer", "feature").unique(maintain_order=True)
-    columns = [c for c in BEST_FACTORS_SCHEMA if c not in ("layer", "released_factor")]
+    derived = ("layer", "effective_factor", "released_factor")
+    columns = [c for c in BEST_FACTORS_SCHEMA if c not in derived]
     frame = features.join(best.select(columns), on="feature", how="left", maintain_order="left")
     if released is None:
         released = pl.DataFrame(schema={"feature": pl.Int64, "released_factor": pl.Float64})
     frame = frame.join(released, on="feature", how="left", maintain_order="left")
+    effective = pl.col("gen_success_20") > 0
     return (
-        frame.with_columns(pl.col("n_candidates").fill_null(0))
+        frame.with_columns(
+            pl.col("n_candidates").fill_null(0),
+            effective_factor=effective,
+            best_factor=pl.when(effective).then("best_factor"),
+            perplexity=pl.when(effective).then("perplexity"),
+            objective=pl.when(effective).then("objective"),
+        )
         .sort("feature")
         .select(list(BEST_FACTORS_SCHEMA))
         .cast(BEST_FACTORS_SCHEMA)

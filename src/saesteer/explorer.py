@@ -291,6 +291,7 @@ class LayerTables:
     generations: pl.DataFrame
     gen_metrics: pl.DataFrame
     best_factors: pl.DataFrame
+    densities: pl.DataFrame | None = None
     concepts: pl.DataFrame | None = None
     concept_ratings: pl.DataFrame | None = None
 
@@ -337,6 +338,12 @@ def feature_pages(
                 "output_score": _one(part["output_scores"], "output_score"),
                 "output_rank": output_rank.get(feature),
                 "best_factor": best,
+                "effective_factor": _one(part["best_factors"], "effective_factor"),
+                "density": _one(part["densities"], "density"),
+                "density_source": _one(part["densities"], "density_source"),
+                "live": None
+                if part["input_scores"] is None
+                else _one(part["input_scores"], "input_score") is not None,
                 "best_gen_success_20": _one(part["best_factors"], "gen_success_20"),
                 "best_perplexity": _one(part["best_factors"], "perplexity"),
                 "logit_lens": []
@@ -362,7 +369,9 @@ def index_rows(features: pl.DataFrame, descriptions: pl.DataFrame | None) -> lis
         "input_score",
         "output_score",
         "best_factor",
+        "effective_factor",
         "gen_success_20",
+        "live",
         pl.col("logit_lens_tokens").list.head(5).list.join(" | ").alias("tokens"),
     )
     if descriptions is not None and not descriptions.is_empty():

@@ -9,8 +9,16 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from saesteer.aggregate import LAYER_FINDINGS, THRESHOLDS, threshold_rows, weighted_gen_success
+from saesteer.aggregate import (
+    LAYER_FINDINGS,
+    THRESHOLDS,
+    counted_features,
+    gen_success_interval,
+    threshold_rows,
+    weighted_gen_success,
+)
 from saesteer.io import atomic_path
+from saesteer.stats import BootstrapSettings
 
 FIGSIZE = (6.4, 4.2)
 
@@ -79,8 +87,11 @@ def plot_roles(summary: pl.DataFrame, ax) -> None:
     ax.legend(fontsize=8)
 
 
-def plot_threshold_curve(features: pl.DataFrame, ax) -> None:
-    """Mean GenSuccess@20 at the best factor, and features kept, against the threshold."""
+def plot_threshold_curve(
+    features: pl.DataFrame, ax, settings: BootstrapSettings | None = None
+) -> None:
+    """Mean GenSuccess@20 at the best factor, and features kept, against the threshold,
+    with the mean's 95% bootstrap interval as a band when `settings` are given."""
     ax.set_title("Filtering by output score")
     if (
         features["gen_success_20"].drop_nulls().is_empty()
@@ -88,8 +99,18 @@ def plot_threshold_curve(features: pl.DataFrame, ax) -> None:
     ):
         return _no_data(ax, "output scores and best-factor GenSuccess@20")
     thresholds = np.logspace(-5, 0, 26)
-    rows = threshold_rows(features, thresholds.tolist())
+    rows = threshold_rows(features, thresholds.tolist(), settings)
     ax.plot(thresholds, rows["mean_gen_success_20"], "o-", color="tab:green", markersize=3)
+    if settings is not None:
+        ax.fill_between(
+            thresholds,
+            rows["mean_gen_success_20_low"].to_numpy().astype(float),
+            rows["mean_gen_success_20_high"].to_numpy().astype(float),
+            color="tab:green",
+            alpha=0.2,
+            label="95% bootstrap interval",
+        )
+        ax.legend(loc="upper left", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("output-score threshold (keep features with score >= threshold)")
     ax.set_ylabel("mean GenSuccess@20 at best factor (tokens)", color="tab:green")
@@ -135,64 +156,120 @@ def plot_best_factors(features: pl.DataFrame, ax) -> None:
     ax.set_ylabel("features")
 
 
-def plot_filtering(features: pl.DataFrame, ax, thresholds=THRESHOLDS) -> None:
-    """Mean GenSuccess@20 at the best factor: all steered features, then after filtering."""
+def plot_filtering(
+    features: pl.DataFrame, ax, settings: BootstrapSettings | None = None, thresholds=THRESHOLDS
+) -> None:
+    """Mean GenSuccess@20 at the best factor: all steered features, then after filtering,
+    with 95% bootstrap intervals as error bars when `settings` are given."""
     ax.set_title("GenSuccess@20 before and after filtering")
     steered = features.drop_nulls("gen_success_20")
     if steered.is_empty():
         return _no_data(ax, "best-factor GenSuccess@20")
-    rows = threshold_rows(features, thresholds)
+    rows = threshold_rows(features, thresholds, settings)
     labels = ["all"] + [f"output >= {t:g}" for t in thresholds]
     means = [weighted_gen_success(features), *rows["mean_gen_success_20"]]
     counts = [steered.height, *rows["n_steered_kept"]]
-    bars = ax.bar(np.arange(len(labels)), [m or 0.0 for m in means], color="tab:green")
+    heights = [m or 0.0 for m in means]
+    errors = None
+    if settings is not None:
+        overall = gen_success_interval(features, settings)
+        lows = [overall.low, *rows["mean_gen_success_20_low"]]
+        highs = [overall.high, *rows["mean_gen_success_20_high"]]
+        errors = np.array(
+            [
+                [h - lo if lo is not None else 0.0 for h, lo in zip(heights, lows, strict=True)],
+                [hi - h if hi is not None else 0.0 for h, hi in zip(heights, highs, strict=True)],
+            ]
+        )
+    bars = ax.bar(
+        np.arange(len(labels)), heights, color="tab:green", yerr=errors, capsize=4, ecolor="black"
+    )
     ax.set_xticks(np.arange(len(labels)), labels)
     for bar, mean, n in zip(bars, means, counts, strict=True):
         text = "none" if mean is None else f"{mean:.2f}\nn={n}"
         ax.annotate(
             text,
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            (bar.get_x() + bar.get_width() / 4, bar.get_height()),
             ha="center",
             va="bottom",
             fontsize=8,
         )
     ax.set_ylabel("mean GenSuccess@20 at best factor (tokens)")
+    if errors is not None:
+        ax.set_xlabel("error bars: 95% bootstrap intervals over steered features")
     ax.margins(y=0.25)
 
 
+# Each plot's table: the summary, every feature, or the features the findings count (the
+# live ones, `findings.live_only`) with their intervals.
 PLOTS: dict[str, tuple[str, Callable]] = {
     "roles_across_layers": ("summary", plot_roles),
-    "output_threshold_curve": ("features", plot_threshold_curve),
+    "output_threshold_curve": ("counted", plot_threshold_curve),
     "input_vs_output": ("features", plot_scatter),
     "best_factor_histogram": ("features", plot_best_factors),
-    "gen_success_filtering": ("features", plot_filtering),
+    "gen_success_filtering": ("counted", plot_filtering),
 }
 
 
-def write_plots(features: pl.DataFrame, summary: pl.DataFrame, paths: Sequence[str | Path]) -> None:
-    """Each path's plot, named by its stem (a key of PLOTS)."""
-    tables = {"features": features, "summary": summary}
+def write_plots(
+    features: pl.DataFrame,
+    summary: pl.DataFrame,
+    paths: Sequence[str | Path],
+    settings: BootstrapSettings | None = None,
+) -> None:
+    """Each path's plot, named by its stem (a key of PLOTS); with `settings`, the
+    filtering plots count what the findings count and draw their intervals."""
+    live_only = settings is not None and settings.live_only
+    tables = {
+        "features": features,
+        "counted": counted_features(features, live_only),
+        "summary": summary,
+    }
     unknown = [str(p) for p in paths if Path(p).stem not in PLOTS]
     if unknown:
         raise ValueError(f"no plot named like {unknown} (known: {sorted(PLOTS)})")
     for path in paths:
         table, plot = PLOTS[Path(path).stem]
         fig, ax = _figure()
-        plot(tables[table], ax)
+        if table == "counted":
+            plot(tables[table], ax, settings)
+        else:
+            plot(tables[table], ax)
         _save(fig, Path(path))
 
 
+def estimate_text(value, low=None, high=None, n=None) -> str:
+    """'0.38 [0.12, 0.61] (n=40)': a value, its 95% interval when known, its n."""
+    from saesteer.explorer import number
+
+    text = number(value)
+    if low is not None and high is not None:
+        text += f" [{number(low)}, {number(high)}]"
+    return text if n is None else f"{text} (n={n})"
+
+
 def findings_html(found: dict, run: str) -> str:
-    """A self-contained page: one table of the findings, one per layer, one of the
-    threshold filter; its counts and layers link into the feature explorer beside it."""
+    """A self-contained page: the verdicts against the paper, one table of the findings,
+    one per layer, one of the threshold filter, each number with its n and interval; its
+    counts and layers link into the feature explorer beside it."""
     from saesteer.explorer import environment, number
 
+    boot = found["bootstrap"]
+    counted = (
+        f"{found['n_counted']} live of {found['n_features']} ({found['n_layers']} layers; "
+        f"{found['n_not_live']} fired on too few examples and are left out)"
+        if found["live_only"]
+        else f"{found['n_features']} ({found['n_layers']} layers), live or not"
+    )
     main = [
-        ("Features (layers)", f"{found['n_features']} ({found['n_layers']})"),
-        ("Features with both scores", number(found["n_scored_both"])),
+        ("Features counted", counted),
         (
             "Fraction with input score > 0.5 and output score > 0.5",
-            number(found["fraction_both_above_half"]),
+            estimate_text(
+                found["fraction_both_above_half"],
+                *found["fraction_both_above_half_interval"],
+                found["n_scored_both"],
+            ),
         ),
         ("Pearson correlation, input vs output score", number(found["pearson_input_output"])),
         ("Spearman correlation, input vs output score", number(found["spearman_input_output"])),
@@ -208,7 +285,19 @@ def findings_html(found: dict, run: str) -> str:
         ("Layer with the highest mean output score", number(found["peak_output_layer"])),
         (
             "Mean GenSuccess@20 at the best factor, steered features weighted",
-            f"{number(found['mean_gen_success_20'])} (n={found['n_steered']})",
+            estimate_text(
+                found["mean_gen_success_20"],
+                *found["mean_gen_success_20_interval"],
+                found["n_steered"],
+            ),
+        ),
+        (
+            "Steered features with no effective factor (GenSuccess@20 0 at every factor)",
+            f"{found['n_no_effective_factor']} of {found['n_steered']}",
+        ),
+        (
+            "Spearman correlation, output score vs GenSuccess@20 (steered features)",
+            estimate_text(**found["spearman_output_gen_success"]),
         ),
     ]
     return (
@@ -217,17 +306,11 @@ def findings_html(found: dict, run: str) -> str:
         .render(
             run=run,
             main=main,
+            boot=boot,
+            verdicts=found["verdicts"],
+            estimate=estimate_text,
             layers=found["layers"],
             layer_keys=LAYER_FINDINGS,
             thresholds=found["thresholds"],
-            threshold_keys=(
-                "threshold",
-                "n_kept",
-                "kept_fraction",
-                "n_steered_kept",
-                "mean_gen_success_20",
-                "gain",
-                "ratio",
-            ),
         )
     )

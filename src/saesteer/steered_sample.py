@@ -70,15 +70,26 @@ def select_steered(
     return chosen
 
 
-def steering_weights(features: pl.DataFrame, cutpoints: Sequence[float]) -> pl.Series:
-    """Per row of a feature table (layer, output_score, gen_success_20): N_h / n_h for a
-    steered feature (gen_success_20 not null) and null otherwise."""
-    h = pl.col("output_score").map_elements(
+def output_strata(features: pl.DataFrame, cutpoints: Sequence[float]) -> pl.Series:
+    """Per row of a feature table (output_score): its output-score stratum."""
+    expr = pl.col("output_score").map_elements(
         lambda s: stratum(s, cutpoints), return_dtype=pl.Int64, skip_nulls=False
     )
+    return features.select(expr.cast(pl.Int32).alias("output_stratum"))["output_stratum"]
+
+
+def stratum_weights(features: pl.DataFrame) -> pl.Series:
+    """Per row of a feature table (layer, output_stratum, gen_success_20): N_h / n_h for a
+    steered feature (gen_success_20 not null) and null otherwise, N_h counting the
+    table's rows of the (layer, stratum): weights of a filtered table stand for its rows."""
     steered = pl.col("gen_success_20").is_not_null()
-    weight = pl.len().over("layer", "_h") / steered.sum().over("layer", "_h")
-    frame = features.with_columns(_h=h).with_columns(
-        pl.when(steered).then(weight).otherwise(None).cast(pl.Float64).alias("steering_weight")
+    weight = pl.len().over("layer", "output_stratum") / steered.sum().over(
+        "layer", "output_stratum"
     )
-    return frame["steering_weight"]
+    expr = pl.when(steered).then(weight).otherwise(None).cast(pl.Float64)
+    return features.select(expr.alias("steering_weight"))["steering_weight"]
+
+
+def steering_weights(features: pl.DataFrame, cutpoints: Sequence[float]) -> pl.Series:
+    """`stratum_weights` with the strata of `cutpoints`."""
+    return stratum_weights(features.with_columns(output_stratum=output_strata(features, cutpoints)))

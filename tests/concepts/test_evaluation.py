@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -15,6 +16,7 @@ from saesteer.concepts.evaluation import (
     with_harmonic,
 )
 from saesteer.errors import ConfigError
+from saesteer.stats import BootstrapSettings
 
 
 def _ratings(rows):
@@ -115,6 +117,39 @@ def test_table_rows_filter_by_output_score():
     assert got["DiffMean"] == (1, 0.25)
     html = table_html(table, "per_response")
     assert "Proxy judge" in html and "0.750 (n=2)" in html
+
+
+def test_every_row_has_an_interval_over_concepts_and_a_filter_its_gain():
+    rng = np.random.default_rng(0)
+    n = 30
+    output = rng.random(n) ** 3  # few pass 0.1
+    scores = pl.DataFrame(
+        {
+            "layer": [7] * n,
+            "method": ["sae"] * n,
+            "feature": list(range(n)),
+            "score": (output > 0.1) * 1.0 + rng.random(n) * 0.2,  # filtered concepts win
+            "concept_rating": [1.0] * n,
+            "instruction_rating": [1.0] * n,
+            "fluency_rating": [1.0] * n,
+            "output_score": output,
+        }
+    )
+    table = table_rows(scores, [0.1, 0.9999], "proxy:x", True, BootstrapSettings(2000, 0, False))
+    rows = {r["row"]: r for r in table.iter_rows(named=True)}
+    unfiltered, filtered = rows["SAE, no filter"], rows["SAE, output score >= 0.1"]
+    assert unfiltered["score_low"] < unfiltered["score"] < unfiltered["score_high"]
+    assert unfiltered["gain_over_unfiltered"] is None
+    assert filtered["gain_over_unfiltered"] == pytest.approx(
+        filtered["score"] - unfiltered["score"]
+    )
+    assert 0 < filtered["gain_low"] < filtered["gain_over_unfiltered"] < filtered["gain_high"]
+    # No concept passes 0.9999 (or just one): no interval, and the page says why.
+    none = rows["SAE, output score >= 0.9999"]
+    assert none["n_concepts"] <= 1 and none["score_low"] is None and none["gain_low"] is None
+    html = table_html(table, "per_response")
+    assert "one concept cannot carry a conclusion" in html
+    assert f"[{filtered['gain_low']:.3g}, {filtered['gain_high']:.3g}]" in html
 
 
 def test_a_feature_exactly_at_a_threshold_is_kept_and_one_just_below_is_not():

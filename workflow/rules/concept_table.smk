@@ -18,7 +18,9 @@ rule concept_table:
     resources:
         mem_mb=1000,
     params:
-        settings=concept_settings("table"),
+        settings=concept_settings(
+            "table", {key: config["findings"][key] for key in ("bootstrap", "seed")}
+        ),
         optional=optional_inputs("ratings", "released"),
     shell:
         "saesteer concept-table {params.optional} "

@@ -2,7 +2,6 @@ rule findings:
     input:
         templates=TEMPLATES,
         features=f"{OUT}/features.parquet",
-        summary=f"{OUT}/summary.parquet",
     output:
         json=f"{OUT}/findings.json",
         html=report(
@@ -20,6 +19,7 @@ rule findings:
         mem_mb=1000,
     params:
         run=config["run"],
+        settings=section_settings("findings"),
     shell:
         "saesteer findings --run-name {params.run} --features {input.features} "
-        "--summary {input.summary} --out-json {output.json} --out-html {output.html} 2> {log}"
+        "--settings {params.settings:q} --out-json {output.json} --out-html {output.html} 2> {log}"

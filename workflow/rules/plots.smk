@@ -28,6 +28,8 @@ rule plots:
         "../envs/saesteer.yaml"
     resources:
         mem_mb=2000,
+    params:
+        settings=section_settings("findings"),
     shell:
         "saesteer plots --features {input.features} --summary {input.summary} "
-        "--out {output} 2> {log}"
+        "--settings {params.settings:q} --out {output} 2> {log}"

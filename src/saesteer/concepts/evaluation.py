@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 from saesteer.concepts import CONCEPT_GENERATIONS_SCHEMA
 from saesteer.errors import ConfigError
+from saesteer.stats import BootstrapSettings, interval
 
 RATINGS_SCHEMA = {
     **CONCEPT_GENERATIONS_SCHEMA,
@@ -45,6 +47,13 @@ CONCEPT_TABLE_SCHEMA = {
     "min_output_score": pl.Float64,  # null: no filter
     "n_concepts": pl.Int32,
     "score": pl.Float64,  # mean over concepts
+    "score_low": pl.Float64,  # its 95% bootstrap interval over concepts
+    "score_high": pl.Float64,
+    # An SAE row with a filter: its score minus the unfiltered SAE's, both on the same
+    # resamples of the layer's SAE concepts, and that difference's interval.
+    "gain_over_unfiltered": pl.Float64,
+    "gain_low": pl.Float64,
+    "gain_high": pl.Float64,
     "concept_rating": pl.Float64,
     "instruction_rating": pl.Float64,
     "fluency_rating": pl.Float64,
@@ -172,11 +181,15 @@ def released_scores(
 
 
 def table_rows(
-    scores: pl.DataFrame, thresholds: Sequence[float], judge: str, proxy: bool
+    scores: pl.DataFrame,
+    thresholds: Sequence[float],
+    judge: str,
+    proxy: bool,
+    bootstrap: BootstrapSettings | None = None,
 ) -> pl.DataFrame:
     """Table 1 per layer: prompting, the SAE at each output-score threshold (highest
     first), the SAE with no filter, DiffMean (the methods `scores` has); each the mean over
-    its concepts with a score."""
+    its concepts with a score, with bootstrap intervals over concepts when `bootstrap`."""
     rows = [("Prompting", "prompting", None)]
     rows += [(f"SAE, output score >= {t:g}", "sae", t) for t in sorted(thresholds, reverse=True)]
     rows += [("SAE, no filter", "sae", None), ("DiffMean", "diffmean", None)]
@@ -185,9 +198,11 @@ def table_rows(
     for layer in sorted(scores["layer"].unique()):
         at = scores.filter(pl.col("layer") == layer)
         for label, method, threshold in rows:
-            kept = at.filter((pl.col("method") == method) & pl.col("score").is_not_null())
+            group = at.filter((pl.col("method") == method) & pl.col("score").is_not_null())
+            kept = group
             if threshold is not None:
                 kept = kept.filter(pl.col("output_score") >= threshold)
+            intervals = _row_intervals(group, threshold, bootstrap)
             frames.append(
                 pl.DataFrame(
                     {
@@ -197,6 +212,7 @@ def table_rows(
                         "min_output_score": [threshold],
                         "n_concepts": [kept.height],
                         "score": [kept["score"].mean()],
+                        **{name: [value] for name, value in intervals.items()},
                         **{c: [kept[c].mean()] for c in ASPECT_COLUMNS},
                         "judge": [judge],
                         "judge_proxy": [proxy],
@@ -205,6 +221,56 @@ def table_rows(
                 )
             )
     return pl.concat(frames) if frames else pl.DataFrame(schema=CONCEPT_TABLE_SCHEMA)
+
+
+def _row_intervals(
+    group: pl.DataFrame, threshold: float | None, bootstrap: BootstrapSettings | None
+) -> dict:
+    """The row's score interval over its concepts and, with a threshold, its gain over the
+    unfiltered row on the same resamples of the method's concepts."""
+    out = dict.fromkeys(
+        ("score_low", "score_high", "gain_over_unfiltered", "gain_low", "gain_high")
+    )
+    if bootstrap is None:
+        return out
+    score = group["score"].to_numpy().astype(float)
+    output = group["output_score"].fill_null(-np.inf).to_numpy().astype(float)
+    kept = output >= threshold if threshold is not None else np.ones(len(score), bool)
+
+    def mean_kept(i):
+        return score[i][kept[i]].mean() if kept[i].any() else None
+
+    est = interval(mean_kept, np.zeros(len(score)), bootstrap, n=int(kept.sum()))
+    if int(kept.sum()) >= 2:
+        out["score_low"], out["score_high"] = est.low, est.high
+    if threshold is not None:
+
+        def gain(i):
+            mean = mean_kept(i)
+            return None if mean is None else mean - score[i].mean()
+
+        est = interval(gain, np.zeros(len(score)), bootstrap, n=int(kept.sum()))
+        out["gain_over_unfiltered"] = est.value
+        if int(kept.sum()) >= 2:
+            out["gain_low"], out["gain_high"] = est.low, est.high
+    return out
+
+
+def _cell(row: dict) -> str:
+    """'0.327 [0.21, 0.44] (n=3); gain +0.05 [-0.1, 0.2]', escaped-safe (numbers only)."""
+
+    def num(value):
+        return "n/a" if value is None else f"{value:.3g}"
+
+    text = "n/a" if row["score"] is None else f"{row['score']:.3f}"
+    if row["score_low"] is not None:
+        text += f" [{num(row['score_low'])}, {num(row['score_high'])}]"
+    text += f" (n={row['n_concepts']})"
+    if row["gain_over_unfiltered"] is not None:
+        text += f"; gain {row['gain_over_unfiltered']:+.3g}"
+        if row["gain_low"] is not None:
+            text += f" [{num(row['gain_low'])}, {num(row['gain_high'])}]"
+    return text
 
 
 def table_html(table: pl.DataFrame, aggregation: str) -> str:
@@ -218,8 +284,7 @@ def table_html(table: pl.DataFrame, aggregation: str) -> str:
         cells = []
         for layer in layers:
             row = table.filter((pl.col("row") == label) & (pl.col("layer") == layer))
-            score, n = row["score"][0], row["n_concepts"][0]
-            cells.append(f"<td>{'n/a' if score is None else f'{score:.3f}'} (n={n})</td>")
+            cells.append(f"<td>{_cell(row.row(0, named=True))}</td>")
         body.append(f"<tr><th>{label}</th>{''.join(cells)}</tr>")
     if proxy:
         note = (
@@ -244,6 +309,9 @@ def table_html(table: pl.DataFrame, aggregation: str) -> str:
     return (
         "<h2>Concept steering</h2>"
         + note
-        + f"<p>Score per concept: {how}; each cell is the mean over concepts (n).</p>"
+        + f"<p>Score per concept: {how}; each cell is the mean over concepts "
+        "[its 95% bootstrap interval over concepts] (n concepts); a filtered SAE row adds "
+        "its gain over the unfiltered SAE [interval]. A row of fewer than 2 concepts has no "
+        "interval: one concept cannot carry a conclusion.</p>"
         + f"<table><tr><th>method</th>{head}</tr>{''.join(body)}</table>"
     )

@@ -23,15 +23,18 @@ from saesteer.concepts.evaluation import (
 )
 from saesteer.errors import ConfigError
 from saesteer.io import atomic_path, write_parquet
+from saesteer.stats import BootstrapSettings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ConceptTableSettings:
-    SECTIONS: ClassVar = ("concepts",)
+    SECTIONS: ClassVar = ("concepts", "findings")
     thresholds: tuple[float, ...]
-    aggregation: str  # of_means | of_harmonics
+    aggregation: str  # of_means | per_response
+    bootstrap: int  # findings.bootstrap: resamples behind each row's interval
+    seed: int  # findings.seed
 
 
 def _released_scores(released: Path, output_scores: pl.DataFrame, aggregation: str):
@@ -75,7 +78,8 @@ def run(
         scores, judge, proxy = _released_scores(released, scores_by_layer, settings.aggregation)
     else:
         scores, judge, proxy = _rated_scores(ratings, scores_by_layer, settings.aggregation)
-    table = table_rows(scores, list(settings.thresholds), judge, proxy)
+    bootstrap = BootstrapSettings(settings.bootstrap, settings.seed, live_only=False)
+    table = table_rows(scores, list(settings.thresholds), judge, proxy, bootstrap)
     write_parquet(scores, out_scores, CONCEPT_SCORES_SCHEMA)
     write_parquet(table, out_table, CONCEPT_TABLE_SCHEMA)
     with atomic_path(out_html) as tmp:

@@ -12,6 +12,7 @@ from saesteer.aggregate import findings
 from saesteer.artifacts import read_artifact
 from saesteer.io import atomic_path, write_json
 from saesteer.plots import findings_html
+from saesteer.stats import BootstrapSettings
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +21,11 @@ def run(
     *,
     run_name: Annotated[str, "the run's name (the page's title)"],
     features: Annotated[Path, "the run's features.parquet"],
-    summary: Annotated[Path, "the run's summary.parquet"],
+    settings: BootstrapSettings,
     out_json: Annotated[Path, "findings.json"],
     out_html: Annotated[Path, "findings.html"],
 ) -> None:
-    found = findings(read_artifact(features), read_artifact(summary))
+    found = findings(read_artifact(features), settings)
     write_json(found, out_json)
     with atomic_path(out_html) as tmp:
         tmp.write_text(findings_html(found, run_name))
