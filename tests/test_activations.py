@@ -79,6 +79,7 @@ def test_bulk_import_through_the_cli_writes_the_schema(export, tmp_path):
             *(sys.executable, "-m", "saesteer.cli", "activations", "--layer", "3"),
             *("--features", str(tmp_path / "features.parquet"), "--settings", json.dumps(settings)),
             *("--out", str(tmp_path / "activations.parquet")),
+            *("--out-densities", str(tmp_path / "densities.parquet")),
         ],
         capture_output=True,
         text=True,
@@ -93,6 +94,9 @@ def test_bulk_import_through_the_cli_writes_the_schema(export, tmp_path):
         (2, 0, 1.0, 1),
     ]
     assert frame["token_ids"].is_null().all()
+    # Exports hold examples, not how often a feature fires: density unknown, and said so.
+    densities = pl.read_parquet(tmp_path / "densities.parquet")
+    assert densities["density"].is_null().all() and set(densities["density_source"]) == {"none"}
 
 
 def test_bulk_import_errors_name_the_file_and_line(tmp_path):

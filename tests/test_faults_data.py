@@ -354,7 +354,7 @@ def test_a_bulk_export_with_nan_writes_no_activations_and_a_rerun_recovers(tmp_p
     argv = [
         *("activations", "--layer", str(LAYER), "--features", str(tmp_path / "features.parquet")),
         *("--settings", json.dumps(settings)),
-        *("--out", str(out)),
+        *("--out", str(out), "--out-densities", str(tmp_path / "densities.parquet")),
     ]
     with caplog.at_level(logging.ERROR):
         assert main(argv) == 2

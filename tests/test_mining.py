@@ -15,6 +15,7 @@ from saesteer.input_score import InputScoreSettings, score_input
 from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
 from saesteer.mining import (
     MiningSettings,
+    density_reference,
     mine_reference,
     mine_top_examples,
     top_examples_by_feature,
@@ -58,6 +59,10 @@ def test_batched_mining_equals_the_reference_loop(any_tiny_model, chunks, kind, 
             assert example.values == pytest.approx(acts, abs=1e-5)
             assert example.values[example.max_token_index] == pytest.approx(value, abs=1e-5)
             assert 2 not in [ids[example.max_token_index]]
+    # Activation density: the share of kept positions each feature fires on.
+    densities = [density_reference(model, sae, 2, chunks, f, special) for f in features]
+    assert top.density() == pytest.approx(densities, abs=1e-12)
+    assert top.n_tokens == 23 * 15 - 1  # every position but the BOS and the one special token
 
 
 SINK = 53  # w50

@@ -170,6 +170,7 @@ def _cli(tmp_path, api: NeuronpediaSettings, features: list[int]) -> list[str]:
         *("--features", str(tmp_path / "features.parquet")),
         *("--out", str(tmp_path / "activations.parquet"), "--settings"),
         json.dumps({"source": "neuronpedia", "n_examples": 10, "neuronpedia": section}),
+        *("--out-densities", str(tmp_path / "densities.parquet")),
     ]
 
 
@@ -219,6 +220,11 @@ def test_a_killed_download_resumes_without_refetching(server, tmp_path):
     assert frame.filter(pl.col("feature") == 4)["max_value"].to_list() == pytest.approx(
         [3.0 - 0.1 * j for j in range(10)]
     )
+    # Each feature's density is the API's frac_nonzero (the recorded response's 0.0037).
+    densities = pl.read_parquet(tmp_path / "densities.parquet")
+    assert densities.select("feature", "density", "density_source").rows() == [
+        (f, 0.0037, "neuronpedia") for f in features
+    ]
 
 
 def test_explanations_come_from_the_same_cache(server, tmp_path):

@@ -2,6 +2,7 @@
 
 import copy
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -117,6 +118,10 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
     assert manifest["layers"]["2"]["hook_name"] == "model.layers.2"
     assert manifest["layers"]["2"]["d_sae"] == 256
     assert manifest["layers"]["1"]["path"].endswith("layer_1")
+    # Provenance: the corpus's bytes, the software and the machine.
+    chunks = hashlib.sha256((out / "corpus/chunks.parquet").read_bytes()).hexdigest()
+    assert manifest["corpus"]["chunks_sha256"] == chunks
+    assert manifest["software"]["libraries"]["snakemake"] and manifest["machine"]["cores"] >= 1
 
 
 @pytest.mark.workflow

@@ -48,6 +48,7 @@ _SAME_NAME = [
 _PRODUCERS = {
     **{stem: stem for stem in _SAME_NAME},
     "output_scores_by_prompt": "output_scores",
+    "densities": "activations",
     "chunks": "tokenize_corpus",
     "documents": "corpus",
     "summary": "aggregate",

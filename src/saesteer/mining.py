@@ -34,6 +34,16 @@ class TopExamples:
     chunk: torch.Tensor  # [F, n] corpus chunk it came from
     token_ids: torch.Tensor  # [F, n, W] the context window, -1 outside the chunk
     values: torch.Tensor  # [F, n, W] the feature's activation at each window position
+    # Over every mined position (special tokens and sinks left out): how many there were,
+    # and at how many each feature fired (activation > 0). Set by mine_top_examples.
+    n_tokens: int | None = None
+    n_active: torch.Tensor | None = None  # [F]
+
+    def density(self) -> list[float | None]:
+        """Per feature, the share of mined positions where it fired."""
+        if self.n_active is None or not self.n_tokens:
+            return [None] * len(self.value)
+        return (self.n_active.double() / self.n_tokens).tolist()
 
     @staticmethod
     def best(parts: list[TopExamples], n: int) -> TopExamples:
@@ -77,13 +87,18 @@ def mine_top_examples(
     index = torch.as_tensor(features, dtype=torch.long, device=device)
     window = torch.arange(-settings.context_before, settings.context_after + 1, device=device)
     top = None
+    n_tokens, n_active = 0, torch.zeros(len(features), dtype=torch.long, device=device)
     for start in tqdm(range(0, len(chunks), settings.batch_size), desc=desc):
         tokens = chunks[start : start + settings.batch_size].to(device)
         hidden = residuals[start : start + settings.batch_size].to(device)
         acts = _encode_selected(sae, hidden, index, settings.max_latents)  # [B, T, F]
-        acts = acts * _non_sink_per_chunk(tokens, hidden, special_ids).unsqueeze(-1)
+        counted = _non_sink_per_chunk(tokens, hidden, special_ids)
+        acts = acts * counted.unsqueeze(-1)
+        n_tokens += int(counted.sum())
+        n_active += (acts > 0).sum((0, 1))
         batch = _batch_candidates(tokens, acts.transpose(1, 2), window, start)
         top = TopExamples.best([t for t in (top, batch) if t is not None], settings.n_examples)
+    top.n_tokens, top.n_active = n_tokens, n_active.cpu()
     return top
 
 
@@ -141,6 +156,34 @@ def mine_reference(
     Shares no code with the fast path: block L's output is read by a hook of its own, and
     the sink filter is written out here."""
     found = []
+    for c, ids, acts, _ in _reference_chunks(
+        model, sae, layer, chunks, feature, special_ids, sink_factor
+    ):
+        peak = max(range(len(acts)), key=acts.__getitem__)
+        lo = max(0, peak - settings.context_before)
+        hi = min(len(acts), peak + settings.context_after + 1)
+        found.append((acts[peak], c, ids[lo:hi], acts[lo:hi]))
+    found.sort(key=lambda e: (-e[0], e[1]))
+    return [e for e in found if e[0] > 0][: settings.n_examples]
+
+
+@torch.no_grad()
+def density_reference(
+    model, sae, layer: int, chunks, feature: int, special_ids: list[int], sink_factor=10.0
+) -> float:
+    """The share of kept positions where `feature` fires, counted one chunk at a time."""
+    active = kept = 0
+    for _, _, acts, keep in _reference_chunks(
+        model, sae, layer, chunks, feature, special_ids, sink_factor
+    ):
+        kept += sum(keep)
+        active += sum(1 for a, k in zip(acts, keep, strict=True) if k and a > 0)
+    return active / kept
+
+
+def _reference_chunks(model, sae, layer, chunks, feature, special_ids, sink_factor):
+    """Per chunk: (index, token ids, the feature's activation per position with special
+    tokens and sinks at 0, which positions were kept)."""
     for c in range(len(chunks)):
         tokens = chunks[c : c + 1]
         hidden = _read_block_output(model, layer, tokens)[0]
@@ -153,13 +196,7 @@ def mine_reference(
             for n, t in zip(norms, ids, strict=True)
         ]
         latents = sae.encode(hidden.to(sae.W_dec.dtype))[:, feature].tolist()
-        acts = [a if k else 0.0 for a, k in zip(latents, keep, strict=True)]
-        peak = max(range(len(acts)), key=acts.__getitem__)
-        lo = max(0, peak - settings.context_before)
-        hi = min(len(acts), peak + settings.context_after + 1)
-        found.append((acts[peak], c, ids[lo:hi], acts[lo:hi]))
-    found.sort(key=lambda e: (-e[0], e[1]))
-    return [e for e in found if e[0] > 0][: settings.n_examples]
+        yield c, ids, [a if k else 0.0 for a, k in zip(latents, keep, strict=True)], keep
 
 
 class _Read(Exception):

@@ -22,7 +22,7 @@ from saesteer.http import (
     retrying_session,
     run_bounded,
 )
-from saesteer.io import loads_json, write_json
+from saesteer.io import is_finite_number, loads_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,20 @@ def read_cached(settings: NeuronpediaSettings, layer: int, feature: int) -> list
     path = settings.cache_path(layer, feature)
     data = loads_json(path.read_text(), f"feature {feature}: cached {path}")
     return parse_feature_json(data, f"feature {feature} ({path})")
+
+
+def cached_density(settings: NeuronpediaSettings, layer: int, feature: int) -> float | None:
+    """The share of tokens the feature fires on, from its cached JSON's `frac_nonzero`;
+    None when the response has none (it is optional there)."""
+    path = settings.cache_path(layer, feature)
+    value = loads_json(path.read_text(), f"feature {feature}: cached {path}").get("frac_nonzero")
+    if value is None:
+        return None
+    if not is_finite_number(value) or not 0 <= value <= 1:
+        raise NeuronpediaError(
+            f"feature {feature} ({path}): frac_nonzero must be a number in [0, 1], got {value!r}"
+        )
+    return float(value)
 
 
 def _download(settings: NeuronpediaSettings, layer: int, features: list[int]) -> None:

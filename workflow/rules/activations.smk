@@ -2,7 +2,8 @@ rule activations:
     input:
         unpack(activation_inputs),
     output:
-        f"{OUT}/layers/{{layer}}/activations.parquet",
+        activations=f"{OUT}/layers/{{layer}}/activations.parquet",
+        densities=f"{OUT}/layers/{{layer}}/densities.parquet",
     log:
         f"{OUT}/logs/activations/{{layer}}.log",
     benchmark:
@@ -21,4 +22,4 @@ rule activations:
     shell:
         "saesteer activations --layer {wildcards.layer} --features {input.features} "
         "{params.optional} --settings {params.settings:q} --device {params.device} "
-        "--out {output} 2> {log}"
+        "--out {output.activations} --out-densities {output.densities} 2> {log}"

@@ -4,6 +4,7 @@ rule aggregate:
         features=layer_outputs("features"),
         logit_lens=layer_outputs("logit_lens"),
         input_scores=layer_outputs("input_scores"),
+        densities=layer_outputs("densities"),
         output_scores=layer_outputs("output_scores"),
         best_factors=layer_outputs("best_factors"),
         sae_metrics=(
@@ -26,6 +27,7 @@ rule aggregate:
     shell:
         "saesteer aggregate --model {input.model} --features {input.features} "
         "--logit-lens {input.logit_lens} --input-scores {input.input_scores} "
+        "--densities {input.densities} "
         "--output-scores {input.output_scores} --best-factors {input.best_factors} "
         "{params.optional} --settings {params.settings:q} "
         "--out-features {output.features} --out-summary {output.summary} 2> {log}"

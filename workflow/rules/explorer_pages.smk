@@ -18,7 +18,8 @@ rule explorer_pages:
     shell:
         "saesteer explorer-pages --run-name {params.run} --model {input.model} "
         "--features {input.features} --logit-lens {input.logit_lens} "
-        "--input-scores {input.input_scores} --output-scores {input.output_scores} "
+        "--input-scores {input.input_scores} --densities {input.densities} "
+        "--output-scores {input.output_scores} "
         "--activations {input.activations} --generations {input.generations} "
         "--gen-metrics {input.gen_metrics} --best-factors {input.best_factors} "
         "{params.optional} --settings {params.settings:q} --out {output} 2> {log}"

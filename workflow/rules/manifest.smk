@@ -2,6 +2,8 @@ rule manifest:
     input:
         model=f"{OUT}/model.json",
         saes=expand(f"{OUT}/layers/{{layer}}/sae.json", layer=LAYERS),
+        documents=f"{OUT}/corpus/documents.parquet" if USES_CORPUS else [],
+        chunks=f"{OUT}/corpus/chunks.parquet" if USES_CORPUS else [],
     output:
         f"{OUT}/manifest.json",
     log:
@@ -12,6 +14,12 @@ rule manifest:
         "../envs/saesteer.yaml"
     params:
         run=config["run"],
+        optional=optional_inputs("documents", "chunks"),
+        sources=(
+            "--corpus-sources " + " ".join(shlex.quote(s) for s in CORPUS["sources"])
+            if USES_CORPUS
+            else ""
+        ),
     shell:
         "saesteer manifest --run-name {params.run} --model {input.model} "
-        "--sae {input.saes} --out {output} 2> {log}"
+        "--sae {input.saes} {params.optional} {params.sources} --out {output} 2> {log}"

@@ -1,6 +1,7 @@
 """Stage `activations`: each feature's top activating examples, from one of three sources
 (a registry): mined locally from the cached residuals, Neuronpedia's API, or Neuronpedia's
-bulk export files."""
+bulk export files; and each feature's activation density (the share of tokens it fires
+on: counted over the mined tokens, or Neuronpedia's `frac_nonzero`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar
 
+import polars as pl
 import torch
 
 from saesteer.activations import (
@@ -26,7 +28,7 @@ from saesteer.corpus import read_chunks
 from saesteer.errors import ConfigError
 from saesteer.io import write_parquet
 from saesteer.mining import MiningSettings, mine_top_examples, top_examples_by_feature
-from saesteer.neuronpedia import NeuronpediaSettings, fetch_features
+from saesteer.neuronpedia import NeuronpediaSettings, cached_density, fetch_features
 from saesteer.residuals import read_residuals
 from saesteer.saes import load_layer_sae
 
@@ -45,6 +47,23 @@ class ActivationSettings:
     bulk: dict
 
 
+DENSITIES_SCHEMA = {
+    "layer": pl.Int32,
+    "feature": pl.Int64,
+    "density": pl.Float64,  # share of tokens the feature fires on; null when unknown
+    "density_tokens": pl.Int64,  # tokens it was counted over (null: the source's figure)
+    "density_source": pl.Utf8,  # mined | neuronpedia | none
+}
+
+
+@dataclass(frozen=True)
+class Found:
+    examples: dict[int, list[Example]]
+    density: dict[int, float | None]
+    density_tokens: int | None
+    density_source: str
+
+
 @dataclass(frozen=True)
 class Inputs:
     layer: int
@@ -56,7 +75,7 @@ class Inputs:
     device: str
 
 
-def _mined(inputs: Inputs, settings: ActivationSettings) -> dict[int, list[Example]]:
+def _mined(inputs: Inputs, settings: ActivationSettings) -> Found:
     mining = settings_for(MiningSettings, {**settings.mine, "n_examples": settings.n_examples})
     if not (inputs.model and inputs.sae and inputs.chunks and inputs.residuals):
         raise ConfigError("activations.source mine: needs --model, --sae, --chunks and --residuals")
@@ -76,22 +95,28 @@ def _mined(inputs: Inputs, settings: ActivationSettings) -> dict[int, list[Examp
         mining,
         desc=f"mining layer {layer}",
     )
-    return top_examples_by_feature(top, inputs.features, tokenizer)
+    examples = top_examples_by_feature(top, inputs.features, tokenizer)
+    density = dict(zip(inputs.features, top.density(), strict=True))
+    return Found(examples, density, top.n_tokens, "mined")
 
 
-def _neuronpedia(inputs: Inputs, settings: ActivationSettings) -> dict[int, list[Example]]:
+def _neuronpedia(inputs: Inputs, settings: ActivationSettings) -> Found:
     api = settings_for(NeuronpediaSettings, settings.neuronpedia)
     examples = fetch_features(api, inputs.layer, inputs.features)
-    return {f: strongest_first(e, settings.n_examples) for f, e in examples.items()}
+    density = {f: cached_density(api, inputs.layer, f) for f in inputs.features}
+    examples = {f: strongest_first(e, settings.n_examples) for f, e in examples.items()}
+    return Found(examples, density, None, "neuronpedia")
 
 
-def _bulk(inputs: Inputs, settings: ActivationSettings) -> dict[int, list[Example]]:
+def _bulk(inputs: Inputs, settings: ActivationSettings) -> Found:
     files = export_files(settings.bulk["files"], inputs.layer)
     source_id = settings.bulk["source"].format(layer=inputs.layer)
-    return import_bulk_export(files, source_id, inputs.features, settings.n_examples)
+    examples = import_bulk_export(files, source_id, inputs.features, settings.n_examples)
+    # Activation exports hold examples, not how often a feature fires.
+    return Found(examples, dict.fromkeys(inputs.features), None, "none")
 
 
-SOURCES: dict[str, Callable[[Inputs, ActivationSettings], dict[int, list[Example]]]] = {
+SOURCES: dict[str, Callable[[Inputs, ActivationSettings], Found]] = {
     "mine": _mined,
     "neuronpedia": _neuronpedia,
     "bulk": _bulk,
@@ -109,12 +134,25 @@ def run(
     residuals: Annotated[Path | None, "the layer's residual cache (source mine)"] = None,
     device: str = "auto",
     out: Annotated[Path, "activations.parquet"],
+    out_densities: Annotated[Path, "densities.parquet"],
 ) -> None:
     ids = read_artifact(features)["feature"].to_list()
     inputs = Inputs(layer, ids, model, sae, chunks, residuals, device)
-    examples = SOURCES[settings.source](inputs, settings)
+    found = SOURCES[settings.source](inputs, settings)
+    examples = found.examples
     frame = activations_frame(layer, examples)
+    densities = pl.DataFrame(
+        {
+            "layer": layer,
+            "feature": ids,
+            "density": [found.density[f] for f in ids],
+            "density_tokens": found.density_tokens,
+            "density_source": found.density_source,
+        },
+        schema=DENSITIES_SCHEMA,
+    )
     write_parquet(frame, out, ACTIVATIONS_SCHEMA)
+    write_parquet(densities, out_densities, DENSITIES_SCHEMA)
     counts = sorted(len(e) for e in examples.values())
     log.info(
         "layer %d: %d examples of %d features from %s (%d features without any, "
@@ -126,3 +164,12 @@ def run(
         counts.count(0),
         counts[len(counts) // 2],
     )
+    known = densities["density"].drop_nulls()
+    if known.len():
+        log.info(
+            "layer %d: activation density (%s) median %.4g, %d features fire on no token",
+            layer,
+            found.density_source,
+            known.median(),
+            (known == 0).sum(),
+        )

@@ -29,6 +29,7 @@ def run(
     features: Annotated[Path, "the layer's features.parquet"],
     logit_lens: Annotated[Path, "the layer's logit_lens.parquet"],
     input_scores: Annotated[Path, "the layer's input_scores.parquet"],
+    densities: Annotated[Path | None, "the layer's densities.parquet"] = None,
     output_scores: Annotated[Path, "the layer's output_scores.parquet"],
     activations: Annotated[Path, "the layer's activations.parquet"],
     generations: Annotated[Path, "the layer's generations.parquet"],
@@ -54,6 +55,7 @@ def run(
         generations=read_artifact(generations),
         gen_metrics=read_artifact(gen_metrics),
         best_factors=read_artifact(best_factors),
+        densities=read_artifact(densities) if densities else None,
         concepts=read_artifact(concepts) if concepts else None,
         concept_ratings=read_artifact(concept_ratings) if concept_ratings else None,
     )
