@@ -10,7 +10,7 @@ CORPUS_DEBS := debian-handbook python3.11-doc fortunes
 # The browser the report test opens the HTML report in (its own driver: nothing downloaded).
 BROWSER_DEBS := chromium chromium-driver
 
-.PHONY: install corpus-deps browser-deps paper-data demo report test test-fast lint bench clean
+.PHONY: install corpus-deps browser-deps paper-data demo report robustness test test-fast lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -63,6 +63,11 @@ endef
 demo: install corpus-deps
 	snakemake --cores $(CORES) --configfile $(CONFIG)
 	$(build_report)
+
+# The demo (or CONFIG) under 3 seeds of feature sampling and SAE training: each finding's
+# verdict per seed (seed 0 is the config's own run, reused when finished).
+robustness: install corpus-deps
+	saesteer robustness $(CONFIG) --cores $(CORES)
 
 # Rebuilds the report of a finished run (after `make demo` or a `snakemake` run).
 report: install

@@ -67,7 +67,8 @@ def test_a_bad_command_line_is_refused_naming_the_flag(argv, message, capsys):
 
 def test_every_command_has_help(capsys):
     """`saesteer <command> --help` builds every stage's parser from its signature."""
-    assert set(cli.COMMANDS) == {"check-config", "estimate"} | {s.replace("_", "-") for s in STAGES}
+    own = {"check-config", "estimate", "robustness"}
+    assert set(cli.COMMANDS) == own | {s.replace("_", "-") for s in STAGES}
     for name in cli.COMMANDS:
         with pytest.raises(SystemExit) as exit:
             cli.main([name, "--help"])

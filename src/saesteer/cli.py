@@ -72,17 +72,35 @@ def estimate(
         json_out.write_text(json.dumps(result, indent=2) + "\n")
 
 
+def robustness(
+    config: Annotated[Path, "the run config"],
+    /,
+    *,
+    seeds: Annotated[list[int], "seeds of feature sampling and SAE training"] = (0, 1, 2),
+    cores: Annotated[str, "snakemake --cores"] = "all",
+) -> None:
+    """Rerun a config under several seeds of feature sampling and SAE training (Snakemake,
+    from the repository root) and print each finding's verdict under each seed; the table
+    also goes to results/robustness/<run>.json."""
+    from saesteer.robustness import render, run_seeds
+
+    table = run_seeds(config, list(seeds), cores)
+    print(render(table))
+
+
 COMMANDS: dict[str, str] = {
     "check-config": "validate a run config, print it resolved",
     "estimate": "a run's size and projected wall time, before it starts",
+    "robustness": "rerun a config under 3 seeds, print each finding's verdict per seed",
     **{name.replace("_", "-"): help for name, help in STAGES.items()},
 }
 
 
 def command(name: str) -> Callable[..., None]:
     """The function behind a command; a stage's module is imported only here."""
-    if name in ("check-config", "estimate"):
-        return {"check-config": check_config, "estimate": estimate}[name]
+    own = {"check-config": check_config, "estimate": estimate, "robustness": robustness}
+    if name in own:
+        return own[name]
     return importlib.import_module(f"saesteer.stages.{name.replace('-', '_')}").run
 
 

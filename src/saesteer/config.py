@@ -146,6 +146,24 @@ def trained_sae_dir(config: dict, layer: int, train: dict) -> str:
     return f"results/{config['run']}/layers/{layer}/sae-{key}"
 
 
+def sweep_saes(config: dict) -> dict[tuple[str, int], dict]:
+    """(variant, layer) -> {"train": ..., "path": ...} of every SAE the sweep trains: the
+    variant's sae.train keys over each trained layer's own settings, in a directory keyed
+    like the layer's own SAE (a variant equal to it is that very SAE)."""
+    out = {}
+    for variant, overrides in config.get("sae_sweep", {}).get("variants", {}).items():
+        for layer in configured_layers(config):
+            sae = layer_settings(config, layer)["sae"]
+            if sae.get("source") != "train":
+                raise ConfigError(
+                    f"sae_sweep.variants.{variant}: layer {layer}'s SAE is not trained here "
+                    f"(sae.source {sae.get('source')!r}); a sweep trains from its settings"
+                )
+            train = {**sae["train"], **overrides}
+            out[(variant, layer)] = {"train": train, "path": trained_sae_dir(config, layer, train)}
+    return out
+
+
 def configured_layers(config: dict) -> list[int]:
     return sorted(int(k) for k in config["layers"])
 

@@ -29,9 +29,10 @@ class TrainSettings:
     """The `sae.train` config block (defaults in the schema)."""
 
     SECTIONS: ClassVar = ("sae.train",)
-    architecture: str  # topk | standard
+    architecture: str  # topk | batchtopk | standard
     d_sae: int
-    k: int  # topk only
+    k: int  # topk and batchtopk
+    aux_loss_coefficient: float  # topk and batchtopk: trains dead latents
     l1_coefficient: float  # standard only
     activation_tokens: int  # corpus tokens run through the model
     training_tokens: int  # SAE training samples (epochs over the cache)
@@ -68,6 +69,8 @@ def shuffled_batches(acts: torch.Tensor, batch_size: int, seed: int) -> Iterator
 
 def _training_sae(settings: TrainSettings, d_in: int, layer: int):
     from sae_lens import (
+        BatchTopKTrainingSAE,
+        BatchTopKTrainingSAEConfig,
         StandardTrainingSAE,
         StandardTrainingSAEConfig,
         TopKTrainingSAE,
@@ -83,8 +86,11 @@ def _training_sae(settings: TrainSettings, d_in: int, layer: int):
         "normalize_activations": "expected_average_only_in",
         "metadata": SAEMetadata(hook_name=f"model.layers.{layer}", prepend_bos=True),
     }
+    sparse = {"k": settings.k, "aux_loss_coefficient": settings.aux_loss_coefficient}
     if settings.architecture == "topk":
-        return TopKTrainingSAE(TopKTrainingSAEConfig(k=settings.k, **common))
+        return TopKTrainingSAE(TopKTrainingSAEConfig(**sparse, **common))
+    if settings.architecture == "batchtopk":
+        return BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(**sparse, **common))
     if settings.architecture == "standard":
         config = StandardTrainingSAEConfig(l1_coefficient=settings.l1_coefficient, **common)
         return StandardTrainingSAE(config)

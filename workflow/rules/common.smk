@@ -4,7 +4,12 @@ from pathlib import Path
 import saesteer
 
 from saesteer.activations import export_files
-from saesteer.config import canonical_json, configured_layers, layer_settings
+from saesteer.config import (
+    canonical_json,
+    configured_layers,
+    layer_settings,
+    sweep_saes,
+)
 from saesteer.features import read_feature_file
 from saesteer.models import host_has_gpu
 from saesteer.prompts import resolve_prefixes
@@ -58,6 +63,11 @@ RESIDUAL_LAYERS = LAYERS if MINED else TRAINED_LAYERS
 # Whether the run reads the corpus at all (Neuronpedia examples and downloaded SAEs do not).
 USES_CORPUS = bool(RESIDUAL_LAYERS)
 
+# The SAE sweep's trained SAEs, by (variant, layer); trained by rule train_sae like the
+# layers' own, from the same residual cache.
+SWEEP_SAES = sweep_saes(config)
+SWEEP_VARIANTS = list(config["sae_sweep"]["variants"])
+
 
 def residual_sizes():
     """How many chunks of each split the cache holds: what its most demanding reader needs."""
@@ -66,7 +76,8 @@ def residual_sizes():
         [
             layer_settings(config, layer)["sae"]["train"]["activation_tokens"]
             for layer in TRAINED_LAYERS
-        ],
+        ]
+        + [sae["train"]["activation_tokens"] for sae in SWEEP_SAES.values()],
         [ACTIVATIONS["mine"]["max_tokens"]] if MINED else [],
         config["sae_metrics"]["max_tokens"] if TRAINED_LAYERS else None,
     )
@@ -106,6 +117,7 @@ def optional_inputs(*names):
 
 wildcard_constraints:
     layer=r"\d+",
+    variant=r"[a-z0-9][a-z0-9_.-]*",
     key=r"[0-9a-f]{12}",
 
 
@@ -124,7 +136,12 @@ def feature_settings(wildcards):
 
 def train_settings(wildcards):
     sae = layer_settings(config, wildcards.layer)["sae"]
-    if sae["path"] != f"{OUT}/layers/{wildcards.layer}/sae-{wildcards.key}":
+    path = f"{OUT}/layers/{wildcards.layer}/sae-{wildcards.key}"
+    swept = [s for (_, l), s in SWEEP_SAES.items() if l == int(wildcards.layer)]
+    for candidate in swept:
+        if candidate["path"] == path:
+            return canonical_json(candidate["train"])
+    if sae["path"] != path:
         raise WorkflowError(
             f"layer {wildcards.layer}: sae-{wildcards.key} is not the SAE of this config's "
             f"training settings ({sae['path']})"
@@ -297,10 +314,11 @@ RELEASED_FOLDERS = [
 ]
 
 
-def concept_settings(stage):
-    """The `concepts` settings `stage` reads; the description source resolved (auto reads
-    Neuronpedia's explanations when the activations come from there)."""
-    settings = {key: CONCEPTS[key] for key in CONCEPT_KEYS[stage]}
+def concept_settings(stage, extra=None):
+    """The `concepts` settings `stage` reads (and `extra` keys from other sections); the
+    description source resolved (auto reads Neuronpedia's explanations when the
+    activations come from there)."""
+    settings = {key: CONCEPTS[key] for key in CONCEPT_KEYS[stage]} | (extra or {})
     if stage == "concepts":
         if settings["description"] == "auto":
             from_api = ACTIVATIONS["source"] == "neuronpedia"
@@ -373,6 +391,7 @@ EXPLORER_LAYER_ARTIFACTS = [
     "features",
     "logit_lens",
     "input_scores",
+    "densities",
     "output_scores",
     "activations",
     "generations",

@@ -30,6 +30,8 @@ STAGES = {
     "explorer_pages": "one layer's feature pages for the report's explorer",
     "explorer_index": "the explorer's sortable table of every feature",
     "manifest": "write the run manifest",
+    "sae_sweep": "score one SAE sweep variant at one layer",
+    "sae_sweep_table": "the SAE sweep's table, plot and gates",
     "concepts": "one layer's concepts: features and descriptions",
     "concept_generations": "answers steered by SAE, DiffMean and prompting",
     "concept_ratings": "rate answers: concept, instruction, fluency",
