@@ -28,6 +28,20 @@ def test_allocation_covers_every_stratum_then_goes_by_size(sizes, n, counts):
     assert allocate(sizes, n) == counts
 
 
+@pytest.mark.parametrize(
+    ("sizes", "n", "counts"),
+    [
+        ([20, 18, 10], 20, [6, 7, 7]),  # equal shares; a tie goes to the higher stratum
+        ([28, 4], 20, [16, 4]),  # a small stratum is taken whole, the rest goes on
+        ([60, 30, 0], 10, [5, 5, 0]),
+    ],
+)
+def test_equal_allocation_gives_a_rare_stratum_as_many_as_a_common_one(sizes, n, counts):
+    assert allocate(sizes, n, "equal") == counts
+    with pytest.raises(ValueError, match="generation.allocation"):
+        allocate(sizes, n, "neyman")
+
+
 def test_too_few_steered_features_for_the_strata_is_an_error():
     with pytest.raises(ValueError, match="max_features = 1 cannot cover the 2"):
         allocate([10, 3], 1)

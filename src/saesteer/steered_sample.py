@@ -24,10 +24,17 @@ def stratum(score: float | None, cutpoints: Sequence[float]) -> int:
     return 0 if score is None else bisect.bisect_right(list(cutpoints), score)
 
 
-def allocate(sizes: Sequence[int], n: int) -> list[int]:
+ALLOCATIONS = ("proportional", "equal")
+
+
+def allocate(sizes: Sequence[int], n: int, allocation: str = "proportional") -> list[int]:
     """Steered features per stratum: one for every non-empty stratum, then one at a time
-    to the stratum furthest below its proportional share n * size / total (ties to the
-    higher stratum), never more than a stratum holds."""
+    to the stratum furthest below its share (ties to the higher stratum), never more than
+    a stratum holds. The share is n * size / total (`proportional`), or the same for every
+    stratum (`equal`: a rare stratum, such as output scores >= 0.1, gets as many steered
+    features as a common one, which is what a contrast between strata needs)."""
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"generation.allocation: {allocation!r} (known: {list(ALLOCATIONS)})")
     counts = [min(size, 1) for size in sizes]
     if n < sum(counts):
         raise ValueError(
@@ -37,7 +44,10 @@ def allocate(sizes: Sequence[int], n: int) -> list[int]:
     total = sum(sizes)
     for _ in range(min(n, total) - sum(counts)):
         open_ = [h for h, size in enumerate(sizes) if counts[h] < size]
-        h = max(open_, key=lambda h: (n * sizes[h] / total - counts[h], h))
+        if allocation == "equal":
+            h = max(open_, key=lambda h: (-counts[h], h))
+        else:
+            h = max(open_, key=lambda h: (n * sizes[h] / total - counts[h], h))
         counts[h] += 1
     return counts
 
@@ -47,6 +57,7 @@ def select_steered(
     n: int | None,
     output_scores: Mapping[int, float] | None = None,
     cutpoints: Sequence[float] = (),
+    allocation: str = "proportional",
 ) -> list[int]:
     """The features to steer, in the list's order: the first of each stratum's features,
     as many as `allocate` gives it."""
@@ -61,7 +72,7 @@ def select_steered(
     if unknown:
         raise ValueError(f"features {unknown[:5]} have no output score")
     strata = [stratum(output_scores[f], cutpoints) for f in features]
-    counts = allocate([strata.count(h) for h in range(len(cutpoints) + 1)], n)
+    counts = allocate([strata.count(h) for h in range(len(cutpoints) + 1)], n, allocation)
     chosen = []
     for feature, h in zip(features, strata, strict=True):
         if counts[h] > 0:

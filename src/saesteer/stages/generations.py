@@ -34,6 +34,7 @@ class GenerationSettings:
     n_prefixes: int | None
     max_features: int | None
     output_strata: tuple[float, ...]
+    allocation: str  # proportional | equal (steered features per output-score stratum)
     seed: int
     released: dict
     temperature: float
@@ -71,6 +72,7 @@ def run(
         settings.max_features,
         scores,
         list(settings.output_strata),
+        settings.allocation,
     )
     log.info("steering features %s", steered)
     factors = list(settings.factors)
