@@ -330,7 +330,8 @@ def snapshot(run_dir: Path, wall_seconds: float | None) -> Path:
             for row in csv.DictReader(f, delimiter="\t"):
                 seconds[rule] = seconds.get(rule, 0.0) + float(row["s"])
                 jobs += 1
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     timing = {
         "wall_seconds": wall_seconds,
         "jobs": jobs,

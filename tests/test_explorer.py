@@ -367,7 +367,7 @@ def test_findings_page_links_into_the_explorer(tmp_path):
     assert "explorer/index.html#min_output=0.1&sort=output:descending" in page.links
     assert "explorer/index.html#layer=8&sort=output:descending" in page.links
     findings_text = " ".join(page.text["findings"].split())
-    assert "Pearson correlation, input vs output score -0.39 " in findings_text
+    assert "Pearson correlation, input vs output score -0.39 (n=6)" in findings_text
     assert "steered features weighted 1.5 [" in findings_text and "(n=5)" in findings_text
 
 

@@ -391,7 +391,8 @@ def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
     result = run_snakemake(tmp_path, tiny_config, *targets)
     assert result.returncode == 0, result.stderr[-3000:]
     assert {path: path.stat().st_mtime_ns for path in kept} == kept
-    assert len(list((out / "layers/2").glob("sae-*"))) == 1
+    # Its own SAE, and the SAE of the sweep's one variant (k4) at the new layer.
+    assert len(list((out / "layers/2").glob("sae-*"))) == 2
     assert planned_jobs(run_snakemake(tmp_path, tiny_config, "-n", *targets).stdout) == []
     # A rerun after deleting results/ (.snakemake/ kept) trains and describes the SAEs
     # again, once: the run after it plans nothing, rather than replanning every layer from
@@ -605,7 +606,13 @@ def test_the_report_opens_in_a_browser_with_plots_findings_and_the_explorer(fini
         driver.switch_to.frame(frame)
         table = WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "findings"))
         assert "Fraction with input score > 0.5 and output score > 0.5" in table.text
-        assert f"{found['n_features']} ({found['n_layers']})" in table.text
+        counted = f"{found['n_counted']} live of {found['n_features']} ({found['n_layers']} layers"
+        assert counted in table.text
+        # Each of the paper's findings with its verdict.
+        verdicts = driver.find_elements(By.CSS_SELECTOR, "#verdicts tr")
+        assert len(verdicts) == 1 + len(found["verdicts"])
+        shown = [r.find_element(By.TAG_NAME, "strong").text for r in verdicts[1:]]
+        assert shown == [v["verdict"] for v in found["verdicts"]]
         thresholds = driver.find_elements(By.CSS_SELECTOR, "#thresholds tr")
         assert [r.text.split()[0] for r in thresholds[1:]] == ["0.01", "0.1", "0.5"]
         # Embedded as a data URI, its links into the explorer could not resolve: gone, and

@@ -271,8 +271,14 @@ def findings_html(found: dict, run: str) -> str:
                 found["n_scored_both"],
             ),
         ),
-        ("Pearson correlation, input vs output score", number(found["pearson_input_output"])),
-        ("Spearman correlation, input vs output score", number(found["spearman_input_output"])),
+        (
+            "Pearson correlation, input vs output score",
+            estimate_text(found["pearson_input_output"], n=found["n_scored_both"]),
+        ),
+        (
+            "Spearman correlation, input vs output score",
+            estimate_text(found["spearman_input_output"], n=found["n_scored_both"]),
+        ),
         (
             "First layer whose median output score exceeds its median input score",
             number(found["first_layer_output_above_input"]),

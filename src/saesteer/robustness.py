@@ -62,20 +62,24 @@ def verdict_table(findings: dict[int, dict]) -> dict:
 
 def render(table: dict) -> str:
     seeds = sorted({s for row in table.values() for s in row["seeds"]}, key=int)
-    lines = ["finding".ljust(32) + "".join(f"seed {s}".ljust(34) for s in seeds) + "same"]
-    for name, row in table.items():
-        cells = []
-        for s in seeds:
-            v = row["seeds"].get(s)
-            if v is None:
-                cells.append("-".ljust(34))
-                continue
-            low, high = v["low"], v["high"]
-            span = "" if low is None else f" [{low:.3g}, {high:.3g}]"
-            value = "n/a" if v["value"] is None else f"{v['value']:.3g}"
-            cells.append(f"{v['verdict']} {value}{span}".ljust(34))
-        lines.append(name.ljust(32) + "".join(cells) + ("yes" if row["agree"] else "NO"))
-    return "\n".join(lines)
+
+    def cell(v) -> str:
+        if v is None:
+            return "-"
+        span = "" if v["low"] is None else f" [{v['low']:.3g}, {v['high']:.3g}]"
+        value = "n/a" if v["value"] is None else f"{v['value']:.3g}"
+        return f"{v['verdict']} {value}{span}"
+
+    rows = [
+        [name, *(cell(row["seeds"].get(s)) for s in seeds), "yes" if row["agree"] else "NO"]
+        for name, row in table.items()
+    ]
+    header = ["finding", *(f"seed {s}" for s in seeds), "same"]
+    widths = [max(len(r[i]) for r in [header, *rows]) + 2 for i in range(len(header))]
+    return "\n".join(
+        "".join(text.ljust(width) for text, width in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    )
 
 
 def run_seeds(

@@ -143,7 +143,10 @@ class Claim:
     def verdict(self, estimate: Estimate) -> dict:
         low, high = estimate.low, estimate.high
         if estimate.n < self.min_n or low is None or high is None:
-            verdict, why = "inconclusive", "not measurable on this run (too few data)"
+            verdict = "inconclusive"
+            why = f"not measurable on this run: n = {estimate.n}, it needs {self.min_n}"
+            if estimate.n >= self.min_n:
+                why = "not measurable on this run: no interval"
         else:
             beyond = low > self.reference if self.above else high < self.reference
             against = high < self.reference if self.above else low > self.reference

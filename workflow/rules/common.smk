@@ -66,7 +66,7 @@ USES_CORPUS = bool(RESIDUAL_LAYERS)
 # The SAE sweep's trained SAEs, by (variant, layer); trained by rule train_sae like the
 # layers' own, from the same residual cache.
 SWEEP_SAES = sweep_saes(config)
-SWEEP_VARIANTS = list(config["sae_sweep"]["variants"])
+SWEEP_VARIANTS = sorted(config["sae_sweep"]["variants"])  # canonical: key order is no param
 
 
 def residual_sizes():
