@@ -66,7 +66,8 @@ USES_CORPUS = bool(RESIDUAL_LAYERS)
 # The SAE sweep's trained SAEs, by (variant, layer); trained by rule train_sae like the
 # layers' own, from the same residual cache.
 SWEEP_SAES = sweep_saes(config)
-SWEEP_VARIANTS = sorted(config["sae_sweep"]["variants"])  # canonical: key order is no param
+# Sorted: the order of a config's keys is not a setting (params stay the same).
+SWEEP_VARIANTS = sorted(config["sae_sweep"]["variants"])
 
 
 def residual_sizes():
