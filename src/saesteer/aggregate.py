@@ -227,11 +227,7 @@ def threshold_rows(
     GenSuccess@20 at the best factor of the kept steered features against all steered
     (both weighted by `steering_weight`, so a stratified sample estimates all features),
     with bootstrap intervals of the mean, gain and ratio when `settings` are given."""
-    steered = features.filter(
-        pl.col("gen_success_20").is_not_null() & pl.col("steering_weight").is_not_null()
-    )
-    gs = steered["gen_success_20"].to_numpy().astype(float)
-    weight = steered["steering_weight"].to_numpy().astype(float)
+    steered, gs, weight = _steered(features)
     score = steered["output_score"].fill_null(-math.inf).to_numpy().astype(float)
     base = weighted_gen_success(features)
     rows = []
@@ -255,6 +251,17 @@ def threshold_rows(
     return pl.DataFrame(rows, schema=THRESHOLD_ROWS_SCHEMA)
 
 
+def _steered(features: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """The steered features with a weight, their GenSuccess@20 and their weights."""
+    steered = features.filter(
+        pl.col("gen_success_20").is_not_null() & pl.col("steering_weight").is_not_null()
+    )
+    as_array = {
+        c: steered[c].to_numpy().astype(float) for c in ("gen_success_20", "steering_weight")
+    }
+    return steered, as_array["gen_success_20"], as_array["steering_weight"]
+
+
 def _threshold_statistics(gs: np.ndarray, weight: np.ndarray, kept: np.ndarray) -> dict:
     """Mean of the kept, gain and ratio over all, as functions of resampled row indices."""
 
@@ -274,11 +281,7 @@ def _threshold_statistics(gs: np.ndarray, weight: np.ndarray, kept: np.ndarray) 
 
 def gen_success_interval(features: pl.DataFrame, settings: BootstrapSettings) -> Estimate:
     """The weighted mean GenSuccess@20 of all steered features, with its interval."""
-    steered = features.filter(
-        pl.col("gen_success_20").is_not_null() & pl.col("steering_weight").is_not_null()
-    )
-    gs = steered["gen_success_20"].to_numpy().astype(float)
-    weight = steered["steering_weight"].to_numpy().astype(float)
+    steered, gs, weight = _steered(features)
     return interval(lambda i: weighted_mean(gs[i], weight[i]), _strata(steered), settings)
 
 
