@@ -219,3 +219,15 @@ def test_share_above_chance_per_layer_has_its_n_and_interval(tables):
     assert eight["share_above_chance"] == pytest.approx(1 / 3)
     assert eight["share_above_chance_low"] == 0.0 and eight["share_above_chance_high"] == 1.0
     assert found["bootstrap"]["resamples"] == 2000 and found["bootstrap"]["seed"] == 0
+
+
+def test_mean_by_layer_has_its_n_and_interval(tables):
+    from saesteer.aggregate import mean_by_layer
+
+    features, _ = tables
+    means = {r["layer"]: r for r in mean_by_layer(features, "input_score", BOOTSTRAP).to_dicts()}
+    # Layer 2's input scores 0.9, 0.6, 0.7; layer 8's 0.1, 0, 0.8.
+    assert means[2]["n"] == 3 and means[2]["mean"] == pytest.approx(2.2 / 3)
+    assert 0.6 - 1e-9 <= means[2]["low"] < means[2]["mean"] < means[2]["high"] <= 0.9 + 1e-9
+    assert means[8]["mean"] == pytest.approx(0.3) and means[8]["low"] >= 0.0
+    assert means[8]["high"] <= 0.8 + 1e-9

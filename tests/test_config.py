@@ -166,3 +166,13 @@ def test_missing_required_field(tiny_config, field):
 def test_load_config_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_later_train_key_at_its_default_keeps_the_sae_directory():
+    from saesteer.config import trained_sae_dir
+
+    config = {"run": "r", "model": {"source": "embedded:x"}, "corpus": {}}
+    before = trained_sae_dir(config, 0, {"k": 16, "lr": 0.01})
+    assert trained_sae_dir(config, 0, {"k": 16, "lr": 0.01, "init": "sae-lens"}) == before
+    assert trained_sae_dir(config, 0, {"k": 16, "lr": 0.01, "init": "data"}) != before
+    assert trained_sae_dir(config, 0, {"k": 32, "lr": 0.01}) != before

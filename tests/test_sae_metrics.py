@@ -69,3 +69,20 @@ def test_zero_decoder_recovers_nothing(model, tokens, tmp_path):
     metrics = _metrics(model, identity_sae(tmp_path, 0.0), tokens)
     assert metrics["ce_with_sae"] == pytest.approx(metrics["ce_zero_ablation"], abs=1e-6)
     assert metrics["ce_loss_recovered"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_dead_counts_the_training_tokens_and_silent_the_held_out(model, tokens, tmp_path):
+    sae = identity_sae(tmp_path)
+    residuals = collect_residuals(model, [1], tokens)[1]
+    # Training residuals with no negative coordinate fire only the +I half of [I, -I].
+    positive = sae_metrics(
+        model, sae, 1, tokens, residuals, SPECIAL, batch_size=4, train=(tokens, residuals.abs())
+    )
+    assert positive["dead_fraction"] == 0.5
+    assert positive["silent_fraction"] == 0.0
+    assert positive["dead_tokens"] == positive["n_tokens"]
+    zero = sae_metrics(
+        model, sae, 1, tokens, residuals, SPECIAL, batch_size=4, train=(tokens, 0 * residuals)
+    )
+    assert zero["dead_fraction"] == 1.0
+    assert zero["variance_explained"] == pytest.approx(1.0, abs=1e-6)  # still held-out's

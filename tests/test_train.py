@@ -50,3 +50,23 @@ def test_trained_sae_reloads_and_beats_zero(tiny_model_dir, chunks, tmp_path):
     assert metrics["variance_explained"] > 0.3
     assert metrics["ce_loss_recovered"] > 0.3
     assert metrics["l0"] == pytest.approx(8, abs=0.5)
+
+
+def test_data_init_starts_each_latent_at_a_drawn_training_residual(tiny_model_dir):
+    from saesteer.train import _training_sae, init_from_data
+
+    settings = settings_for(TrainSettings, d_sae=16, k=4, init="data")
+    sae = _training_sae(settings, 8, 0)
+    norms = sae.W_dec.norm(dim=1).clone()
+    acts = torch.randn(40, 8, generator=torch.Generator().manual_seed(1)) + 3.0
+    with torch.no_grad():
+        sae.b_dec.copy_(acts.mean(0))
+    drawn = init_from_data(sae, acts, seed=0)
+    assert len(set(drawn.tolist())) == 16
+    for i, row in enumerate(drawn.tolist()):
+        direction = (acts[row] - acts.mean(0)) / (acts[row] - acts.mean(0)).norm()
+        assert torch.allclose(sae.W_dec[i], direction * norms[i], atol=1e-5)
+        assert torch.allclose(sae.W_enc[:, i], direction, atol=1e-5)
+    assert torch.equal(drawn, init_from_data(sae, acts, seed=0))
+    with pytest.raises(ValueError, match="activation_tokens"):
+        init_from_data(sae, acts[:10], seed=0)

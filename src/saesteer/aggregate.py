@@ -438,6 +438,25 @@ def above_chance_by_layer(features: pl.DataFrame, settings: BootstrapSettings) -
     return pl.DataFrame(rows, schema=schema)
 
 
+def mean_by_layer(features: pl.DataFrame, column: str, settings: BootstrapSettings) -> pl.DataFrame:
+    """Per layer: the mean of `column` over the features that have it, its interval, n."""
+    rows = []
+    for layer, group in features.drop_nulls(column).group_by("layer", maintain_order=True):
+        values = group[column].to_numpy().astype(float)
+        mean = interval(lambda i, v=values: v[i].mean(), np.zeros(len(values)), settings)
+        rows.append(
+            {"layer": layer[0], "n": mean.n, "mean": mean.value, "low": mean.low, "high": mean.high}
+        )
+    schema = {
+        "layer": pl.Int32,
+        "n": pl.Int64,
+        "mean": pl.Float64,
+        "low": pl.Float64,
+        "high": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema)
+
+
 def _above_chance(features: pl.DataFrame) -> pl.DataFrame:
     return features.drop_nulls(["input_score", "input_score_chance"]).with_columns(
         above_chance=(pl.col("input_score") > pl.col("input_score_chance")).cast(pl.Float64)

@@ -116,7 +116,7 @@ def layer_settings(config: dict, layer: int | str) -> dict:
     own = config["layers"][key]
     sae = {**config.get("sae", {}), **own.get("sae", {})}
     if sae.get("source") == "train":
-        sae["train"] = {**section_defaults("sae.train"), **sae.get("train", {})}
+        sae["train"] = train_identity({**section_defaults("sae.train"), **sae.get("train", {})})
         # Keyed by everything the training reads, so new settings train into a new
         # directory and never replace (or delete) an SAE that took hours to make.
         sae["path"] = trained_sae_dir(config, int(key), sae["train"])
@@ -128,6 +128,18 @@ def layer_settings(config: dict, layer: int | str) -> dict:
     return {"layer": int(key), "sae": sae, "features": features, "factors": factors}
 
 
+# sae.train keys added after SAEs were trained: at these defaults they hash (and reach a
+# rule's params) as if absent, so an SAE trained before the key existed keeps its
+# directory and nothing downstream of it reruns.
+LATER_TRAIN_DEFAULTS = {"init": "sae-lens"}
+
+
+def train_identity(train: dict) -> dict:
+    """`sae.train` without the later keys at their defaults: what names a trained SAE and
+    reaches the rules' params (a stage fills the defaults back in, `settings_for`)."""
+    return {k: v for k, v in train.items() if LATER_TRAIN_DEFAULTS.get(k, object()) != v}
+
+
 def trained_sae_dir(config: dict, layer: int, train: dict) -> str:
     """results/<run>/layers/<L>/sae-<key>: the key hashes the training settings, the
     model, and the corpus settings with the size and mtime of its text files."""
@@ -137,7 +149,7 @@ def trained_sae_dir(config: dict, layer: int, train: dict) -> str:
     files = sorted((name, st.st_size, st.st_mtime_ns) for name, st in stats.items())
     identity = {
         "layer": layer,
-        "train": train,
+        "train": train_identity(train),
         "model": {k: config["model"].get(k) for k in ("source", "dtype")},
         "corpus": {k: v for k, v in corpus.items() if k != "files"},
         "corpus_files": files,
@@ -159,7 +171,7 @@ def sweep_saes(config: dict) -> dict[tuple[str, int], dict]:
                     f"sae_sweep.variants.{variant}: layer {layer}'s SAE is not trained here "
                     f"(sae.source {sae.get('source')!r}); a sweep trains from its settings"
                 )
-            train = {**sae["train"], **overrides}
+            train = train_identity({**sae["train"], **overrides})
             out[(variant, layer)] = {"train": train, "path": trained_sae_dir(config, layer, train)}
     return out
 

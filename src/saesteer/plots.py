@@ -14,6 +14,7 @@ from saesteer.aggregate import (
     THRESHOLDS,
     counted_features,
     gen_success_interval,
+    mean_by_layer,
     threshold_rows,
     weighted_gen_success,
 )
@@ -47,10 +48,13 @@ def _no_data(ax, what: str) -> None:
     ax.set_yticks([])
 
 
-def plot_roles(summary: pl.DataFrame, ax) -> None:
+def plot_roles(
+    summary: pl.DataFrame, ax, features: pl.DataFrame | None = None, settings=None
+) -> None:
     """Mean, median and IQR of input and output scores per layer, layer as fraction of
     depth. The mean is drawn because on small models most features score 0, which pins
-    both medians to 0 while a minority of features carries the role."""
+    both medians to 0 while a minority of features carries the role. With the `features`
+    and bootstrap `settings`, the means get their 95% intervals as error bars."""
     layers = summary.drop_nulls("layer").sort("depth")
     ax.set_title("Feature roles across layers")
     shown = False
@@ -61,6 +65,25 @@ def plot_roles(summary: pl.DataFrame, ax) -> None:
         shown = True
         depth = rows["depth"].to_numpy()
         ax.plot(depth, rows[f"{score}_mean"], "s--", color=color, label=f"{score} (mean)")
+        if features is not None and settings is not None:
+            means = rows.select("layer", "depth").join(
+                mean_by_layer(features, score, settings), on="layer", how="left"
+            )
+            centre = means["mean"].to_numpy().astype(float)
+            ax.errorbar(
+                means["depth"].to_numpy(),
+                centre,
+                yerr=np.nan_to_num(
+                    [
+                        centre - means["low"].to_numpy().astype(float),
+                        means["high"].to_numpy().astype(float) - centre,
+                    ]
+                ),
+                fmt="none",
+                ecolor=color,
+                capsize=4,
+                label=f"{score} mean, 95% bootstrap interval",
+            )
         ax.plot(depth, rows[f"{score}_median"], "o-", color=color, label=f"{score} (median)")
         ax.fill_between(
             depth,
@@ -233,6 +256,8 @@ def write_plots(
         fig, ax = _figure()
         if table == "counted":
             plot(tables[table], ax, settings)
+        elif table == "summary":
+            plot(tables[table], ax, features, settings)
         else:
             plot(tables[table], ax)
         _save(fig, Path(path))

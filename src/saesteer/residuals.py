@@ -118,10 +118,15 @@ def cache_residuals(
 
 
 def read_residuals(
-    path: str | Path, split: str, layer: int, n_chunks: int | None = None
+    path: str | Path,
+    split: str,
+    layer: int,
+    n_chunks: int | None = None,
+    *,
+    at_most: int | None = None,
 ) -> torch.Tensor:
     """The first `n_chunks` chunks (None: all) of `split` in a layer's cache file, checked
-    to be that layer's and to hold enough chunks."""
+    to be that layer's and to hold enough chunks; or the first `at_most`, all if fewer."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -142,4 +147,6 @@ def read_residuals(
                 f"{path}: holds {have} {split} chunks, {n_chunks} are needed "
                 "(rerun rule `residuals`)"
             )
+        if at_most is not None:
+            return part[: min(have, at_most)]
         return part[: have if n_chunks is None else n_chunks]

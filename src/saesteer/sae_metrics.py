@@ -13,7 +13,9 @@ SAE_METRICS_SCHEMA = {
     "n_tokens": pl.Int64,
     "variance_explained": pl.Float64,
     "l0": pl.Float64,
-    "dead_fraction": pl.Float64,
+    "dead_fraction": pl.Float64,  # fires on none of the training tokens counted
+    "dead_tokens": pl.Int64,
+    "silent_fraction": pl.Float64,  # fires on none of the held-out tokens: dead or rare
     "ce_clean": pl.Float64,
     "ce_with_sae": pl.Float64,
     "ce_zero_ablation": pl.Float64,
@@ -52,10 +54,15 @@ def sae_metrics(
     special_ids: list[int],
     ce_chunks: int | None = None,
     batch_size: int = 16,
+    train: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """Metrics over `chunks` [n, ctx] (BOS first): reconstruction, L0 and dead latents on all
-    of them, from block `layer`'s cached outputs `residuals` [n, ctx, d]; CE on the first
+    """Metrics over `chunks` [n, ctx] (BOS first): reconstruction, L0 and silent latents on
+    all of them, from block `layer`'s cached outputs `residuals` [n, ctx, d]; CE on the first
     `ce_chunks` (full forwards with the SAE spliced in).
+
+    A latent is dead when it fires on none of the training tokens `train` = (chunks,
+    residuals), SAE-Lens' sense (None: the held-out ones). A latent silent on a few thousand
+    held-out tokens may only be rare: at an early block a latent for one uncommon token is.
 
     Special tokens and attention sinks (`hooks.non_sink_positions`, as in training) are
     neither scored nor replaced."""
@@ -64,7 +71,7 @@ def sae_metrics(
             f"residuals {tuple(residuals.shape)} do not match chunks {tuple(chunks.shape)}"
         )
     device = sae.W_dec.device
-    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=device)
+    silent = torch.ones(sae.cfg.d_sae, dtype=torch.bool, device=device)
     sse = n = l0 = total_var = 0.0
     mean = torch.zeros(sae.cfg.d_in, dtype=torch.float64)  # on the host: mps has no float64
     for start in tqdm(range(0, len(chunks), batch_size), desc=f"layer {layer} reconstruction"):
@@ -74,7 +81,7 @@ def sae_metrics(
         if not len(flat):
             continue
         latents = sae.encode(flat.to(sae.W_dec.dtype))
-        fired |= (latents > 0).any(0)
+        silent &= ~(latents > 0).any(0)
         sse += (flat - sae.decode(latents).float()).pow(2).sum().item()
         l0 += (latents > 0).sum().item()
         # The variance from per-batch centred sums (float32 on the device, no cancellation),
@@ -87,14 +94,34 @@ def sae_metrics(
         total_var += batch_m2 + delta.pow(2).sum().item() * n * m / (n + m)
         n += m
     ce = _ce_metrics(model, sae, layer, chunks[:ce_chunks], special_ids, batch_size)
+    dead, dead_tokens = silent, int(n)
+    if train is not None:
+        dead, dead_tokens = _never_fired(sae, *train, special_ids, batch_size)
     return {
         "layer": layer,
         "n_tokens": int(n),
         "variance_explained": 1.0 - sse / total_var,
         "l0": l0 / n,
-        "dead_fraction": 1.0 - fired.float().mean().item(),
+        "dead_fraction": dead.float().mean().item(),
+        "dead_tokens": dead_tokens,
+        "silent_fraction": silent.float().mean().item(),
         **ce,
     }
+
+
+def _never_fired(sae, chunks, residuals, special_ids, batch_size) -> tuple[torch.Tensor, int]:
+    """The latents that fire on none of the cached tokens, and how many tokens were seen."""
+    device = sae.W_dec.device
+    silent = torch.ones(sae.cfg.d_sae, dtype=torch.bool, device=device)
+    n = 0
+    for start in tqdm(range(0, len(chunks), batch_size), desc="dead latents"):
+        tokens = chunks[start : start + batch_size].to(device)
+        hidden = residuals[start : start + batch_size].to(device)
+        flat = hidden[non_sink_positions(tokens, hidden, special_ids)]
+        if len(flat):
+            silent &= ~(sae.encode(flat.to(sae.W_dec.dtype)) > 0).any(0)
+            n += len(flat)
+    return silent, n
 
 
 def _ce_metrics(model, sae, layer: int, chunks, special_ids, batch_size: int) -> dict:

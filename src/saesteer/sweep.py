@@ -23,12 +23,15 @@ SWEEP_SCHEMA = {
     "d_sae": pl.Int64,
     "k": pl.Int64,
     "aux_loss_coefficient": pl.Float64,
+    "init": pl.Utf8,
+    "lr": pl.Float64,
     "training_tokens": pl.Int64,
     "activation_tokens": pl.Int64,
     "variance_explained": pl.Float64,
     "ce_loss_recovered": pl.Float64,
     "l0": pl.Float64,
-    "dead_fraction": pl.Float64,
+    "dead_fraction": pl.Float64,  # never fires on the training tokens
+    "silent_fraction": pl.Float64,  # never fires on the held-out tokens (dead or rare)
     "n_features": pl.Int64,
     "n_live": pl.Int64,  # fired on >= input_score.min_examples examples
     "density_median": pl.Float64,  # over all sampled features
@@ -86,11 +89,19 @@ def layer_row(variant: str, folder: Path, bootstrap: BootstrapSettings) -> dict:
         "d_sae": int(sae["d_sae"]),
         "k": train.get("k"),
         "aux_loss_coefficient": train.get("aux_loss_coefficient"),
+        "init": train.get("init", "sae-lens"),
+        "lr": train.get("lr"),
         "training_tokens": train.get("training_tokens"),
         "activation_tokens": train.get("activation_tokens"),
         **{
-            c: metrics[c]
-            for c in ("variance_explained", "ce_loss_recovered", "l0", "dead_fraction")
+            c: metrics.get(c)
+            for c in (
+                "variance_explained",
+                "ce_loss_recovered",
+                "l0",
+                "dead_fraction",
+                "silent_fraction",
+            )
         },
         "n_features": table.height,
         "n_live": live.height,

@@ -33,6 +33,7 @@ class TrainSettings:
     d_sae: int
     k: int  # topk and batchtopk
     aux_loss_coefficient: float  # topk and batchtopk: trains dead latents
+    init: str  # sae-lens (its own random init) | data (decoder rows at training residuals)
     l1_coefficient: float  # standard only
     activation_tokens: int  # corpus tokens run through the model
     training_tokens: int  # SAE training samples (epochs over the cache)
@@ -97,6 +98,28 @@ def _training_sae(settings: TrainSettings, d_in: int, layer: int):
     raise ValueError(f"sae.train.architecture: unknown {settings.architecture!r}")
 
 
+@torch.no_grad()
+def init_from_data(sae, acts: torch.Tensor, seed: int) -> torch.Tensor:
+    """Start every latent at a training residual: decoder row i points from b_dec to a
+    distinct residual drawn at random (its norm kept), and encoder column i is that unit
+    direction. A random direction at an early block, where residuals cluster around the
+    token embeddings, is often never among any token's top k and dies before the
+    auxiliary loss can reach it; a latent started on a token fires on it from step one.
+    Returns the drawn rows of `acts`."""
+    if len(acts) < sae.cfg.d_sae:
+        raise ValueError(
+            f"sae.train.init data: {len(acts)} training residuals for {sae.cfg.d_sae} latents "
+            "(raise sae.train.activation_tokens)"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    drawn = torch.randperm(len(acts), generator=generator)[: sae.cfg.d_sae]
+    directions = acts[drawn].to(sae.W_dec.dtype) - sae.b_dec
+    directions = directions / directions.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    sae.W_dec.copy_(directions * sae.W_dec.norm(dim=1, keepdim=True))
+    sae.W_enc.copy_(directions.T)
+    return drawn
+
+
 def fit_sae(acts: torch.Tensor, layer: int, settings: TrainSettings, device: str = "cpu"):
     """Train an SAE-Lens training SAE on cached activations with SAE-Lens' trainer."""
     from sae_lens import LoggingConfig
@@ -109,6 +132,8 @@ def fit_sae(acts: torch.Tensor, layer: int, settings: TrainSettings, device: str
     scale = acts.shape[1] ** 0.5 / acts.norm(dim=1).mean()
     with torch.no_grad():
         sae.b_dec.copy_(acts.mean(0) * scale)
+    if settings.init == "data":
+        init_from_data(sae, acts * scale, settings.seed)
     n_steps = max(1, settings.training_tokens // settings.batch_size_tokens)
     cfg = SAETrainerConfig(
         total_training_samples=settings.training_tokens,

@@ -1,5 +1,5 @@
-"""Stage `sae_metrics`: one layer's SAE quality on held-out text: variance explained, L0,
-dead latents, CE loss recovered."""
+"""Stage `sae_metrics`: one layer's SAE quality on held-out text (variance explained, L0,
+silent latents, CE loss recovered) and its dead latents on the training text."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SaeMetricsSettings:
     SECTIONS: ClassVar = ("sae_metrics",)
-    max_tokens: int  # for reconstruction, L0 and dead latents
+    max_tokens: int  # held out: reconstruction, L0 and silent latents
+    dead_tokens: int  # from the training split: dead latents
     ce_tokens: int  # for the CE metrics (3 full forwards each)
     batch_size: int
 
@@ -42,6 +43,10 @@ def run(
     heldout = read_chunks(chunks, "heldout")
     heldout = torch.from_numpy(heldout[: max(1, settings.max_tokens // heldout.shape[1])])
     cached = read_residuals(residuals, "heldout", layer, len(heldout))
+    train = read_chunks(chunks, "train")
+    wanted = max(1, settings.dead_tokens // (train.shape[1] - 1))
+    train_cached = read_residuals(residuals, "train", layer, at_most=wanted)
+    train_part = (torch.from_numpy(train[: len(train_cached)]), train_cached)
     metrics = sae_metrics(
         lm,
         layer_sae,
@@ -51,6 +56,7 @@ def run(
         tokenizer.all_special_ids,
         max(1, settings.ce_tokens // heldout.shape[1]),
         settings.batch_size,
+        train_part,
     )
     write_parquet(pl.DataFrame([metrics]), out, SAE_METRICS_SCHEMA)
     log.info("layer %d: %s", layer, metrics)
