@@ -40,3 +40,13 @@ def test_corpus_and_model_packages_with_versions(tmp_path):
     path.write_bytes(b"abc" * 1000)
     assert provenance.sha256_file(path) == hashlib.sha256(b"abc" * 1000).hexdigest()
     assert provenance.debian_version("no-such-package-here") is None
+
+
+def test_a_path_under_the_checkout_is_written_relative(tmp_path):
+    from saesteer.provenance import portable_paths
+
+    inside = {"layer": 0, "path": str(tmp_path / "results" / "r" / "sae-1")}
+    assert portable_paths(inside, tmp_path) == {"layer": 0, "path": "results/r/sae-1"}
+    elsewhere = {"path": "/opt/models/gemma"}
+    assert portable_paths(elsewhere, tmp_path) == elsewhere
+    assert portable_paths({"id": "gemma-scope"}, tmp_path) == {"id": "gemma-scope"}

@@ -127,3 +127,16 @@ def model_packages(model_source: str) -> list[dict]:
         return []
     chunks = EMBEDDED[model_source[len(prefix) :]].chunks
     return [{"registry": "pypi", "package": p, "version": v} for p, v, _ in chunks]
+
+
+def portable_paths(descriptor: dict, root: Path | None = None) -> dict:
+    """`descriptor` with its "path" relative to `root` (the working directory, a run's
+    checkout) when under it: a committed manifest names no one's home directory."""
+    path = descriptor.get("path")
+    if not path or not Path(path).is_absolute():
+        return descriptor
+    try:
+        relative = Path(path).relative_to((root or Path.cwd()).resolve())
+    except ValueError:
+        return descriptor
+    return {**descriptor, "path": str(relative)}

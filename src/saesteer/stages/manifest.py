@@ -38,9 +38,9 @@ def run(
         "saesteer_version": software["saesteer"],
         "software": software,
         "machine": provenance.machine(),
-        "model": used,
+        "model": provenance.portable_paths(used),
         "model_packages": provenance.model_packages(used["source"]),
         "corpus": corpus,
-        "layers": {str(d["layer"]): d for d in saes},
+        "layers": {str(d["layer"]): provenance.portable_paths(d) for d in saes},
     }
     write_json(manifest, out)
