@@ -102,6 +102,7 @@ def layers(run: str) -> str:
             num(r.get("ce_loss_recovered")),
             num(r.get("l0")),
             pct(r.get("dead_fraction")),
+            pct(r.get("silent_fraction")),
         ]
         for r in found["layers"]
     ]
@@ -115,7 +116,8 @@ def layers(run: str) -> str:
         "VE",
         "CE recovered",
         "L0",
-        "dead",
+        "dead (train)",
+        "silent (held out)",
     ]
     return table(header, rows)
 
@@ -314,9 +316,13 @@ def snapshot(run_dir: Path, wall_seconds: float | None) -> Path:
     run = run_dir.name
     target = RUNS / run
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("findings.json", "manifest.json"):
-        if (run_dir / name).is_file():
-            shutil.copyfile(run_dir / name, target / name)
+    for source, name in (
+        ("findings.json", "findings.json"),
+        ("manifest.json", "manifest.json"),
+        ("sweep/sae_sweep.png", "sae_sweep.png"),
+    ):
+        if (run_dir / source).is_file():
+            shutil.copyfile(run_dir / source, target / name)
     for source, name in (
         ("concepts/concept_table.parquet", "concept_table.json"),
         ("sweep/sae_sweep.parquet", "sae_sweep.json"),

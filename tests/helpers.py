@@ -446,6 +446,7 @@ def write_layer(root, layer: int, with_sae_metrics: bool = True, with_steering: 
                 "ce_loss_recovered": [0.9],
                 "l0": [64.0],
                 "dead_fraction": [0.01],
+                "silent_fraction": [0.02],
             }
         ).write_parquet(out / "sae_metrics.parquet")
     kinds = [

@@ -54,7 +54,8 @@ FEATURE_TABLE_SCHEMA = {
     "variance_explained": pl.Float64,  # of the layer's SAE
     "ce_loss_recovered": pl.Float64,
     "l0": pl.Float64,
-    "dead_fraction": pl.Float64,
+    "dead_fraction": pl.Float64,  # fires on none of the training tokens counted
+    "silent_fraction": pl.Float64,  # fires on none of the held-out tokens (dead or rare)
 }
 
 # Per layer, then one row with layer null for all layers together.
@@ -92,7 +93,7 @@ LAYER_FILES = {
         "perplexity",
     ],
 }
-SAE_METRICS = ["variance_explained", "ce_loss_recovered", "l0", "dead_fraction"]
+SAE_METRICS = ["variance_explained", "ce_loss_recovered", "l0", "dead_fraction", "silent_fraction"]
 
 THRESHOLDS = (0.01, 0.1, 0.5)
 
@@ -130,7 +131,11 @@ def layer_table(layer: int, n_layers: int, files: Mapping[str, str | Path | None
             table = table.join(frame.select("feature", *columns), on="feature", how="left")
     metrics = _read(files.get("sae_metrics"))
     if metrics is not None:
-        table = table.with_columns(pl.lit(metrics[c][0]).alias(c) for c in SAE_METRICS)
+        # An sae_metrics.parquet from before silent_fraction existed has it null.
+        table = table.with_columns(
+            pl.lit(metrics[c][0] if c in metrics.columns else None, pl.Float64).alias(c)
+            for c in SAE_METRICS
+        )
     table = table.with_columns(layer=pl.lit(layer), depth=pl.lit((layer + 1) / n_layers))
     if "n_examples" in table.columns:
         table = table.with_columns(live=pl.col("input_score").is_not_null())
