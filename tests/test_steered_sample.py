@@ -116,3 +116,15 @@ def test_without_strata_every_steered_feature_of_a_layer_weighs_the_same():
     assert weights.to_list() == [2.0, 2.0, None, None, 2.0, None]
     # Equal layers, equal samples: the weighted mean is the plain mean.
     assert weighted_gen_success(table.with_columns(steering_weight=weights)) == 2.0
+
+
+def test_live_features_keep_the_lists_order_and_drop_those_without_an_input_score():
+    from saesteer.steered_sample import live_features
+
+    scores = pl.DataFrame(
+        {"feature": [3, 1, 7, 5], "input_score": [0.2, None, 0.0, None]},
+        schema={"feature": pl.Int64, "input_score": pl.Float64},
+    )
+    assert live_features([7, 5, 3, 1], scores) == [7, 3]
+    with pytest.raises(ValueError, match=r"\[9\]"):
+        live_features([3, 9], scores)

@@ -81,6 +81,19 @@ def select_steered(
     return chosen
 
 
+def live_features(features: Sequence[int], input_scores: pl.DataFrame) -> list[int]:
+    """The features of the list, in its order, that are live: their input score exists
+    (`input_scores.parquet` has one for a feature with at least input_score.min_examples
+    examples). A feature the table does not name is an error, not a silent drop."""
+    known = dict(
+        zip(input_scores["feature"].to_list(), input_scores["input_score"].to_list(), strict=True)
+    )
+    unknown = [f for f in features if f not in known]
+    if unknown:
+        raise ValueError(f"features {unknown[:5]} are not in the layer's input scores")
+    return [f for f in features if known[f] is not None]
+
+
 def output_strata(features: pl.DataFrame, cutpoints: Sequence[float]) -> pl.Series:
     """Per row of a feature table (output_score): its output-score stratum."""
     expr = pl.col("output_score").map_elements(

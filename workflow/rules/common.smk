@@ -233,6 +233,8 @@ def generation_inputs(wildcards):
     inputs = {"model": f"{OUT}/model.json", "features": f"{layer}/features.parquet"}
     if GENERATION["output_strata"]:
         inputs["output_scores"] = f"{layer}/output_scores.parquet"
+    if GENERATION["live_only"]:
+        inputs["input_scores"] = f"{layer}/input_scores.parquet"
     if SAMPLED:
         inputs["sae"] = f"{layer}/sae.json"
     else:

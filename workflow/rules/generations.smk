@@ -15,7 +15,7 @@ rule generations:
         mem_mb=model_mem(7000) if SAMPLED else 2000,
     params:
         settings=generation_settings,
-        optional=optional_inputs("sae", "output_scores"),
+        optional=optional_inputs("sae", "output_scores", "input_scores"),
         device=MODEL["device"],
     shell:
         "saesteer generations --layer {wildcards.layer} --model {input.model} "

@@ -17,7 +17,7 @@ from saesteer.models import load_tokenizer
 from saesteer.prompts import resolve_prefixes
 from saesteer.released import read_released_generations
 from saesteer.saes import load_layer
-from saesteer.steered_sample import select_steered
+from saesteer.steered_sample import live_features, select_steered
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class GenerationSettings:
     max_features: int | None
     output_strata: tuple[float, ...]
     allocation: str  # proportional | equal (steered features per output-score stratum)
+    live_only: bool  # steer only features with an input score
     seed: int
     released: dict
     temperature: float
@@ -59,16 +60,25 @@ def run(
     output_scores: Annotated[
         Path | None, "the layer's output_scores.parquet (generation.output_strata)"
     ] = None,
+    input_scores: Annotated[
+        Path | None, "the layer's input_scores.parquet (generation.live_only)"
+    ] = None,
     settings: GenerationSettings,
     device: str = "auto",
     out: Annotated[Path, "generations.parquet"],
 ) -> None:
+    candidates = read_artifact(features)["feature"].to_list()
+    if settings.live_only:
+        if input_scores is None:
+            raise ValueError("generation.live_only needs the layer's input_scores.parquet")
+        candidates = live_features(candidates, read_artifact(input_scores))
+        log.info("layer %d: %d live features to steer from", layer, len(candidates))
     scores = None
     if output_scores:
         frame = read_artifact(output_scores)
         scores = dict(zip(frame["feature"].to_list(), frame["output_score"].to_list(), strict=True))
     steered = select_steered(
-        read_artifact(features)["feature"].to_list(),
+        candidates,
         settings.max_features,
         scores,
         list(settings.output_strata),
