@@ -225,6 +225,10 @@ def generation_settings(wildcards):
     )
     if not SAMPLED:
         settings["released"] = GENERATION["released"]
+    # Added after runs were made: at its default it stays out of the params (the stage
+    # fills it back in), so a run made before it existed generates nothing again.
+    if not settings["live_only"]:
+        del settings["live_only"]
     return canonical_json(settings)
 
 
