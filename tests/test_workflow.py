@@ -362,7 +362,8 @@ def test_trained_saes_on_a_file_corpus(tmp_path, tiny_config):
     for layer in (1, 3):
         entry = manifest["layers"][str(layer)]
         assert entry["source"] == "train" and entry["d_sae"] == 128
-        assert re.fullmatch(rf"{out}/layers/{layer}/sae-[0-9a-f]{{12}}", entry["path"])
+        # Relative to the checkout the run ran in: a committed manifest names no home.
+        assert re.fullmatch(rf"results/tiny/layers/{layer}/sae-[0-9a-f]{{12}}", entry["path"])
         metrics = pl.read_parquet(out / f"layers/{layer}/sae_metrics.parquet").row(0, named=True)
         assert metrics["layer"] == layer and metrics["variance_explained"] > 0
         assert pl.read_parquet(out / f"layers/{layer}/logit_lens.parquet").height > 0
