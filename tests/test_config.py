@@ -176,3 +176,18 @@ def test_a_later_train_key_at_its_default_keeps_the_sae_directory():
     assert trained_sae_dir(config, 0, {"k": 16, "lr": 0.01, "init": "sae-lens"}) == before
     assert trained_sae_dir(config, 0, {"k": 16, "lr": 0.01, "init": "data"}) != before
     assert trained_sae_dir(config, 0, {"k": 32, "lr": 0.01}) != before
+
+
+def test_later_keys_stay_out_only_at_their_schema_defaults():
+    from saesteer.config import LATER_DEFAULTS, section_defaults, without_later_defaults
+
+    for section, later in LATER_DEFAULTS.items():
+        defaults = section_defaults(section)
+        for key, value in later.items():
+            # a default that moved in the schema would hide a setting that now matters
+            assert defaults[key] == value, f"{section}.{key}"
+        assert without_later_defaults(section, defaults).keys() == defaults.keys() - later.keys()
+        changed = {
+            key: not defaults[key] if isinstance(defaults[key], bool) else "other" for key in later
+        }
+        assert without_later_defaults(section, changed) == changed

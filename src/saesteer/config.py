@@ -128,16 +128,25 @@ def layer_settings(config: dict, layer: int | str) -> dict:
     return {"layer": int(key), "sae": sae, "features": features, "factors": factors}
 
 
-# sae.train keys added after SAEs were trained: at these defaults they hash (and reach a
-# rule's params) as if absent, so an SAE trained before the key existed keeps its
-# directory and nothing downstream of it reruns.
-LATER_TRAIN_DEFAULTS = {"init": "sae-lens"}
+# Keys added after runs were made, per config section: at these defaults they hash (and
+# reach a rule's params) as if absent, so an SAE trained, or a job run, before the key
+# existed keeps its directory and its outputs, and nothing downstream of it reruns. A
+# stage fills the defaults back in (`settings_for`).
+LATER_DEFAULTS = {
+    "sae.train": {"init": "sae-lens"},
+    "generation": {"live_only": False},
+}
+
+
+def without_later_defaults(section: str, values: dict) -> dict:
+    """`values` of config `section` without its later keys at their defaults."""
+    later = LATER_DEFAULTS.get(section, {})
+    return {k: v for k, v in values.items() if later.get(k, object()) != v}
 
 
 def train_identity(train: dict) -> dict:
-    """`sae.train` without the later keys at their defaults: what names a trained SAE and
-    reaches the rules' params (a stage fills the defaults back in, `settings_for`)."""
-    return {k: v for k, v in train.items() if LATER_TRAIN_DEFAULTS.get(k, object()) != v}
+    """`sae.train` as it names a trained SAE and reaches the rules' params."""
+    return without_later_defaults("sae.train", train)
 
 
 def trained_sae_dir(config: dict, layer: int, train: dict) -> str:

@@ -9,6 +9,7 @@ from saesteer.config import (
     configured_layers,
     layer_settings,
     sweep_saes,
+    without_later_defaults,
 )
 from saesteer.features import read_feature_file
 from saesteer.models import host_has_gpu
@@ -225,11 +226,7 @@ def generation_settings(wildcards):
     )
     if not SAMPLED:
         settings["released"] = GENERATION["released"]
-    # Added after runs were made: at its default it stays out of the params (the stage
-    # fills it back in), so a run made before it existed generates nothing again.
-    if not settings["live_only"]:
-        del settings["live_only"]
-    return canonical_json(settings)
+    return canonical_json(without_later_defaults("generation", settings))
 
 
 def generation_inputs(wildcards):
