@@ -423,24 +423,15 @@ def findings(features: pl.DataFrame, settings: BootstrapSettings) -> dict:
 def above_chance_by_layer(features: pl.DataFrame, settings: BootstrapSettings) -> pl.DataFrame:
     """Per layer: scored features (input score known), the share above the layer's chance
     level, and its interval."""
-    rows = []
-    for layer, group in _above_chance(features).group_by("layer", maintain_order=True):
-        hits = group["above_chance"].to_numpy().astype(float)
-        share = interval(lambda i, h=hits: h[i].mean(), np.zeros(len(hits)), settings)
-        rows.append(
-            {
-                "layer": layer[0],
-                "n_scored_input": share.n,
-                "share_above_chance": share.value,
-                "share_above_chance_low": share.low,
-                "share_above_chance_high": share.high,
-            }
-        )
-    schema = {"layer": pl.Int32, "n_scored_input": pl.Int64} | {
-        c: pl.Float64
-        for c in ("share_above_chance", "share_above_chance_low", "share_above_chance_high")
-    }
-    return pl.DataFrame(rows, schema=schema)
+    share = mean_by_layer(_above_chance(features), "above_chance", settings)
+    return share.rename(
+        {
+            "n": "n_scored_input",
+            "mean": "share_above_chance",
+            "low": "share_above_chance_low",
+            "high": "share_above_chance_high",
+        }
+    )
 
 
 def mean_by_layer(features: pl.DataFrame, column: str, settings: BootstrapSettings) -> pl.DataFrame:
