@@ -74,13 +74,10 @@ def sae_metrics(
     silent = torch.ones(sae.cfg.d_sae, dtype=torch.bool, device=device)
     sse = n = l0 = total_var = 0.0
     mean = torch.zeros(sae.cfg.d_in, dtype=torch.float64)  # on the host: mps has no float64
-    for start in tqdm(range(0, len(chunks), batch_size), desc=f"layer {layer} reconstruction"):
-        tokens = chunks[start : start + batch_size].to(device)
-        hidden = residuals[start : start + batch_size].to(device)
-        flat = hidden[non_sink_positions(tokens, hidden, special_ids)].float()
-        if not len(flat):
-            continue
-        latents = sae.encode(flat.to(sae.W_dec.dtype))
+    batches = _encoded(
+        sae, chunks, residuals, special_ids, batch_size, f"layer {layer} reconstruction"
+    )
+    for flat, latents in batches:
         silent &= ~(latents > 0).any(0)
         sse += (flat - sae.decode(latents).float()).pow(2).sum().item()
         l0 += (latents > 0).sum().item()
@@ -111,17 +108,24 @@ def sae_metrics(
 
 def _never_fired(sae, chunks, residuals, special_ids, batch_size) -> tuple[torch.Tensor, int]:
     """The latents that fire on none of the cached tokens, and how many tokens were seen."""
-    device = sae.W_dec.device
-    silent = torch.ones(sae.cfg.d_sae, dtype=torch.bool, device=device)
+    silent = torch.ones(sae.cfg.d_sae, dtype=torch.bool, device=sae.W_dec.device)
     n = 0
-    for start in tqdm(range(0, len(chunks), batch_size), desc="dead latents"):
+    for flat, latents in _encoded(sae, chunks, residuals, special_ids, batch_size, "dead latents"):
+        silent &= ~(latents > 0).any(0)
+        n += len(flat)
+    return silent, n
+
+
+def _encoded(sae, chunks, residuals, special_ids, batch_size, desc: str):
+    """(residuals, latents) of the scored positions (no special tokens or attention sinks,
+    as in training), batch by batch, the residuals in float32."""
+    device = sae.W_dec.device
+    for start in tqdm(range(0, len(chunks), batch_size), desc=desc):
         tokens = chunks[start : start + batch_size].to(device)
         hidden = residuals[start : start + batch_size].to(device)
-        flat = hidden[non_sink_positions(tokens, hidden, special_ids)]
+        flat = hidden[non_sink_positions(tokens, hidden, special_ids)].float()
         if len(flat):
-            silent &= ~(sae.encode(flat.to(sae.W_dec.dtype)) > 0).any(0)
-            n += len(flat)
-    return silent, n
+            yield flat, sae.encode(flat.to(sae.W_dec.dtype))
 
 
 def _ce_metrics(model, sae, layer: int, chunks, special_ids, batch_size: int) -> dict:
