@@ -311,8 +311,9 @@ def rendered(text: str) -> str:
     return BLOCK.sub(fill, text)
 
 
-def snapshot(run_dir: Path, wall_seconds: float | None) -> Path:
-    """Copy what the docs quote from a finished run into docs/runs/<run>/."""
+def snapshot(run_dir: Path, wall_seconds: float | None, plots: list[str] = ()) -> Path:
+    """Copy what the docs quote from a finished run into docs/runs/<run>/, with the named
+    plots of results/<run>/plots/ that the docs show."""
     run = run_dir.name
     target = RUNS / run
     target.mkdir(parents=True, exist_ok=True)
@@ -323,6 +324,8 @@ def snapshot(run_dir: Path, wall_seconds: float | None) -> Path:
     ):
         if (run_dir / source).is_file():
             shutil.copyfile(run_dir / source, target / name)
+    for plot in plots:
+        shutil.copyfile(run_dir / "plots" / f"{plot}.png", target / f"{plot}.png")
     for source, name in (
         ("concepts/concept_table.parquet", "concept_table.json"),
         ("sweep/sae_sweep.parquet", "sae_sweep.json"),
@@ -363,12 +366,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("path", nargs="?", type=Path)
     parser.add_argument("--wall-seconds", type=float)
+    parser.add_argument("--plots", nargs="*", default=[], help="plots the docs show (names)")
     parser.add_argument(
         "--check", action="store_true", help="fail if a block differs from its snapshot"
     )
     args = parser.parse_args(argv)
     if args.command == "snapshot":
-        print(snapshot(args.path, args.wall_seconds))
+        print(snapshot(args.path, args.wall_seconds, args.plots))
         return 0
     if args.command == "snapshot-robustness":
         (RUNS / "robustness").mkdir(parents=True, exist_ok=True)
