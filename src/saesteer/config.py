@@ -58,16 +58,41 @@ def section_defaults(section: str) -> dict:
 
 
 @functools.cache
-def _section_defaults(section: str) -> dict:
+def _schema() -> dict:
     with open(SCHEMA) as f:
-        root = yaml.safe_load(f)
+        return yaml.safe_load(f)
+
+
+def _resolved(node: dict, root: dict) -> dict:
+    while "$ref" in node:
+        node = root["definitions"][node["$ref"].rpartition("/")[2]]
+    return node
+
+
+def _section_node(section: str) -> dict:
+    root = _schema()
     node = root
     for part in section.split("."):
         node = node.get("properties", {}).get(part)
         if node is None:
             raise KeyError(f"the config schema has no section {section!r}")
-        while "$ref" in node:
-            node = root["definitions"][node["$ref"].rpartition("/")[2]]
+        node = _resolved(node, root)
+    return node
+
+
+def section_keys(section: str) -> dict[str, dict]:
+    """Key -> its schema (type, default, description) of one config section."""
+    root = _schema()
+    return {
+        key: _resolved(node, root)
+        for key, node in _section_node(section).get("properties", {}).items()
+    }
+
+
+@functools.cache
+def _section_defaults(section: str) -> dict:
+    root = _schema()
+    node = _section_node(section)
     values: dict = {}
     validator = _with_defaults(jsonschema.Draft7Validator)(
         {**node, "definitions": root["definitions"]}
