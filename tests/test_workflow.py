@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 import torch
 import yaml
 
+from saesteer import cli
 from saesteer.models import EmbeddedSource, host_has_gpu, load_model
 from saesteer.plots import PLOTS
 from tests.fake_neuronpedia import MODEL_ID, SOURCE, FakeNeuronpedia, feature_json
@@ -409,6 +411,23 @@ def _job_counts(dry_run_output: str) -> dict[str, int]:
     return dict(Counter(rule for rule, _ in planned_jobs(dry_run_output)))
 
 
+def _assert_commands_parse(dry_run_output: str) -> None:
+    """Every planned `saesteer` command parses by its stage's signature, and its
+    `--settings` has no key the stage refuses (the workflow passes nothing unknown)."""
+    commands = [
+        shlex.split(line.removeprefix("Shell command: "))
+        for line in dry_run_output.splitlines()
+        if line.startswith("Shell command: saesteer ")
+    ]
+    assert commands
+    for argv in commands:
+        argv = argv[: argv.index("2>")] if "2>" in argv else argv
+        func = cli.command(argv[1])
+        args = vars(cli.parser_for(func, argv[1]).parse_args(argv[2:]))
+        if (cls := cli._settings_class(func)) is not None:
+            cli.check_settings_keys(cls, args["settings"])
+
+
 CONCEPT_RULES = ["concepts", "concept_generations", "concept_ratings"]
 
 
@@ -429,6 +448,7 @@ def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers, n_conc
     config["corpus"].update(sources=[], files=[str(tmp_path / "text.txt")])
     result = run_snakemake(tmp_path, config, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
+    _assert_commands_parse(result.stdout)
     per_layer = ["train_sae", "sae", "sae_metrics", *PER_FEATURE_RULES]
     once = ["model", "embedded_model", "corpus", "tokenize_corpus", "residuals", "manifest"]
     once += ["all"]
@@ -451,6 +471,7 @@ def test_the_gemma_config_plans_the_papers_study(tmp_path):
     config["features"]["file"] = str(tmp_path / "features.json")
     result = run_snakemake(tmp_path, config, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
+    _assert_commands_parse(result.stdout)
     per_layer = [rule for rule in PER_FEATURE_RULES] + ["sae"]
     once = ["model", "manifest", "all", "aggregate", "plots", "findings", "explorer_index"]
     assert _job_counts(result.stdout) == {**dict.fromkeys(per_layer, 26), **dict.fromkeys(once, 1)}
@@ -469,6 +490,7 @@ def test_the_concept500_config_plans_the_papers_table_1(tmp_path):
     config["concepts"]["instructions"]["file"] = str(tmp_path / "instructions.json")
     result = run_snakemake(tmp_path, config, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
+    _assert_commands_parse(result.stdout)
     per_layer = [*PER_FEATURE_RULES, "sae", *CONCEPT_RULES]
     once = [
         *("model", "manifest", "all", "aggregate", "plots", "findings"),
@@ -497,6 +519,7 @@ def test_the_released_table_1_config_plans_output_scores_and_the_table_only(tmp_
     table = "results/gemma-2-9b-it-table1/concepts/concept_table.html"
     result = run_snakemake(tmp_path, config, table, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
+    _assert_commands_parse(result.stdout)
     per_layer = ["sae", "features", "logit_lens", "output_scores"]
     once = ["model", "released_concepts", "concept_table"]
     assert _job_counts(result.stdout) == {**dict.fromkeys(per_layer, 2), **dict.fromkeys(once, 1)}

@@ -3,19 +3,25 @@
 
 A command's flags come from its function's signature: `--name` per keyword argument, typed
 by its annotation (`Annotated[type, help]`); `settings` is a config section as JSON, its
-missing keys filled from the schema's defaults. Errors saesteer raises on purpose
-(`SaesteerError`) end the command with one line and exit status 2.
+missing keys filled from the schema's defaults, a key it does not know refused (exit
+status 2, naming the nearest one); a stage's `--help` lists the keys. Errors saesteer raises
+on purpose (`SaesteerError`) end the command with one line and exit status 2. A stage's log
+begins with the command line it ran.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import importlib
 import inspect
 import json
 import logging
+import os
+import shlex
 import sys
+import textwrap
 import types
 import typing
 from collections.abc import Callable
@@ -23,8 +29,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from saesteer import __version__
-from saesteer.config import settings_for
-from saesteer.errors import SaesteerError
+from saesteer.config import section_keys, settings_for
+from saesteer.errors import ConfigError, SaesteerError
 from saesteer.stages import STAGES
 
 log = logging.getLogger("saesteer")
@@ -145,21 +151,74 @@ def _add_argument(parser, param: inspect.Parameter, hint) -> None:
     parser.add_argument(*names, **options)
 
 
+def _settings_class(func: Callable) -> type | None:
+    hint, _ = _unwrap(typing.get_type_hints(func).get("settings"))
+    return hint if dataclasses.is_dataclass(hint) else None
+
+
+def settings_keys(cls: type) -> dict[str, dict]:
+    """The keys `--settings` takes for a settings dataclass: its fields, each with the
+    schema of the config key of that name (of the last of `cls.SECTIONS` that has it), or
+    {} for a value the workflow sets."""
+    known: dict[str, dict] = {}
+    for section in cls.SECTIONS:
+        known |= section_keys(section)
+    return {f.name: known.get(f.name, {}) for f in dataclasses.fields(cls)}
+
+
+def _settings_help(cls: type) -> str:
+    sections = ", ".join(f"`{s}`" for s in cls.SECTIONS) or "none: the workflow sets it"
+    lines = [f"--settings JSON: the config section {sections}; keys (the schema's default):"]
+    for key, schema in settings_keys(cls).items():
+        kind = schema.get("type", "any")
+        kind = " | ".join(schema["enum"]) if "enum" in schema else kind
+        kind = "|".join(kind) if isinstance(kind, list) else kind
+        default = json.dumps(schema["default"]) if "default" in schema else "required"
+        what = schema.get("description", "set by the workflow" if not schema else "")
+        text = f"{key} ({kind}; {default}){': ' + what if what else ''}"
+        lines += textwrap.wrap(text, 88, initial_indent="  ", subsequent_indent="      ")
+    return "\n".join(lines)
+
+
 def parser_for(func: Callable, prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=inspect.getmodule(func).__doc__)
+    # A stage's text is its module's; a command of this module has its own.
+    own = func.__module__ == __name__
+    cls = _settings_class(func)
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=inspect.getdoc(func) if own else inspect.getmodule(func).__doc__,
+        epilog=_settings_help(cls) if cls else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     hints = typing.get_type_hints(func, include_extras=True)
     for param in inspect.signature(func).parameters.values():
         _add_argument(parser, param, hints[param.name])
     return parser
 
 
+def check_settings_keys(cls: type, given: dict) -> None:
+    """Refuse a key that is neither a field of `cls` nor a key of its config sections (the
+    workflow passes whole sections), naming the nearest valid key."""
+    if not isinstance(given, dict):
+        raise ConfigError(f"--settings: expected a JSON object, got {type(given).__name__}")
+    valid = set(settings_keys(cls))
+    for section in cls.SECTIONS:
+        valid |= set(section_keys(section))
+    for key in sorted(set(given) - valid):
+        near = difflib.get_close_matches(key, sorted(valid), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        where = ", ".join(cls.SECTIONS) or "this command"
+        raise ConfigError(f"--settings: unknown key {key!r} of {where}{hint}")
+
+
 def call(func: Callable, argv: list[str], prog: str) -> None:
     """Parse `argv` by `func`'s signature and call it; `settings` becomes its annotated
     settings dataclass (schema defaults for what the JSON leaves out)."""
     kwargs = vars(parser_for(func, prog).parse_args(argv))
-    hint, _ = _unwrap(typing.get_type_hints(func).get("settings"))
-    if "settings" in kwargs and dataclasses.is_dataclass(hint):
-        kwargs["settings"] = settings_for(hint, kwargs["settings"])
+    cls = _settings_class(func)
+    if "settings" in kwargs and cls:
+        check_settings_keys(cls, kwargs["settings"])
+        kwargs["settings"] = settings_for(cls, kwargs["settings"])
     positional = [
         kwargs.pop(p.name)
         for p in inspect.signature(func).parameters.values()
@@ -178,11 +237,21 @@ def main(argv: list[str] | None = None) -> int:
     for name, help in COMMANDS.items():
         commands.add_parser(name, help=help, add_help=False)
     known, rest = parser.parse_known_args(argv)
+    func = command(known.command)
+    if func.__module__ != __name__ and "-h" not in rest and "--help" not in rest:
+        # The first line of a job's log: the exact command it ran.
+        log.info("command: %s", shlex.join(["saesteer", known.command, *rest]))
     try:
-        call(command(known.command), rest, f"saesteer {known.command}")
+        call(func, rest, f"saesteer {known.command}")
+        sys.stdout.flush()
     except SaesteerError as e:
         log.error("%s", e)
         return 2
+    except BrokenPipeError:
+        # The reader left (`saesteer check-config ... | head`): stop quietly, and keep
+        # Python from failing again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 0
 
 

@@ -22,7 +22,7 @@ rule aggregate:
     resources:
         mem_mb=2000,
     params:
-        settings=section_settings("generation", ["output_strata"]),
+        settings=rule_settings("aggregate"),
         optional=optional_inputs("sae_metrics"),
     shell:
         "saesteer aggregate --model {input.model} --features {input.features} "

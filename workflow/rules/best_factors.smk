@@ -12,7 +12,7 @@ rule best_factors:
     resources:
         mem_mb=1000,
     params:
-        settings=section_settings("best_factor", ["max_gen_success", "normalization"]),
+        settings=rule_settings("best_factors"),
         optional=optional_inputs("released"),
     shell:
         "saesteer best-factors --gen-metrics {input.gen_metrics} {params.optional} "

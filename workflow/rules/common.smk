@@ -15,6 +15,7 @@ from saesteer.features import read_feature_file
 from saesteer.models import host_has_gpu
 from saesteer.prompts import resolve_prefixes
 from saesteer.residuals import ResidualSizes
+from saesteer.stages import RULE_KEYS
 from saesteer.saes import weights_stamp
 from saesteer.released import factor_file
 
@@ -90,13 +91,23 @@ def residual_file(layer):
     return f"{OUT}/residuals/layer_{layer}.safetensors"
 
 
-def section_settings(section, keys=None):
-    """A stage's `--settings`: a config section, or the `keys` of it that the stage reads
-    (so editing another key reruns nothing)."""
-    values = config[section]
-    return canonical_json(
-        values if keys is None else {key: values[key] for key in keys}
-    )
+def section_settings(section):
+    """A stage's `--settings`: a whole config section."""
+    return canonical_json(config[section])
+
+
+def rule_values(stage):
+    """The config keys `stage` reads (`RULE_KEYS`), so editing another key reruns nothing
+    (a new judge rates again but does not regenerate)."""
+    return {
+        key: config[section][key]
+        for section, keys in RULE_KEYS[stage].items()
+        for key in keys
+    }
+
+
+def rule_settings(stage):
+    return canonical_json(rule_values(stage))
 
 
 def optional_inputs(*names):
@@ -287,26 +298,6 @@ CONCEPTS = config["concepts"]
 CONCEPT_LAYERS = sorted(CONCEPTS["layers"])
 
 
-# Which `concepts` settings each concept rule reads, so an edit reruns only the stages it
-# feeds (a new judge rates again but does not regenerate, a new threshold only re-tables).
-CONCEPT_KEYS = {
-    "concepts": ["max_concepts", "description"],
-    "generations": [
-        "instructions",
-        "n_instructions",
-        "n_select",
-        "factors",
-        "protocol",
-        "temperature",
-        "top_k",
-        "max_new_tokens",
-        "seed",
-        "batch_size",
-        "diffmean_examples",
-    ],
-    "ratings": ["judge"],
-    "table": ["thresholds", "aggregation"],
-}
 RELEASED_CONCEPTS = CONCEPTS["source"] == "released"
 RELEASED_DATA = Path(CONCEPTS["released"]["data_dir"])
 # The release's folders the import reads (their files are inputs: replacing one re-imports).
@@ -318,11 +309,10 @@ RELEASED_FOLDERS = [
 ]
 
 
-def concept_settings(stage, extra=None):
-    """The `concepts` settings `stage` reads (and `extra` keys from other sections); the
-    description source resolved (auto reads Neuronpedia's explanations when the
-    activations come from there)."""
-    settings = {key: CONCEPTS[key] for key in CONCEPT_KEYS[stage]} | (extra or {})
+def concept_settings(stage):
+    """The settings `stage` reads (`RULE_KEYS`), the description source resolved (auto
+    reads Neuronpedia's explanations when the activations come from there)."""
+    settings = rule_values(stage)
     if stage == "concepts":
         if settings["description"] == "auto":
             from_api = ACTIVATIONS["source"] == "neuronpedia"

@@ -18,7 +18,7 @@ rule concept_generations:
         gpu=model_gpus,
         mem_mb=model_mem(8000),
     params:
-        settings=concept_settings("generations"),
+        settings=concept_settings("concept_generations"),
         device=MODEL["device"],
     shell:
         "saesteer concept-generations --layer {wildcards.layer} --model {input.model} "

@@ -17,7 +17,7 @@ rule concept_ratings:
         gpu=model_gpus if CONCEPTS["judge"]["kind"] == "proxy" else 0,
         mem_mb=model_mem(4000),
     params:
-        settings=concept_settings("ratings"),
+        settings=concept_settings("concept_ratings"),
         device=MODEL["device"],
     shell:
         "saesteer concept-ratings --model {input.model} --generations {input.generations} "

@@ -18,9 +18,7 @@ rule concept_table:
     resources:
         mem_mb=1000,
     params:
-        settings=concept_settings(
-            "table", {key: config["findings"][key] for key in ("bootstrap", "seed")}
-        ),
+        settings=concept_settings("concept_table"),
         optional=optional_inputs("ratings", "released"),
     shell:
         "saesteer concept-table {params.optional} "

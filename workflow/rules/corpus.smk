@@ -10,6 +10,6 @@ rule corpus:
     resources:
         mem_mb=4000,
     params:
-        settings=section_settings("corpus", ["sources", "files", "seed"]),
+        settings=rule_settings("corpus"),
     shell:
         "saesteer corpus --settings {params.settings:q} --out {output} 2> {log}"

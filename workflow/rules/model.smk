@@ -12,7 +12,7 @@ rule model:
     resources:
         mem_mb=2000,
     params:
-        settings=section_settings("model", ["source", "dtype"]),
+        settings=rule_settings("model"),
     shell:
         "saesteer model --settings {params.settings:q} --resources resources "
         "--out {output} 2> {log}"

@@ -13,9 +13,7 @@ rule tokenize_corpus:
     resources:
         mem_mb=4000,
     params:
-        settings=section_settings(
-            "corpus", ["context_size", "heldout_fraction", "max_tokens"]
-        ),
+        settings=rule_settings("tokenize_corpus"),
     shell:
         "saesteer tokenize-corpus --model {input.model} --documents {input.documents} "
         "--settings {params.settings:q} --out {output} 2> {log}"

@@ -38,3 +38,34 @@ STAGES = {
     "released_concepts": "the paper's released concept ratings, instructions and answers",
     "concept_table": "factor choice and Table 1 over all layers",
 }
+
+# The config keys a stage's rule passes as `--settings` where it passes fewer than the
+# whole of its settings' sections (so that editing another key reruns nothing); the other
+# rules pass whole sections. tests/test_rule_keys.py checks each list against the stage's
+# settings dataclass: a key the stage reads but its rule left out would run at the
+# schema's default whatever the user wrote.
+RULE_KEYS: dict[str, dict[str, list[str]]] = {
+    "model": {"model": ["source", "dtype"]},
+    "corpus": {"corpus": ["sources", "files", "seed"]},
+    "tokenize_corpus": {"corpus": ["context_size", "heldout_fraction", "max_tokens"]},
+    "best_factors": {"best_factor": ["max_gen_success", "normalization"]},
+    "aggregate": {"generation": ["output_strata"]},
+    "concepts": {"concepts": ["max_concepts", "description"]},
+    "concept_generations": {
+        "concepts": [
+            "instructions",
+            "n_instructions",
+            "n_select",
+            "factors",
+            "protocol",
+            "temperature",
+            "top_k",
+            "max_new_tokens",
+            "seed",
+            "batch_size",
+            "diffmean_examples",
+        ]
+    },
+    "concept_ratings": {"concepts": ["judge"]},
+    "concept_table": {"concepts": ["thresholds", "aggregation"], "findings": ["bootstrap", "seed"]},
+}
