@@ -191,3 +191,34 @@ def test_later_keys_stay_out_only_at_their_schema_defaults():
             key: not defaults[key] if isinstance(defaults[key], bool) else "other" for key in later
         }
         assert without_later_defaults(section, changed) == changed
+
+
+def test_the_schema_uses_json_schema_keywords_only():
+    """A YAML slip (an unquoted comma in a flow mapping) turns text into a stray key."""
+    import yaml
+
+    from saesteer.config import SCHEMA
+
+    keywords = {"type", "default", "description", "enum", "items", "properties"}
+    keywords |= {"additionalProperties", "$ref", "minimum", "maximum", "exclusiveMinimum"}
+    keywords |= {"exclusiveMaximum", "minLength", "maxLength", "uniqueItems", "minItems"}
+    keywords |= {"maxItems", "required", "oneOf", "anyOf", "allOf", "not", "pattern"}
+    keywords |= {"patternProperties", "propertyNames", "const", "definitions", "$schema"}
+    keywords |= {"title", "format", "minProperties", "maxProperties"}
+    stray = []
+
+    def walk(node, path):
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, [*path, str(i)])
+        elif isinstance(node, dict):
+            named = path and path[-1] in ("properties", "definitions", "patternProperties")
+            for key, value in node.items():
+                if not named and key not in keywords and path[-1:] != ["default"]:
+                    stray.append("/".join([*path, key]))
+                if path[-1:] != ["default"] and key not in ("enum", "const"):
+                    walk(value, [*path, key])
+
+    with open(SCHEMA) as f:
+        walk(yaml.safe_load(f), [])
+    assert stray == []
