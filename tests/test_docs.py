@@ -41,3 +41,16 @@ def test_a_number_edited_by_hand_is_caught():
     edited_body = body[:digit] + str((int(body[digit]) + 1) % 10) + body[digit + 1 :]
     edited = text[: block.start("body")] + edited_body + text[block.end("body") :]
     assert render.rendered(edited) == text != edited
+
+
+def test_the_config_readme_example_is_a_valid_config():
+    """config/README.md's annotated config passes the schema check as written."""
+    import yaml
+
+    from saesteer.config import resolve_config
+
+    text = (ROOT / "config" / "README.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = yaml.safe_load(example)
+    resolve_config(config)
+    assert config["run"] == yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["run"]
