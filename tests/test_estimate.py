@@ -2,6 +2,7 @@
 job counts, and the command as the README runs it."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -78,8 +79,32 @@ def test_estimate_of_the_shipped_configs_from_the_repository_root(monkeypatch, c
     assert generations.split("|")[4].strip() == "31.2M"
     if not (REPO / "resources/paper/gemma_2b_features.json").is_file():  # make paper-data
         assert main(["estimate", "config/gemma-2-2b.yaml"]) == 2
-    # the released answers' folder has no stand-in: the work is counted, the jobs are not
+    # the released answers' folder not here: a stand-in of its layout plans the jobs
     table1 = ["estimate", "config/gemma-2-9b-it-table1.yaml", "--features-per-layer", "500"]
     assert main(table1) == 0
-    if not (REPO / "resources/paper/saes-are-good-for-steering/data").is_dir():
-        assert "jobs and their start-up not counted" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    total = next(line for line in out.splitlines() if line.startswith("| **total**"))
+    assert total.split("|")[2].strip().isdigit() and "not counted" not in out
+
+
+@pytest.mark.workflow
+def test_an_estimate_of_targets_counts_only_what_makes_them(monkeypatch):
+    """Table 1 from the release generates nothing; one layer's scores cost half of two."""
+    monkeypatch.chdir(REPO)
+    table1 = estimate(
+        Path("config/gemma-2-9b-it-table1.yaml"),
+        features_default=500,
+        targets=["results/gemma-2-9b-it-table1/concepts/concept_table.html"],
+    )
+    rules = {row["rule"]: row for row in table1["stages"]}
+    assert {"released_concepts", "concept_table", "output_scores"} <= set(rules)
+    assert not {"generations", "gen_metrics", "concept_generations"} & set(rules)
+    assert table1["total"]["generated_tokens"] == 0
+    whole = estimate(Path("config/config.yaml"))
+    one = estimate(
+        Path("config/config.yaml"), targets=["results/gemma3-demo/layers/16/output_scores.parquet"]
+    )
+    flops = {row["rule"]: row["flops"] for row in whole["stages"]}
+    part = {row["rule"]: row for row in one["stages"]}
+    assert part["output_scores"]["jobs"] == 1 and "generations" not in part
+    assert part["output_scores"]["flops"] == pytest.approx(flops["output_scores"] / 2)

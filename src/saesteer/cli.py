@@ -59,7 +59,7 @@ def check_config(
 def estimate(
     config: Annotated[Path, "the run config"],
     /,
-    *,
+    *targets: Annotated[str, "files to make (Snakemake targets); none: the whole run"],
     features_per_layer: Annotated[
         int | None, "features a layer where the config's feature file is not here yet"
     ] = None,
@@ -68,11 +68,12 @@ def estimate(
     json_out: Annotated[Path | None, "also write the estimate as JSON here"] = None,
 ) -> None:
     """Print a run's size before it starts: jobs per rule (a dry run of the workflow),
-    tokens, FLOPs, judge calls, and its wall time here and on a GPU."""
+    tokens, FLOPs, judge calls, and its wall time here and on a GPU; of the jobs that make
+    TARGETS only, when given."""
     from saesteer.estimate import estimate as size_of
     from saesteer.estimate import render
 
-    result = size_of(config, features_per_layer, gpu, rates)
+    result = size_of(config, features_per_layer, gpu, rates, list(targets))
     print(render(result))
     if json_out:
         json_out.write_text(json.dumps(result, indent=2) + "\n")
@@ -132,7 +133,10 @@ def _add_argument(parser, param: inspect.Parameter, hint) -> None:
     kind, help = _unwrap(hint)
     required = param.default is inspect.Parameter.empty
     options: dict[str, Any] = {"help": help}
-    if param.kind is inspect.Parameter.POSITIONAL_ONLY:
+    if param.kind is inspect.Parameter.VAR_POSITIONAL:  # *names: zero or more
+        names, kind = [param.name], list[kind]
+        required = False
+    elif param.kind is inspect.Parameter.POSITIONAL_ONLY:
         names = [param.name]
     else:
         names = ["--" + param.name.replace("_", "-")]
@@ -214,16 +218,17 @@ def check_settings_keys(cls: type, given: dict) -> None:
 def call(func: Callable, argv: list[str], prog: str) -> None:
     """Parse `argv` by `func`'s signature and call it; `settings` becomes its annotated
     settings dataclass (schema defaults for what the JSON leaves out)."""
-    kwargs = vars(parser_for(func, prog).parse_args(argv))
+    kwargs = vars(parser_for(func, prog).parse_intermixed_args(argv))
     cls = _settings_class(func)
     if "settings" in kwargs and cls:
         check_settings_keys(cls, kwargs["settings"])
         kwargs["settings"] = settings_for(cls, kwargs["settings"])
-    positional = [
-        kwargs.pop(p.name)
-        for p in inspect.signature(func).parameters.values()
-        if p.kind is inspect.Parameter.POSITIONAL_ONLY
-    ]
+    positional = []
+    for p in inspect.signature(func).parameters.values():
+        if p.kind is inspect.Parameter.POSITIONAL_ONLY:
+            positional.append(kwargs.pop(p.name))
+        elif p.kind is inspect.Parameter.VAR_POSITIONAL:
+            positional += kwargs.pop(p.name)
     func(*positional, **kwargs)
 
 

@@ -304,15 +304,17 @@ class MissingInput(Exception):
     """The dry run stopped at one of the paper's inputs that is not here."""
 
 
-def dag_jobs(configfile: Path, overrides: dict) -> dict[str, int]:
-    """Jobs per rule of a dry run of the workflow on `configfile`, every job planned as if
-    nothing were made yet (with `overrides` standing in for input files not here yet)."""
+def dag_jobs(configfile: Path, overrides: dict, targets: list[str] = ()) -> dict[str, int]:
+    """Jobs per rule of a dry run of the workflow on `configfile` (for `targets`, or the
+    whole run), every job planned as if nothing were made yet (with `overrides` standing in
+    for input files not here yet)."""
     snakefile = Path("workflow/Snakefile")
     if not snakefile.is_file() or not shutil.which("snakemake"):
         raise MissingInput("run it from the workflow's folder (workflow/Snakefile), with snakemake")
     command = ["snakemake", "-n", "-F", "--quiet", "rules", "--configfile", str(configfile)]
     if overrides:
         command += ["--config", *(f"{k}={json.dumps(v)}" for k, v in overrides.items())]
+    command += ["--", *targets] if targets else []
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
     if done.returncode:
         output = (done.stdout + done.stderr).splitlines()
@@ -352,7 +354,37 @@ def stand_ins(config: dict, features: dict[int, int], where: Path) -> dict:
         }
         path.write_text(json.dumps(texts))
         overrides["concepts"] = {"instructions": {"file": str(path)}}
+    concepts = config.get("concepts") or {}
+    released = concepts.get("released") or {}
+    if concepts.get("source") == "released" and not Path(released["data_dir"]).is_dir():
+        # the release's layout: a file per folder the import reads, the best factors
+        # naming the configured concept layers (what the config check reads)
+        data = where / "data"
+        best = {f"{layer}_0": 1.0 for layer in concepts["layers"]}
+        for name, content in [
+            (f"generated_texts/{released['model_dir']}/m_generations_cache_1_0.json", {}),
+            ("steering_factors/m_best_steering_factors.json", best),
+            ("axbench_instructions/m.json", {}),
+            ("axbench_llm_scores/m.json", {}),
+        ]:
+            (data / name).parent.mkdir(parents=True, exist_ok=True)
+            (data / name).write_text(json.dumps(content))
+        overrides.setdefault("concepts", {})["released"] = {
+            **released,
+            "data_dir": str(data),
+        }
     return overrides
+
+
+def _scale_to(stages: dict[str, Stage], jobs: dict[str, int], whole: dict[str, int]) -> None:
+    """Each rule's work times the share of the whole run's jobs that the targets need."""
+    for rule, s in stages.items():
+        share = jobs.get(rule, 0) / whole[rule] if whole.get(rule) else 0.0
+        s.flops *= share
+        s.forward_tokens *= share
+        s.generated_tokens *= share
+        s.judge_calls = round(s.judge_calls * share)
+        s.downloads = round(s.downloads * share)
 
 
 def read_rates(path: str | Path | None) -> dict:
@@ -362,9 +394,15 @@ def read_rates(path: str | Path | None) -> dict:
 
 
 def estimate(
-    configfile: Path, features_default: int | None = None, gpu: str = "A40", rates_file=None
+    configfile: Path,
+    features_default: int | None = None,
+    gpu: str = "A40",
+    rates_file=None,
+    targets: list[str] = (),
 ) -> dict:
-    """The estimate as a dict: stages (rows), totals, and the machines' projected hours."""
+    """The estimate as a dict: stages (rows), totals, and the machines' projected hours.
+    With `targets`, of the jobs that make them only: a rule's work scales with the share of
+    its jobs they need."""
     if gpu not in GPUS:
         raise ConfigError(f"--gpu: {gpu!r} (known: {sorted(GPUS)})")
     config = resolve_config(read_config(configfile))
@@ -373,9 +411,14 @@ def estimate(
     stages = workload(config, features)
     notes = []
     with tempfile.TemporaryDirectory() as tmp:
+        overrides = stand_ins(config, features, Path(tmp))
         try:
-            jobs = dag_jobs(configfile, stand_ins(config, features, Path(tmp)))
+            jobs = dag_jobs(configfile, overrides, targets)
+            if targets:
+                _scale_to(stages, jobs, dag_jobs(configfile, overrides))
         except MissingInput as e:
+            if targets:
+                raise ConfigError(f"targets {list(targets)}: no dry run ({e})") from None
             jobs = {}
             notes.append(f"jobs and their start-up not counted (no dry run): {e}")
     rates = read_rates(rates_file)
@@ -411,6 +454,7 @@ def estimate(
         rows.append(row)
     return {
         "config": str(configfile),
+        "targets": list(targets),
         "run": config["run"],
         "layers": len(layers),
         "features": sum(features.values()),
@@ -451,7 +495,8 @@ def render(result: dict) -> str:
     """The estimate as Markdown: one row per rule and the totals."""
     lines = [
         f"# {result['config']}: run {result['run']!r}, {result['layers']} layers, "
-        f"{result['features']} features, {result['dtype']}",
+        f"{result['features']} features, {result['dtype']}"
+        + (f"; the jobs that make {', '.join(result['targets'])}" if result["targets"] else ""),
         "",
         f"| rule | jobs | forward tokens | tokens to generate | FLOPs | judge calls | "
         f"downloads | here | {result['gpu']} GPU | judge |",
