@@ -107,3 +107,36 @@ def test_model_rules_ask_slurm_for_a_gpu_unless_pinned_to_cpu(tmp_path, tiny_con
     (call,) = set(recorder["log"].read_text().splitlines())
     assert "--comment rule_features_wildcards_2" in call
     assert "--gpus" not in call and "--mem 1000" in call
+
+
+@pytest.mark.workflow
+def test_independent_gpu_jobs_go_to_the_cluster_together(tmp_path, tiny_config):
+    """The workflow profile (read on every run, its keys over the cluster profile's) must
+    not serialize a cluster's GPU jobs: both layers' logit-lens jobs, ready at once, are
+    submitted together. This cluster has no GPU (srun refuses the gres), so the recorder
+    submits a 20 s stand-in for each, which leaves no output: a scheduler holding GPU jobs
+    to one at a time would submit one, see it fail, and stop."""
+    config = {**tiny_config, "model": {**tiny_config["model"], "device": "auto", "mem_mb": 200}}
+    targets = [f"results/tiny/layers/{layer}/logit_lens.parquet" for layer in (1, 2)]
+    ready = [
+        f"results/tiny/layers/{layer}/{name}"
+        for layer in (1, 2)
+        for name in ("sae.json", "features.parquet")
+    ]
+    assert run_snakemake(tmp_path, config, *ready, "results/tiny/model.json").returncode == 0
+    # the job as submitted (its name is how the plugin finds it), without the gres, and
+    # a stand-in for its command
+    stand_in = (
+        'for a; do shift; case "$a" in --gpus=1) ;; --wrap=*) set -- "$@" "--wrap=sleep 20";;'
+        ' *) set -- "$@" "$a";; esac; done\nexec /usr/bin/sbatch "$@"'
+    )
+    recorder = _sbatch_recorder(tmp_path, stand_in)
+    env = {"PATH": recorder["PATH"]}
+    run_snakemake(tmp_path, config, *targets, "--profile", _profile(tmp_path), env=env)
+    calls = recorder["log"].read_text().splitlines()
+    rules = sorted(call.split("--comment rule_")[1].split()[0] for call in calls)
+    assert rules == ["logit_lens_wildcards_1", "logit_lens_wildcards_2"]
+    assert all("--gpus=1" in call for call in calls)
+    # the cluster profile's partition and runtime reach sbatch (the workflow profile's
+    # default-resources would replace them)
+    assert all("-p debug" in call and re.search(r"-t '?120\b", call) for call in calls)

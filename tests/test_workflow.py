@@ -33,17 +33,22 @@ from tests.helpers import (
 
 @pytest.mark.workflow
 def test_model_jobs_hold_a_gpu_locally_only_where_the_host_has_one(tmp_path, tiny_config):
-    """The local profile's gpu=1 runs one model job at a time. On a host without a GPU
-    that limit would only queue CPU jobs behind each other, so they take none there (under
-    SLURM they still ask for one: test_slurm)."""
+    """The local profile's local_gpu=1 runs one model job at a time. On a host without a
+    GPU that limit would only queue CPU jobs behind each other, so they take none there
+    (under SLURM they still ask for a `gpu`, and no `local_gpu`: test_slurm)."""
     target = "results/tiny/layers/2/logit_lens.parquet"
     resources = {}
     for device in ("auto", "cpu"):
         config = {**tiny_config, "model": {**tiny_config["model"], "device": device}}
         result = run_snakemake(tmp_path, config, target, "-n")
         block = re.search(r"rule logit_lens:.*?\n\n", result.stdout, re.DOTALL)
-        resources[device] = int(re.search(r"gpu=(\d+)", block.group(0)).group(1))
-    assert resources == {"auto": int(host_has_gpu()), "cpu": 0}
+        held = {
+            k: int(re.search(rf"\b{k}=(\d+)", block.group(0)).group(1))
+            for k in ("gpu", "local_gpu")
+        }
+        resources[device] = held
+    gpu = int(host_has_gpu())
+    assert resources == {"auto": {"gpu": gpu, "local_gpu": gpu}, "cpu": {"gpu": 0, "local_gpu": 0}}
 
 
 @pytest.mark.workflow

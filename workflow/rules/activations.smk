@@ -14,6 +14,7 @@ rule activations:
     threads: LIGHT_THREADS if MINED else 1
     resources:
         gpu=model_gpus if MINED else 0,
+        local_gpu=model_local_gpus if MINED else 0,
         mem_mb=5000 if MINED else 2000,
     params:
         settings=activation_settings(),

@@ -32,13 +32,21 @@ LOCAL_GPU = host_has_gpu()
 
 def model_gpus(wildcards):
     """The `gpu` resource of the jobs that run the model. One GPU (sbatch --gpus=1 through
-    the executor plugin; locally the profile's gpu=1 runs one such job at a time), or none
+    the executor plugin; locally `model_local_gpus` runs one such job at a time), or none
     when the model is pinned to the CPU or mps, or when a local run's host has no GPU,
     where the limit would only queue CPU jobs behind each other. A callable, because the
     executor is known only after the Snakefile is parsed."""
     if MODEL["device"] in ("cpu", "mps"):
         return 0
     return 1 if LOCAL_GPU or not workflow.local_exec else 0
+
+
+def model_local_gpus(wildcards):
+    """The resource the local profile limits to 1 (`local_gpu=1`, workflow/profiles/default):
+    a model job on this host's GPU, so a local run shares its GPU one job at a time. Not
+    `gpu` itself: Snakemake lets the workflow profile's keys override a cluster profile's,
+    and a limit on `gpu` would submit a cluster's GPU jobs one at a time."""
+    return 1 if workflow.local_exec and model_gpus(wildcards) else 0
 
 
 # Per-layer jobs whose time is mostly imports and loading (logit lens, output score,

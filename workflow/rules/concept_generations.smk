@@ -16,6 +16,7 @@ rule concept_generations:
     threads: workflow.cores
     resources:
         gpu=model_gpus,
+        local_gpu=model_local_gpus,
         mem_mb=model_mem(8000),
     params:
         settings=concept_settings("concept_generations"),

@@ -15,6 +15,7 @@ rule concept_ratings:
     threads: workflow.cores
     resources:
         gpu=model_gpus if CONCEPTS["judge"]["kind"] == "proxy" else 0,
+        local_gpu=model_local_gpus if CONCEPTS["judge"]["kind"] == "proxy" else 0,
         mem_mb=model_mem(4000),
     params:
         settings=concept_settings("concept_ratings"),

@@ -14,6 +14,7 @@ rule gen_metrics:
     threads: workflow.cores
     resources:
         gpu=model_gpus,
+        local_gpu=model_local_gpus,
         mem_mb=model_mem(7000) + EVALUATOR_MB,
     params:
         settings=section_settings("gen_metrics"),

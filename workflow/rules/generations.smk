@@ -12,6 +12,7 @@ rule generations:
     threads: workflow.cores if SAMPLED else 1
     resources:
         gpu=model_gpus if SAMPLED else 0,
+        local_gpu=model_local_gpus if SAMPLED else 0,
         mem_mb=model_mem(7000) if SAMPLED else 2000,
     params:
         settings=generation_settings,

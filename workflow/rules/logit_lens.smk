@@ -15,6 +15,7 @@ rule logit_lens:
     threads: LIGHT_THREADS
     resources:
         gpu=model_gpus,
+        local_gpu=model_local_gpus,
         mem_mb=model_mem(3000),
     params:
         settings=section_settings("logit_lens"),

@@ -16,6 +16,7 @@ rule output_scores:
     threads: LIGHT_THREADS
     resources:
         gpu=model_gpus,
+        local_gpu=model_local_gpus,
         mem_mb=model_mem(5000),
     params:
         settings=section_settings("output_score"),

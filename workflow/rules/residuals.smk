@@ -21,6 +21,7 @@ if RESIDUAL_LAYERS:
         threads: workflow.cores
         resources:
             gpu=model_gpus,
+            local_gpu=model_local_gpus,
             mem_mb=model_mem(8000),
         params:
             settings=canonical_json(

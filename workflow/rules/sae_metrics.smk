@@ -16,6 +16,7 @@ rule sae_metrics:
     threads: LIGHT_THREADS
     resources:
         gpu=model_gpus,
+        local_gpu=model_local_gpus,
         mem_mb=model_mem(3000),
     params:
         settings=section_settings("sae_metrics"),

@@ -12,6 +12,7 @@ rule sae_sweep:
     threads: LIGHT_THREADS
     resources:
         gpu=model_gpus,
+        local_gpu=model_local_gpus,
         mem_mb=model_mem(5000),
     params:
         settings=sweep_settings,

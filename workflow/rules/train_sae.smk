@@ -20,6 +20,7 @@ rule train_sae:
     threads: workflow.cores
     resources:
         gpu=model_gpus,
+        local_gpu=model_local_gpus,
         mem_mb=model_mem(7000),
     params:
         settings=train_settings,
