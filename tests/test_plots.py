@@ -52,3 +52,30 @@ def test_a_plot_name_it_does_not_know_is_refused(tables, tmp_path):
     features, summary = tables
     with pytest.raises(ValueError, match="no plot named like"):
         write_plots(features, summary, [tmp_path / "violin.png"])
+
+
+def test_the_best_factor_histogram_counts_steered_features_by_layer():
+    """Categories in grid order with a `none` bar for features with no effective factor,
+    one stack per layer, integer counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import polars as pl
+
+    from saesteer.plots import plot_best_factors
+
+    features = pl.DataFrame(
+        {
+            "layer": [0, 0, 0, 5, 5, 5, 5],
+            "best_factor": [10.0, 0.4, None, 10.0, 10.0, 2.0, None],
+            "gen_success_20": [1.0, 0.5, 0.0, 2.0, 1.0, 0.2, None],  # last: not steered
+        }
+    )
+    fig, ax = plt.subplots()
+    plot_best_factors(features, ax)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.4", "2", "10", "none"]
+    by_layer = {c.get_label(): [p.get_height() for p in c.patches] for c in ax.containers}
+    assert by_layer == {"layer 0": [1, 0, 1, 1], "layer 5": [0, 1, 2, 0]}
+    assert all(float(t).is_integer() for t in ax.get_yticks())
+    plt.close(fig)

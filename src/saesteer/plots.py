@@ -38,7 +38,8 @@ def _save(fig, path: str | Path) -> None:
 
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        # "tight" keeps a legend placed outside the axes in the picture
+        fig.savefig(tmp, format="png", bbox_inches="tight")
     plt.close(fig)
 
 
@@ -107,7 +108,8 @@ def plot_roles(
     ax.set_xlabel("layer / number of layers (depth)")
     ax.set_ylabel("score (0-1)")
     ax.set_xlim(0, 1.02)
-    ax.legend(fontsize=8)
+    # below the axes, clear of the lines and the chance level
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
 
 
 def plot_threshold_curve(
@@ -123,7 +125,14 @@ def plot_threshold_curve(
         return _no_data(ax, "output scores and best-factor GenSuccess@20")
     thresholds = np.logspace(-5, 0, 26)
     rows = threshold_rows(features, thresholds.tolist(), settings)
-    ax.plot(thresholds, rows["mean_gen_success_20"], "o-", color="tab:green", markersize=3)
+    ax.plot(
+        thresholds,
+        rows["mean_gen_success_20"],
+        "o-",
+        color="tab:green",
+        markersize=3,
+        label="mean GenSuccess@20 of kept steered features",
+    )
     if settings is not None:
         ax.fill_between(
             thresholds,
@@ -133,14 +142,28 @@ def plot_threshold_curve(
             alpha=0.2,
             label="95% bootstrap interval",
         )
-        ax.legend(loc="upper left", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("output-score threshold (keep features with score >= threshold)")
     ax.set_ylabel("mean GenSuccess@20 at best factor (tokens)", color="tab:green")
     kept = ax.twinx()
-    kept.plot(thresholds, 100 * rows["kept_fraction"].to_numpy(), "--", color="tab:gray")
+    kept.plot(
+        thresholds,
+        100 * rows["kept_fraction"].to_numpy(),
+        "--",
+        color="tab:gray",
+        label="features kept (%)",
+    )
     kept.set_ylabel("features kept (%)", color="tab:gray")
     kept.set_ylim(0, 105)
+    lines = [h for a in (ax, kept) for h in a.get_legend_handles_labels()[0]]
+    ax.legend(
+        lines,
+        [h.get_label() for h in lines],
+        fontsize=7,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.2),
+        ncol=2,
+    )
 
 
 def plot_scatter(features: pl.DataFrame, ax) -> None:
@@ -167,16 +190,37 @@ def plot_scatter(features: pl.DataFrame, ax) -> None:
 
 
 def plot_best_factors(features: pl.DataFrame, ax) -> None:
-    """How many features chose each steering factor."""
+    """How many steered features chose each steering factor, stacked by layer; the factors
+    are categories (the grid is not evenly spaced), and features with no effective factor
+    (GenSuccess@20 0 at every factor) have their own bar."""
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_title("Best steering factor")
-    counts = features.drop_nulls("best_factor").group_by("best_factor").len().sort("best_factor")
-    if counts.is_empty():
+    # steered: a GenSuccess@20 at a best factor, or 0 with no effective factor (null)
+    steered = features.filter(pl.col("gen_success_20").is_not_null()).with_columns(
+        factor=pl.col("best_factor")
+        .map_elements(lambda f: f"{f:g}", return_dtype=pl.String)
+        .fill_null("none")
+    )
+    if steered.is_empty():
         return _no_data(ax, "best factors")
-    positions = np.arange(counts.height)  # one bar per factor tried, evenly spaced
-    ax.bar(positions, counts["len"], color="tab:purple")
-    ax.set_xticks(positions, [f"{f:g}" for f in counts["best_factor"]])
-    ax.set_xlabel("steering factor s")
-    ax.set_ylabel("features")
+    numeric = sorted({f for f in steered["factor"] if f != "none"}, key=float)
+    categories = numeric + (["none"] if "none" in set(steered["factor"]) else [])
+    positions = np.arange(len(categories))
+    bottom = np.zeros(len(categories))
+    for layer in sorted(steered["layer"].unique()):
+        counts = steered.filter(pl.col("layer") == layer).group_by("factor").len()
+        heights = dict(zip(counts["factor"], counts["len"], strict=True))
+        values = np.array([heights.get(c, 0) for c in categories], dtype=float)
+        ax.bar(positions, values, bottom=bottom, label=f"layer {layer}")
+        bottom += values
+    ax.set_xticks(positions, categories)
+    ax.set_xlabel("best steering factor s, as categories (none: GenSuccess@20 0 at every factor)")
+    ax.set_ylabel("steered features")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(
+        fontsize=7, title="layer", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1)
+    )
 
 
 def plot_filtering(
