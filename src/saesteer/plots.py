@@ -38,8 +38,7 @@ def _save(fig, path: str | Path) -> None:
 
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        # "tight" keeps a legend placed outside the axes in the picture
-        fig.savefig(tmp, format="png", bbox_inches="tight")
+        fig.savefig(tmp, format="png")
     plt.close(fig)
 
 
