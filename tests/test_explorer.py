@@ -21,6 +21,7 @@ from saesteer.explorer import (
     index_rows,
     judge_label,
     rank_in_layer,
+    rank_text,
     scatter,
     shade,
     steering_plot,
@@ -126,7 +127,8 @@ def test_rank_in_layer_best_first_ties_share_missing_unranked():
     scores = pl.DataFrame(
         {"feature": [1, 2, 3, 4, 5], "output_score": [0.2, 0.9, None, 0.2, float("nan")]}
     )
-    assert rank_in_layer(scores, "output_score") == {2: (1, 3), 1: (2, 3), 4: (2, 3)}
+    assert rank_in_layer(scores, "output_score") == {2: (1, 1, 3), 1: (2, 3, 3), 4: (2, 3, 3)}
+    assert rank_text((2, 3, 3)) == "tied 2–3 of 3" and rank_text((1, 1, 3)) == "rank 1 of 3"
 
 
 def test_steering_plot_places_points_on_its_axes():
@@ -342,6 +344,10 @@ def test_index_lists_every_feature_linked_to_its_page():
     plot = scatter(rows + [{**rows[0], "input_score": float("nan"), "href": "nan"}])
     assert [p["href"] for p in plot["points"]] == ["layers/3/7.html"]  # both scores only
     point = plot["points"][0]
+    # coloured by layer (both layers in the legend), keyed like its table row
+    assert [entry["layer"] for entry in plot["legend"]] == [3, 5]
+    assert point["colour"] == plot["legend"][0]["colour"] != plot["legend"][1]["colour"]
+    assert point["key"] == "3:7"
     assert point["x"] == plot["margin"] + plot["inner"] / 4
     assert point["y"] == plot["margin"]  # output score 1: the top
     html = (
@@ -350,6 +356,7 @@ def test_index_lists_every_feature_linked_to_its_page():
         .render(run="r", rows=rows, layers=[3, 5], scatter=plot)
     )
     assert html.count("<tr data-layer=") == 2
+    assert '<a href="layers/3/7.html" data-key="3:7">' in html
     assert 'data-output="1.0"' in html and 'data-input=""' in html
     # Layer 5's feature never fired enough and no factor steered it: both said, once.
     assert html.count(">not live</span>") == 1 and html.count("none effective") == 1

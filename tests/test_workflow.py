@@ -710,6 +710,20 @@ def _check_the_explorer(driver, page: str, workdir: Path, config: dict, shots: P
     box.send_keys(str(threshold))
     kept = _sorted_by(driver, "output", "output")
     assert kept == [s for s in scores if s >= threshold] and len(kept) < len(scores)
+    # the scatter follows the filter: a point for each kept row with both scores
+    rows = driver.find_elements(By.CSS_SELECTOR, "#features tbody tr")
+    both = {
+        f"{r.get_attribute('data-layer')}:{r.get_attribute('data-feature')}"
+        for r in rows
+        if r.is_displayed() and r.get_attribute("data-input") and r.get_attribute("data-output")
+    }
+    points = driver.find_elements(By.CSS_SELECTOR, "#scatter a[data-key]")
+    plotted = {
+        p.get_attribute("data-key")
+        for p in points
+        if "none" not in (p.get_attribute("style") or "")
+    }
+    assert plotted == both and len(points) > len(plotted)
     assert f"min_output={threshold}" in driver.current_url
     box.clear()
     box.send_keys("0")

@@ -62,6 +62,7 @@ def environment():
         keep_trailing_newline=True,
     )
     env.filters["num"] = number
+    env.filters["rank_text"] = rank_text
     return env
 
 
@@ -147,12 +148,22 @@ def contexts(examples: pl.DataFrame, decoder, n: int) -> list[dict]:
     return shown
 
 
-def rank_in_layer(scores: pl.DataFrame, column: str) -> dict[int, tuple[int, int]]:
-    """Feature -> (rank, features ranked) by `column`, highest first (1 = best; ties
-    share the best rank); features without the score are not ranked."""
+def rank_text(rank: tuple[int, int, int]) -> str:
+    """ "rank 3 of 32", or "tied 3–32 of 32" for a score that several features share."""
+    best, worst, n = rank
+    return f"rank {best} of {n}" if best == worst else f"tied {best}–{worst} of {n}"
+
+
+def rank_in_layer(scores: pl.DataFrame, column: str) -> dict[int, tuple[int, int, int]]:
+    """Feature -> (best rank, worst rank, features ranked) by `column`, highest first
+    (1 = best; tied features share the span of ranks they cover); features without the
+    score are not ranked."""
     scored = scores.drop_nulls(column).filter(pl.col(column).is_not_nan())
-    ranks = scored[column].rank(method="min", descending=True).cast(pl.Int64)
-    return {f: (r, scored.height) for f, r in zip(scored["feature"], ranks, strict=True)}
+    best = scored[column].rank(method="min", descending=True).cast(pl.Int64)
+    worst = scored[column].rank(method="max", descending=True).cast(pl.Int64)
+    return {
+        f: (b, w, scored.height) for f, b, w in zip(scored["feature"], best, worst, strict=True)
+    }
 
 
 def _ticks(low: float, high: float, n: int = 4) -> list[float]:
@@ -388,24 +399,37 @@ def index_rows(features: pl.DataFrame, descriptions: pl.DataFrame | None) -> lis
     return rows
 
 
+# matplotlib's tab10, so a layer's colour here is its colour in the report's plots
+LAYER_COLOURS = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+]  # fmt: skip
+
+
 def scatter(rows: list[dict]) -> dict:
-    """Coordinates of the input-vs-output scatter of the index, each point a page link."""
+    """Coordinates of the input-vs-output scatter of the index, each point a page link
+    coloured by its layer and keyed like its table row, so the table's filters hide it."""
     size, margin = 320, 40
     inner = size - 2 * margin
 
     def place(v):
         return margin + inner * min(1.0, max(0.0, v))
 
+    layers = sorted({r["layer"] for r in rows})
+    colour = {layer: LAYER_COLOURS[i % len(LAYER_COLOURS)] for i, layer in enumerate(layers)}
     return {
         "size": size,
         "margin": margin,
         "inner": inner,
         "ticks": [{"at": place(v), "label": f"{v:g}"} for v in (0, 0.25, 0.5, 0.75, 1)],
+        "legend": [{"layer": layer, "colour": colour[layer]} for layer in layers],
         "points": [
             {
                 "x": place(r["input_score"]),
                 "y": size - place(r["output_score"]),
                 "href": r["href"],
+                "key": f"{r['layer']}:{r['feature']}",
+                "colour": colour[r["layer"]],
                 "title": f"layer {r['layer']}, feature {r['feature']}",
             }
             for r in rows
