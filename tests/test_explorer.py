@@ -383,3 +383,28 @@ def test_concept_answers_only_the_sae_rows():
     assert [r["response"] for r in answers["rows"]] == ["HI!"]
     assert answers["judge"] == "proxy judge (no LLM): minilm"
     assert concept_answers(_layer_tables().concept_ratings.filter(pl.col("method") == "x")) is None
+
+
+def test_a_feature_page_shows_the_input_scores_hits(tmp_path):
+    """ "H of N examples", the logit-lens tokens the score reads with how many examples
+    peak on each (the marked rows add up to H), and which contexts are hits."""
+    tables = _layer_tables()
+    ids = [[1, 5, 2], [6, 1, 2], [1, 2, 4]]  # the examples peak on 5, 6 and 4
+    tables.activations = _examples().with_columns(token_ids=pl.Series(ids, dtype=pl.List(pl.Int64)))
+    tables.input_scores = tables.input_scores.with_columns(
+        n_hits=pl.Series([2, 0, 0]), top_k=pl.Series([2, 2, 2])
+    )
+    pages = dict(feature_pages(3, tables, None, SETTINGS, "run-x"))
+    values = pages["7.html"]
+    # top_k 2: " first" (id 4) and " second" (id 5) are read, " third" (id 6) is not
+    assert [(t["token"], t["counted"], t["peaks"]) for t in values["logit_lens"]] == [
+        (" first", True, 1),
+        (" second", True, 1),
+    ]
+    assert sum(t["peaks"] for t in values["logit_lens"] if t["counted"]) == values["n_hits"]
+    # the strongest context peaks on " third": not a hit; the next on " second": a hit
+    assert [c["hit"] for c in values["contexts"]] == [False, True]
+    write_pages(pages.items(), "feature.html.j2", tmp_path)
+    page = _Page()
+    page.feed((tmp_path / "7.html").read_text())
+    assert "2 of 3 examples" in " ".join(page.text["scores"].split())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,9 +120,20 @@ def shade(value: float, largest: float) -> int:
     return max(1, min(SHADES, math.ceil(SHADES * value / largest)))
 
 
-def contexts(examples: pl.DataFrame, decoder, n: int) -> list[dict]:
+def peak_tokens(examples: pl.DataFrame) -> Counter:
+    """How many examples peak on each token id (examples without token ids not counted)."""
+    return Counter(
+        ids[index]
+        for ids, index in examples.select("token_ids", "max_token_index").iter_rows()
+        if ids is not None
+    )
+
+
+def contexts(examples: pl.DataFrame, decoder, n: int, hits: set[int] | None = None) -> list[dict]:
     """The `n` strongest examples, each a list of highlighted tokens; the shade is scaled
-    to the feature's largest activation and each example's max token is marked."""
+    to the feature's largest activation and each example's max token is marked. With the
+    input score's top logit-lens token ids `hits`, each example says whether its strongest
+    token is one of them (None where the source gave no token ids)."""
     top = examples.sort("max_value", descending=True, maintain_order=True).head(n)
     largest = float(top["max_value"].max() or 0.0)
     shown = []
@@ -131,9 +143,11 @@ def contexts(examples: pl.DataFrame, decoder, n: int) -> list[dict]:
         strongest = row["max_token_index"]
         while strongest + 1 < len(pieces) and pieces[strongest] == "":
             strongest += 1  # the token that completes its character shows it
+        ids = row["token_ids"]
         shown.append(
             {
                 "max_value": row["max_value"],
+                "hit": None if hits is None or ids is None else ids[row["max_token_index"]] in hits,
                 "tokens": [
                     {
                         "text": piece,
@@ -308,7 +322,11 @@ class LayerTables:
 
 
 def _one(rows: pl.DataFrame | None, column: str):
-    return None if rows is None or rows.is_empty() else rows[column][0]
+    """The first value of `column`; None without rows or without the column (a table made
+    before the column existed)."""
+    if rows is None or rows.is_empty() or column not in rows.columns:
+        return None
+    return rows[column][0]
 
 
 def feature_pages(
@@ -332,6 +350,12 @@ def feature_pages(
         metrics = part["gen_metrics"]
         generations = part["generations"]
         ratings = part["concept_ratings"]
+        top_k = _one(part["input_scores"], "top_k")
+        # the tokens the input score reads: its top_k (when scored), at least the setting's
+        listed = max(settings.logit_lens_tokens, top_k or 0)
+        lens = None if lens is None else lens.sort("rank").head(listed)
+        hits = None if lens is None or top_k is None else set(lens["token_id"][:top_k])
+        peaks = Counter() if examples is None else peak_tokens(examples)
         yield (
             f"{feature}.html",
             {
@@ -346,6 +370,8 @@ def feature_pages(
                 "input_rank": input_rank.get(feature),
                 "input_score_chance": _one(part["input_scores"], "input_score_chance"),
                 "n_examples": _one(part["input_scores"], "n_examples"),
+                "n_hits": _one(part["input_scores"], "n_hits"),
+                "input_top_k": top_k,
                 "output_score": _one(part["output_scores"], "output_score"),
                 "output_rank": output_rank.get(feature),
                 "best_factor": best,
@@ -359,10 +385,17 @@ def feature_pages(
                 "best_perplexity": _one(part["best_factors"], "perplexity"),
                 "logit_lens": []
                 if lens is None
-                else lens.sort("rank").head(settings.logit_lens_tokens).to_dicts(),
+                else [
+                    {
+                        **t,
+                        "counted": top_k is not None and t["rank"] < top_k,
+                        "peaks": peaks.get(t["token_id"], 0),
+                    }
+                    for t in lens.to_dicts()
+                ],
                 "contexts": []
                 if examples is None
-                else contexts(examples, decoder, settings.contexts),
+                else contexts(examples, decoder, settings.contexts, hits),
                 "continuations": []
                 if generations is None
                 else continuations(generations, best, settings.prefixes),
