@@ -154,6 +154,16 @@ def test_steering_plot_places_points_on_its_axes():
     assert perplexity[2.0] == pytest.approx((plot["top"] + plot["bottom"]) / 2)  # log scale
     assert steering_plot(metrics, 5.0)["best_x"] is None
     assert steering_plot(metrics.clear(), 2.0) is None
+    assert [t["label"] for t in plot["success_ticks"]] == ["0", "1", "2", "3"]
+    assert [t["label"] for t in plot["perplexity_ticks"]] == ["10", "100", "1000"]
+    # round ticks for values that are not: the axis ends at the first round one above
+    odd = pl.DataFrame(
+        {"factor": [0.0, 1.0], "gen_success_20": [0.6, 12.9], "perplexity": [26.0, 124.0]}
+    )
+    plot = steering_plot(odd, None)
+    assert [t["label"] for t in plot["success_ticks"]] == ["0", "5", "10", "15"]
+    assert [t["label"] for t in plot["perplexity_ticks"]] == ["10", "100", "1000"]
+    assert plot["success_ticks"][-1]["y"] == plot["top"]
 
 
 def test_judge_label_names_proxy_and_llm():

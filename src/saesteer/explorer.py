@@ -25,7 +25,7 @@ from saesteer.io import is_finite_number
 SHADES = 8
 # The steering plot's canvas (SVG user units).
 PLOT_WIDTH, PLOT_HEIGHT = 460, 230
-PLOT_MARGIN = {"left": 46, "right": 58, "top": 14, "bottom": 38}
+PLOT_MARGIN = {"left": 58, "right": 70, "top": 14, "bottom": 38}
 
 
 @dataclass(frozen=True)
@@ -180,8 +180,17 @@ def rank_in_layer(scores: pl.DataFrame, column: str) -> dict[int, tuple[int, int
     }
 
 
-def _ticks(low: float, high: float, n: int = 4) -> list[float]:
-    return [low + (high - low) * i / n for i in range(n + 1)]
+def _nice_ticks(high: float, most: int = 5) -> list[float]:
+    """Ticks from 0 at a round step (1, 2, 2.5 or 5 times a power of ten) whose last one
+    reaches `high`: at most `most` + 1 of them."""
+    high = max(high, 1e-12)
+    for power in range(math.floor(math.log10(high / most)), math.floor(math.log10(high)) + 2):
+        for base in (1, 2, 2.5, 5):
+            step = base * 10**power
+            if math.ceil(high / step - 1e-9) <= most:
+                n = math.ceil(high / step - 1e-9)
+                return [round(i * step, 12) for i in range(n + 1)]
+    return [0.0, high]
 
 
 def _loggable(value) -> bool:
@@ -203,8 +212,8 @@ def steering_plot(metrics: pl.DataFrame, best_factor: float | None) -> dict | No
     xs = [left + i * step for i in range(len(factors))] if len(factors) > 1 else [left + width / 2]
 
     success = rows["gen_success_20"].to_list()
-    top_success = max([v for v in success if v is not None] + [1.0])
-    gs_ticks = _ticks(0.0, top_success)
+    gs_ticks = _nice_ticks(max([v for v in success if v is not None] + [1.0]))
+    top_success = gs_ticks[-1]
 
     def y_success(v):
         return top + height * (1 - v / top_success)
@@ -212,8 +221,10 @@ def steering_plot(metrics: pl.DataFrame, best_factor: float | None) -> dict | No
     perplexity = [v for v in rows["perplexity"].to_list()]
     finite = [v for v in perplexity if _loggable(v)]
     lo, hi = (math.log10(min(finite)), math.log10(max(finite))) if finite else (0.0, 1.0)
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
+    # whole decades, ticked at each power of ten
+    lo, hi = math.floor(lo), math.ceil(hi)
+    if hi == lo:
+        hi = lo + 1
 
     def y_perplexity(v):
         return top + height * (1 - (math.log10(v) - lo) / (hi - lo))
@@ -234,14 +245,14 @@ def steering_plot(metrics: pl.DataFrame, best_factor: float | None) -> dict | No
             for x, v, f in zip(xs, success, factors, strict=True)
             if v is not None
         ],
-        "success_ticks": [{"y": y_success(v), "label": f"{v:.3g}"} for v in gs_ticks],
+        "success_ticks": [{"y": y_success(v), "label": f"{v:g}"} for v in gs_ticks],
         "perplexity": [
             {"x": x, "y": y_perplexity(v), "value": v, "factor": f}
             for x, v, f in zip(xs, perplexity, factors, strict=True)
             if _loggable(v)
         ],
         "perplexity_ticks": [
-            {"y": y_perplexity(10**e), "label": f"{10**e:.3g}"} for e in _ticks(lo, hi)
+            {"y": y_perplexity(10**e), "label": f"{10**e:g}"} for e in range(lo, hi + 1)
         ],
         "best_x": best_x,
         "best_factor": best_factor,
