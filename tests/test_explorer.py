@@ -16,6 +16,7 @@ from saesteer.explorer import (
     LayerTables,
     concept_answers,
     contexts,
+    continuations,
     environment,
     feature_pages,
     index_rows,
@@ -418,3 +419,34 @@ def test_a_feature_page_shows_the_input_scores_hits(tmp_path):
     page = _Page()
     page.feed((tmp_path / "7.html").read_text())
     assert "2 of 3 examples" in " ".join(page.text["scores"].split())
+
+
+@pytest.mark.parametrize("name", ["gemma3_tokenizer", "smollm2_tokenizer"])
+def test_continuations_mark_the_tokens_gen_success_counts(name, request):
+    """Per continuation, the marked tokens are the ones GenSuccess@20 counts: their number
+    equals `gen_metrics.gen_success_counts` on the same rows, and the pieces rebuild it."""
+    from saesteer.gen_metrics import gen_success_counts
+
+    tokenizer = request.getfixturevalue(name)
+    texts = [" the ocean is deep and the sea is blue", " nothing here", " ocean ocean sea"]
+    generations = pl.DataFrame(
+        {
+            "feature": [7, 7, 7],
+            "factor": [0.0, 4.0, 8.0],
+            "prefix_id": [0, 0, 0],
+            "prefix": ["Once"] * 3,
+            "continuation": texts,
+        }
+    )
+    words = tokenizer([" ocean", " sea", " blue"], add_special_tokens=False)["input_ids"]
+    top = [ids[0] for ids in words] + list(range(100, 117))  # 20 logit-lens tokens
+    logit_lens = pl.DataFrame({"feature": [7] * 20, "rank": list(range(20)), "token_id": top})
+    (shown,) = continuations(generations, 4.0, 1, tokenizer.backend_tokenizer, set(top))
+    expected = gen_success_counts(generations, logit_lens, tokenizer, [20])["hits_20"]
+    assert [r["hits"] for r in shown["rows"]] == expected.to_list()
+    assert shown["rows"][0]["hits"] >= 3  # ocean, sea, blue
+    for row, text in zip(shown["rows"], texts, strict=True):
+        assert "".join(p["text"] for p in row["pieces"]) == tokenizer.decode(
+            tokenizer(text, add_special_tokens=False)["input_ids"]
+        )
+        assert sum(p["hit"] for p in row["pieces"]) == row["hits"]

@@ -259,8 +259,17 @@ def steering_plot(metrics: pl.DataFrame, best_factor: float | None) -> dict | No
     }
 
 
-def continuations(generations: pl.DataFrame, best_factor: float | None, n: int) -> list[dict]:
-    """The first `n` prefixes, each with its continuation at every factor tried."""
+def continuations(
+    generations: pl.DataFrame,
+    best_factor: float | None,
+    n: int,
+    decoder=None,
+    success_ids: set[int] | None = None,
+) -> list[dict]:
+    """The first `n` prefixes, each with its continuation at every factor tried. With the
+    tokenizer `decoder` and the feature's top-20 logit-lens token ids `success_ids`, each
+    continuation is split into its tokens (as GenSuccess tokenizes it), the ones that count
+    toward GenSuccess@20 marked, and their number is the row's GenSuccess@20."""
     prefixes = sorted(generations["prefix_id"].unique().to_list())[:n]
     shown = []
     for prefix_id in prefixes:
@@ -273,12 +282,23 @@ def continuations(generations: pl.DataFrame, best_factor: float | None, n: int) 
                         "factor": r["factor"],
                         "continuation": r["continuation"],
                         "best": r["factor"] == best_factor,
+                        **_success_tokens(r["continuation"], decoder, success_ids),
                     }
                     for r in rows.iter_rows(named=True)
                 ],
             }
         )
     return shown
+
+
+def _success_tokens(text: str, decoder, success_ids: set[int] | None) -> dict:
+    """The continuation's tokens with GenSuccess@20's hits marked, and their count."""
+    if decoder is None or success_ids is None:
+        return {"pieces": None, "hits": None}
+    ids = decoder.encode(text, add_special_tokens=False).ids
+    pieces = token_pieces(decoder, ids, [""] * len(ids))
+    marked = [{"text": p, "hit": i in success_ids} for p, i in zip(pieces, ids, strict=True)]
+    return {"pieces": marked, "hits": sum(i in success_ids for i in ids)}
 
 
 def judge_label(judge: str, proxy: bool) -> str:
@@ -409,7 +429,15 @@ def feature_pages(
                 else contexts(examples, decoder, settings.contexts, hits),
                 "continuations": []
                 if generations is None
-                else continuations(generations, best, settings.prefixes),
+                else continuations(
+                    generations,
+                    best,
+                    settings.prefixes,
+                    decoder,
+                    None
+                    if part["logit_lens"] is None
+                    else set(part["logit_lens"].filter(pl.col("rank") < 20)["token_id"]),
+                ),
                 "plot": None if metrics is None else steering_plot(metrics, best),
                 "concept": None if ratings is None else concept_answers(ratings),
             },
