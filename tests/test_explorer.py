@@ -450,3 +450,28 @@ def test_continuations_mark_the_tokens_gen_success_counts(name, request):
             tokenizer(text, add_special_tokens=False)["input_ids"]
         )
         assert sum(p["hit"] for p in row["pieces"]) == row["hits"]
+
+
+def test_a_long_context_is_centred_on_its_strongest_token():
+    from saesteer.explorer import CONTEXT_SIDE
+
+    n, strongest = 40, 30
+    values = [0.0] * n
+    values[strongest] = 5.0
+    example = pl.DataFrame(
+        {
+            "layer": [3],
+            "feature": [7],
+            "example": [0],
+            "tokens": [[f"t{i} " for i in range(n)]],
+            "token_ids": [None],
+            "values": [values],
+            "max_value": [5.0],
+            "max_token_index": [strongest],
+        },
+        schema_overrides={"token_ids": pl.List(pl.Int64)},
+    )
+    (shown,) = contexts(example, None, 1)
+    texts = [t["text"] for t in shown["tokens"]]
+    assert texts[0] == f"t{strongest - CONTEXT_SIDE} " and texts[-1] == f"t{n - 1} "
+    assert shown["tokens"][CONTEXT_SIDE]["max"] and texts[CONTEXT_SIDE] == f"t{strongest} "

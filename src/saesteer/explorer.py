@@ -129,9 +129,14 @@ def peak_tokens(examples: pl.DataFrame) -> Counter:
     )
 
 
+# Tokens shown on each side of a context's strongest token.
+CONTEXT_SIDE = 12
+
+
 def contexts(examples: pl.DataFrame, decoder, n: int, hits: set[int] | None = None) -> list[dict]:
-    """The `n` strongest examples, each a list of highlighted tokens; the shade is scaled
-    to the feature's largest activation and each example's max token is marked. With the
+    """The `n` strongest examples, each a list of highlighted tokens centred on its
+    strongest (at most CONTEXT_SIDE on each side); the shade is scaled to the feature's
+    largest activation and each example's max token is marked. With the
     input score's top logit-lens token ids `hits`, each example says whether its strongest
     token is one of them (None where the source gave no token ids)."""
     top = examples.sort("max_value", descending=True, maintain_order=True).head(n)
@@ -144,21 +149,14 @@ def contexts(examples: pl.DataFrame, decoder, n: int, hits: set[int] | None = No
         while strongest + 1 < len(pieces) and pieces[strongest] == "":
             strongest += 1  # the token that completes its character shows it
         ids = row["token_ids"]
-        shown.append(
-            {
-                "max_value": row["max_value"],
-                "hit": None if hits is None or ids is None else ids[row["max_token_index"]] in hits,
-                "tokens": [
-                    {
-                        "text": piece,
-                        "value": value,
-                        "shade": shade(value, largest),
-                        "max": i == strongest,
-                    }
-                    for i, (piece, value) in enumerate(zip(pieces, values, strict=True))
-                ],
-            }
-        )
+        tokens = [
+            {"text": piece, "value": value, "shade": shade(value, largest), "max": i == strongest}
+            for i, (piece, value) in enumerate(zip(pieces, values, strict=True))
+        ]
+        # centred on the strongest token (decoded whole first, so each piece reads right)
+        window = tokens[max(0, strongest - CONTEXT_SIDE) : strongest + CONTEXT_SIDE + 1]
+        hit = None if hits is None or ids is None else ids[row["max_token_index"]] in hits
+        shown.append({"max_value": row["max_value"], "hit": hit, "tokens": window})
     return shown
 
 
