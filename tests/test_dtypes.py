@@ -48,7 +48,7 @@ def _chunks() -> torch.Tensor:
 def run_stages(model, tokenizer, sae) -> dict:
     """Each stage once, small: the outputs a dtype comparison reads."""
     chunks, special = _chunks(), tokenizer.all_special_ids
-    ids, probs = logit_lens_topk(model, sae.W_dec, FEATURES, top_k=8)
+    ids, probs, _ = logit_lens_topk(model, sae.W_dec, FEATURES, top_k=8)
     prompt = encode_prompt(tokenizer, "w5 w9 w20 w3")
     score = score_prompt_fast(model, sae, LAYER, prompt, FEATURES, ids[:, :5], 10.0, 4)
     mining = settings_for(

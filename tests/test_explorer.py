@@ -405,6 +405,7 @@ def test_a_feature_page_shows_the_input_scores_hits(tmp_path):
     tables.input_scores = tables.input_scores.with_columns(
         n_hits=pl.Series([2, 0, 0]), top_k=pl.Series([2, 2, 2])
     )
+    tables.logit_lens = tables.logit_lens.with_columns(logit=pl.Series([7.5, 8.25, 3.0]))
     pages = dict(feature_pages(3, tables, None, SETTINGS, "run-x"))
     values = pages["7.html"]
     # top_k 2: " first" (id 4) and " second" (id 5) are read, " third" (id 6) is not
@@ -419,6 +420,9 @@ def test_a_feature_page_shows_the_input_scores_hits(tmp_path):
     page = _Page()
     page.feed((tmp_path / "7.html").read_text())
     assert "2 of 3 examples" in " ".join(page.text["scores"].split())
+    # the raw logits beside the probabilities (a file without them shows no column)
+    assert "1 first 0.5 8.25" in " ".join(page.text["logit-lens"].split())
+    assert "logit" not in _text_of_values(feature_pages(3, _layer_tables(), None, SETTINGS, "r"))
 
 
 @pytest.mark.parametrize("name", ["gemma3_tokenizer", "smollm2_tokenizer"])
@@ -475,3 +479,10 @@ def test_a_long_context_is_centred_on_its_strongest_token():
     texts = [t["text"] for t in shown["tokens"]]
     assert texts[0] == f"t{strongest - CONTEXT_SIDE} " and texts[-1] == f"t{n - 1} "
     assert shown["tokens"][CONTEXT_SIDE]["max"] and texts[CONTEXT_SIDE] == f"t{strongest} "
+
+
+def _text_of_values(pages) -> str:
+    """The logit-lens header of the first page rendered, as text."""
+    name, values = next(iter(pages))
+    html = environment().get_template("feature.html.j2").render(**values)
+    return html.split('id="logit-lens"', 1)[1].split("</tr>", 1)[0]

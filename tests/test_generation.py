@@ -302,7 +302,7 @@ def test_a_strongly_steered_output_feature_raises_gen_success(embedded_model):
     word = tokenizer.convert_tokens_to_ids("Ġocean")
     with torch.no_grad():
         sae.W_dec[9] = model.get_output_embeddings().weight[word]
-    ids, probs = logit_lens_topk(model, sae.W_dec, [9], 20)
+    ids, probs, _ = logit_lens_topk(model, sae.W_dec, [9], 20)
     assert ids[0, 0] == word
     prefixes = ["I believe that", "She saw a", "Then the man said:"]
     frame = generate_grid(

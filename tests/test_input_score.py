@@ -21,7 +21,7 @@ from tests.fake_neuronpedia import RECORDED
 
 def lens(tokens_by_feature: dict[int, list[int]], layer: int = 4) -> pl.DataFrame:
     rows = [
-        (layer, f, rank, token, f"w{token}", 0.1)
+        (layer, f, rank, token, f"w{token}", 0.1, None)
         for f, tokens in tokens_by_feature.items()
         for rank, token in enumerate(tokens)
     ]

@@ -17,7 +17,10 @@ def test_batched_logit_lens_equals_a_model_forward_per_feature(any_tiny_model, t
     model, _ = any_tiny_model
     sae = save_sae(tmp_path / "sae", layer=1)
     features = [0, 5, 17, 200]
-    ids, probs = logit_lens_topk(model, sae.W_dec.detach(), features, top_k=7, batch_size=3)
+    ids, probs, logits = logit_lens_topk(model, sae.W_dec.detach(), features, top_k=7, batch_size=3)
+    # raw logits and probabilities agree: log-probability differences are logit differences
+    gaps = probs.double().log() - probs.double().log()[:, :1]
+    torch.testing.assert_close(gaps, (logits - logits[:, :1]).double(), atol=1e-4, rtol=1e-4)
     uncapped = []
     for row, feature in enumerate(features):
         ref = reference_topk(model, sae.W_dec[feature].detach(), 7)
@@ -39,7 +42,7 @@ def test_planted_unembedding_direction_is_its_own_top_token(tiny):
     tokens = [5, 40, 77, 120]
     w_dec = torch.randn(10, unembed.shape[1])
     w_dec[[1, 2, 3, 4]] = 3.0 * unembed[tokens]
-    ids, probs = logit_lens_topk(model, w_dec, [1, 2, 3, 4], top_k=3)
+    ids, probs, _ = logit_lens_topk(model, w_dec, [1, 2, 3, 4], top_k=3)
     assert ids[:, 0].tolist() == tokens
     assert (probs[:, :-1] >= probs[:, 1:]).all()
 
@@ -47,9 +50,11 @@ def test_planted_unembedding_direction_is_its_own_top_token(tiny):
 def test_frame_has_the_promised_schema(tiny):
     model, tokenizer = tiny
     w_dec = torch.randn(4, model.config.hidden_size)
-    ids, probs = logit_lens_topk(model, w_dec, [2, 0], top_k=4)
-    frame = logit_lens_frame(9, [2, 0], ids, probs, tokenizer)
+    ids, probs, logits = logit_lens_topk(model, w_dec, [2, 0], top_k=4)
+    frame = logit_lens_frame(9, [2, 0], ids, probs, tokenizer, logits)
     assert dict(frame.schema) == LOGIT_LENS_SCHEMA
+    assert frame["logit"].to_list() == logits.reshape(-1).tolist()
+    assert logit_lens_frame(9, [2, 0], ids, probs, tokenizer)["logit"].null_count() == 8
     assert frame.height == 8
     assert frame["rank"].to_list() == [0, 1, 2, 3] * 2
     assert frame["feature"].to_list() == [2] * 4 + [0] * 4

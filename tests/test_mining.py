@@ -214,7 +214,7 @@ def test_a_planted_token_feature_fires_on_its_token(embedded_model, word):
         holding
     )
 
-    lens_ids, probs = logit_lens_topk(model, sae.W_dec, [0], 20)
+    lens_ids, probs, _ = logit_lens_topk(model, sae.W_dec, [0], 20)
     assert token in lens_ids[0].tolist()
     lens = logit_lens_frame(layer, [0], lens_ids, probs, tokenizer)
     activations = activations_frame(layer, {0: examples})

@@ -59,7 +59,8 @@ def test_tiny_run_writes_every_artifact(finished_run, tiny_model_dir):
         features = pl.read_parquet(out / f"layers/{layer}/features.parquet")
         assert features.height == n_features and set(features["layer"]) == {layer}
         lens = pl.read_parquet(out / f"layers/{layer}/logit_lens.parquet")
-        assert lens.columns == ["layer", "feature", "rank", "token_id", "token", "prob"]
+        assert lens.columns == ["layer", "feature", "rank", "token_id", "token", "prob", "logit"]
+        assert lens["logit"].null_count() == 0
         assert lens.height == n_features * 20
         assert (out / f"logs/logit_lens/{layer}.log").stat().st_size > 0
         assert (out / f"benchmarks/logit_lens/{layer}.tsv").is_file()

@@ -422,6 +422,10 @@ def feature_pages(
                     }
                     for t in lens.to_dicts()
                 ],
+                # raw logits: logit_lens.parquet files made before the column have none
+                "logit_lens_logits": lens is not None
+                and "logit" in lens.columns
+                and lens["logit"].null_count() < lens.height,
                 "contexts": []
                 if examples is None
                 else contexts(examples, decoder, settings.contexts, hits),

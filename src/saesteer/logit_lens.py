@@ -16,32 +16,39 @@ LOGIT_LENS_SCHEMA = {
     "token_id": pl.Int64,
     "token": pl.Utf8,
     "prob": pl.Float64,
+    "logit": pl.Float64,  # the raw logit (after any final soft-cap); null in older files
 }
 
 
 @torch.no_grad()
 def logit_lens_topk(
     model, w_dec: torch.Tensor, features: list[int], top_k: int = 20, batch_size: int = 256
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k token ids and probabilities of each feature's decoder row, batched.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top-k token ids, probabilities and raw logits of each feature's decoder row, batched.
 
-    Returns (ids, probs), each [len(features), top_k], sorted by descending probability.
+    Returns (ids, probs, logits), each [len(features), top_k], by descending probability.
     """
     param = model.get_output_embeddings().weight
     index = torch.as_tensor(features, dtype=torch.long, device=w_dec.device)
-    all_ids, all_probs = [], []
+    all_ids, all_probs, all_logits = [], [], []
     for start in tqdm(range(0, len(features), batch_size), desc="logit lens", unit="batch"):
         rows = w_dec[index[start : start + batch_size]].to(param.device, param.dtype)
         # The decoder row is read as if it were a final hidden state (norm, then unembed).
-        probs = torch.softmax(final_logits(model, rows).float(), dim=-1)
-        top = probs.topk(top_k, dim=-1)
+        logits = final_logits(model, rows).float()
+        top = torch.softmax(logits, dim=-1).topk(top_k, dim=-1)
         all_ids.append(top.indices.cpu())
         all_probs.append(top.values.cpu())
-    return torch.cat(all_ids), torch.cat(all_probs)
+        all_logits.append(logits.gather(-1, top.indices).cpu())
+    return torch.cat(all_ids), torch.cat(all_probs), torch.cat(all_logits)
 
 
 def logit_lens_frame(
-    layer: int, features: list[int], ids: torch.Tensor, probs: torch.Tensor, tokenizer
+    layer: int,
+    features: list[int],
+    ids: torch.Tensor,
+    probs: torch.Tensor,
+    tokenizer,
+    logits: torch.Tensor | None = None,
 ) -> pl.DataFrame:
     n, k = ids.shape
     flat_ids = ids.reshape(-1).tolist()
@@ -54,6 +61,7 @@ def logit_lens_frame(
             "token_id": flat_ids,
             "token": tokens,
             "prob": probs.reshape(-1).tolist(),
+            "logit": [None] * (n * k) if logits is None else logits.reshape(-1).tolist(),
         },
         schema=LOGIT_LENS_SCHEMA,
     )

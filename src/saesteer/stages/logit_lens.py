@@ -34,6 +34,9 @@ def run(
 ) -> None:
     ids = read_artifact(features)["feature"].to_list()
     lm, tokenizer, layer_sae, layer = load_layer(model, sae, device)
-    top, probs = logit_lens_topk(lm, layer_sae.W_dec, ids, settings.top_k, settings.batch_size)
-    write_parquet(logit_lens_frame(layer, ids, top, probs, tokenizer), out, LOGIT_LENS_SCHEMA)
+    top, probs, logits = logit_lens_topk(
+        lm, layer_sae.W_dec, ids, settings.top_k, settings.batch_size
+    )
+    frame = logit_lens_frame(layer, ids, top, probs, tokenizer, logits)
+    write_parquet(frame, out, LOGIT_LENS_SCHEMA)
     log.info("layer %d: logit lens of %d features", layer, len(ids))
