@@ -486,3 +486,37 @@ def _text_of_values(pages) -> str:
     name, values = next(iter(pages))
     html = environment().get_template("feature.html.j2").render(**values)
     return html.split('id="logit-lens"', 1)[1].split("</tr>", 1)[0]
+
+
+def test_peak_counts_map_tokens_and_cut_examples_as_the_input_score_does(gemma3_tokenizer):
+    """Examples without token ids (Neuronpedia's pieces and display strings) are mapped to
+    ids as the input score maps them, and only its first `max_examples` count: the counts
+    of the score's top-k tokens add up to its n_hits."""
+    from saesteer.explorer import peak_tokens
+    from saesteer.input_score import InputScoreSettings, score_input
+
+    vocab = gemma3_tokenizer.get_vocab()
+    pieces = ["▁ocean", " sea", "▁ocean", "▁blue", "▁ocean"]  # a piece, a display string
+    examples = pl.DataFrame(
+        {
+            "layer": [0] * 5,
+            "feature": [7] * 5,
+            "example": [4, 0, 1, 2, 3],  # stored out of order: the first 3 are 0, 1, 2
+            "tokens": [["▁a", p] for p in pieces],
+            "token_ids": [None] * 5,
+            "values": [[0.0, 1.0]] * 5,
+            "max_value": [1.0] * 5,
+            "max_token_index": [1] * 5,
+        },
+        schema_overrides={"token_ids": pl.List(pl.Int64)},
+    )
+    ocean, sea = vocab["▁ocean"], vocab["▁sea"]
+    lens = pl.DataFrame(
+        {"layer": [0, 0], "feature": [7, 7], "rank": [0, 1], "token_id": [ocean, sea]}
+    )
+    settings = InputScoreSettings(top_k=2, max_examples=3, min_examples=1)
+    scores = score_input(examples, lens, gemma3_tokenizer, settings)
+    peaks = peak_tokens(examples, gemma3_tokenizer.backend_tokenizer, scores["n_examples"][0])
+    assert scores["n_hits"][0] == 2  # examples 0 (" sea") and 1 ("▁ocean"); 2 is "▁blue"
+    assert peaks[ocean] + peaks[sea] == scores["n_hits"][0]
+    assert (peaks[ocean], peaks[sea], sum(peaks.values())) == (1, 1, 3)

@@ -160,13 +160,19 @@ def _settings_class(func: Callable) -> type | None:
     return hint if dataclasses.is_dataclass(hint) else None
 
 
+def _sections_keys(cls: type) -> dict[str, dict]:
+    """Every key of `cls.SECTIONS` with its schema (a later section's over an earlier)."""
+    known: dict[str, dict] = {}
+    for section in cls.SECTIONS:
+        known |= section_keys(section)
+    return known
+
+
 def settings_keys(cls: type) -> dict[str, dict]:
     """The keys `--settings` takes for a settings dataclass: its fields, each with the
     schema of the config key of that name (of the last of `cls.SECTIONS` that has it), or
     {} for a value the workflow sets."""
-    known: dict[str, dict] = {}
-    for section in cls.SECTIONS:
-        known |= section_keys(section)
+    known = _sections_keys(cls)
     return {f.name: known.get(f.name, {}) for f in dataclasses.fields(cls)}
 
 
@@ -205,9 +211,7 @@ def check_settings_keys(cls: type, given: dict) -> None:
     workflow passes whole sections), naming the nearest valid key."""
     if not isinstance(given, dict):
         raise ConfigError(f"--settings: expected a JSON object, got {type(given).__name__}")
-    valid = set(settings_keys(cls))
-    for section in cls.SECTIONS:
-        valid |= set(section_keys(section))
+    valid = set(settings_keys(cls)) | set(_sections_keys(cls))
     for key in sorted(set(given) - valid):
         near = difflib.get_close_matches(key, sorted(valid), n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""

@@ -19,6 +19,8 @@ from typing import ClassVar
 
 import polars as pl
 
+from saesteer.config import GEN_SUCCESS_TOP_K
+from saesteer.input_score import TokenMapper
 from saesteer.io import is_finite_number
 
 # Highlight shades of a token by its activation over the feature's largest: 1 (faint) to 8.
@@ -120,13 +122,22 @@ def shade(value: float, largest: float) -> int:
     return max(1, min(SHADES, math.ceil(SHADES * value / largest)))
 
 
-def peak_tokens(examples: pl.DataFrame) -> Counter:
-    """How many examples peak on each token id (examples without token ids not counted)."""
-    return Counter(
-        ids[index]
-        for ids, index in examples.select("token_ids", "max_token_index").iter_rows()
-        if ids is not None
-    )
+def peak_tokens(examples: pl.DataFrame, decoder, n_examples: int | None = None) -> Counter:
+    """How many of the first `n_examples` examples (all without it) peak on each token id,
+    each token mapped to its id as the input score maps it (`TokenMapper`: the source's id,
+    else the vocabulary, else re-tokenized; by the tokenizer `decoder`, when there is one)."""
+    mapper = TokenMapper(decoder) if decoder is not None else None
+    rows = examples.sort("example")
+    if n_examples is not None:
+        rows = rows.head(n_examples)
+    peaks: Counter = Counter()
+    for tokens, ids, index in rows.select("tokens", "token_ids", "max_token_index").iter_rows():
+        token_id = ids[index] if ids is not None else None
+        if mapper is not None:
+            token_id = mapper(tokens[index], token_id)
+        if token_id is not None:
+            peaks[token_id] += 1
+    return peaks
 
 
 # Tokens shown on each side of a context's strongest token.
@@ -289,6 +300,12 @@ def continuations(
     return shown
 
 
+def gen_success_ids(logit_lens: pl.DataFrame) -> set[int]:
+    """The token ids that count toward GenSuccess@20: the feature's top GEN_SUCCESS_TOP_K
+    logit-lens tokens, as `gen_metrics.gen_success_counts` takes them (rank < k)."""
+    return set(logit_lens.filter(pl.col("rank") < GEN_SUCCESS_TOP_K)["token_id"])
+
+
 def _success_tokens(text: str, decoder, success_ids: set[int] | None) -> dict:
     """The continuation's tokens with GenSuccess@20's hits marked, and their count."""
     if decoder is None or success_ids is None:
@@ -384,7 +401,8 @@ def feature_pages(
         listed = max(settings.logit_lens_tokens, top_k or 0)
         lens = None if lens is None else lens.sort("rank").head(listed)
         hits = None if lens is None or top_k is None else set(lens["token_id"][:top_k])
-        peaks = Counter() if examples is None else peak_tokens(examples)
+        n_examples = _one(part["input_scores"], "n_examples")
+        peaks = Counter() if examples is None else peak_tokens(examples, decoder, n_examples)
         yield (
             f"{feature}.html",
             {
@@ -398,7 +416,7 @@ def feature_pages(
                 "input_score": _one(part["input_scores"], "input_score"),
                 "input_rank": input_rank.get(feature),
                 "input_score_chance": _one(part["input_scores"], "input_score_chance"),
-                "n_examples": _one(part["input_scores"], "n_examples"),
+                "n_examples": n_examples,
                 "n_hits": _one(part["input_scores"], "n_hits"),
                 "input_top_k": top_k,
                 "output_score": _one(part["output_scores"], "output_score"),
@@ -436,9 +454,7 @@ def feature_pages(
                     best,
                     settings.prefixes,
                     decoder,
-                    None
-                    if part["logit_lens"] is None
-                    else set(part["logit_lens"].filter(pl.col("rank") < 20)["token_id"]),
+                    None if part["logit_lens"] is None else gen_success_ids(part["logit_lens"]),
                 ),
                 "plot": None if metrics is None else steering_plot(metrics, best),
                 "concept": None if ratings is None else concept_answers(ratings),

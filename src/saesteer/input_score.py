@@ -41,7 +41,8 @@ class TokenMapper:
     """A token of an example → the model's token id, in order of faithfulness:
     the id the source gives; an exact vocabulary lookup of the token string (Neuronpedia
     shows vocabulary pieces such as Gemma's "▁the"); else re-tokenizing the string (with
-    "▁" read as a space) and taking its first token, as the public code does."""
+    "▁" read as a space) and taking its first token, as the public code does. Takes a
+    transformers tokenizer or its `tokenizers.Tokenizer` backend."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
@@ -55,7 +56,8 @@ class TokenMapper:
         if token in self.vocab:
             self.used["vocabulary"] += 1
             return self.vocab[token]
-        ids = self.tokenizer(token.replace("▁", " "), add_special_tokens=False)["input_ids"]
+        encoded = self.tokenizer.encode(token.replace("▁", " "), add_special_tokens=False)
+        ids = getattr(encoded, "ids", encoded)  # a `tokenizers.Tokenizer` gives an Encoding
         self.used["re-tokenized" if ids else "unmapped"] += 1
         return ids[0] if ids else None
 
