@@ -520,3 +520,94 @@ def test_peak_counts_map_tokens_and_cut_examples_as_the_input_score_does(gemma3_
     assert scores["n_hits"][0] == 2  # examples 0 (" sea") and 1 ("▁ocean"); 2 is "▁blue"
     assert peaks[ocean] + peaks[sea] == scores["n_hits"][0]
     assert (peaks[ocean], peaks[sea], sum(peaks.values())) == (1, 1, 3)
+
+
+def test_activation_histogram_spans_the_bins_where_the_feature_fired():
+    from saesteer.explorer import activation_histogram
+    from saesteer.mining import HISTOGRAM_EDGES
+
+    counts = [0] * (len(HISTOGRAM_EDGES) - 1)
+    counts[20], counts[21], counts[23] = 3, 1, 6  # (1, 1.41], (1.41, 2], (2.83, 4]
+    shown = activation_histogram(counts, HISTOGRAM_EDGES)
+    assert [b["count"] for b in shown["bars"]] == [3, 1, 0, 6]
+    assert (shown["bars"][0]["low"], shown["bars"][-1]["high"]) == (1.0, 4.0)
+    assert shown["total"] == 10
+    tallest = max(shown["bars"], key=lambda b: b["height"])
+    assert tallest["count"] == 6 and tallest["y"] >= shown["top"]
+    assert [t["label"] for t in shown["count_ticks"]][-1] in {"6", "8", "10"}
+    assert [t["label"] for t in shown["edge_ticks"]] == ["1", "2", "4"]  # whole powers of 2
+    wide = [0] * (len(HISTOGRAM_EDGES) - 1)
+    wide[40] = wide[45] = 1  # (1024, 1448] and (5793, 8192]
+    assert [t["label"] for t in activation_histogram(wide, HISTOGRAM_EDGES)["edge_ticks"]] == [
+        "1k", "2k", "4k", "8k",
+    ]  # fmt: skip
+    assert activation_histogram([0] * (len(HISTOGRAM_EDGES) - 1), HISTOGRAM_EDGES) is None
+    assert activation_histogram(None, None) is None
+
+
+def test_a_feature_page_shows_negative_logits_its_histogram_and_success_per_prefix(
+    tmp_path, gemma3_tokenizer
+):
+    from saesteer.mining import HISTOGRAM_EDGES
+
+    tables = _layer_tables()
+    vocab = gemma3_tokenizer.get_vocab()
+    loud = vocab["▁loud"]
+    tables.logit_lens = pl.DataFrame(
+        {
+            "layer": [3] * 20,
+            "feature": [7] * 20,
+            "rank": list(range(20)),
+            "token_id": [loud] + list(range(100, 119)),
+            "token": [" loud"] + [f"t{i}" for i in range(19)],
+            "prob": [0.5] + [0.01] * 19,
+        }
+    )
+    tables.negative_logits = pl.DataFrame(
+        {"feature": [7, 7], "rank": [1, 0], "token": [" calm", " hush"], "logit": [-8.0, -9.5]}
+    )
+    histogram = [0] * (len(HISTOGRAM_EDGES) - 1)
+    histogram[22] = 4
+    tables.densities = pl.DataFrame(
+        {
+            "feature": [7],
+            "density": [0.01],
+            "density_source": ["mined"],
+            "histogram": [histogram],
+            "histogram_edges": [HISTOGRAM_EDGES],
+        }
+    )
+    tables.generations = pl.DataFrame(
+        {
+            "feature": [7] * 4,
+            "factor": [8.0, 2.0, 8.0, 2.0],
+            "prefix_id": [0, 0, 1, 1],
+            "prefix": ["Once", "Once", "Then", "Then"],
+            "continuation": [" loud loud and loud", " quiet", " so loud", " loud"],
+        }
+    )
+    pages = dict(feature_pages(3, tables, gemma3_tokenizer.backend_tokenizer, SETTINGS, "r"))
+    values = pages["7.html"]
+    # at the best factor 8: prefix 0 says " loud" 3 times, prefix 1 once (mean 2)
+    assert values["success_by_prefix"] == [
+        {"prefix": "Once", "hits": 3},
+        {"prefix": "Then", "hits": 1},
+    ]
+    write_pages(pages.items(), "feature.html.j2", tmp_path)
+    assert _text_of(tmp_path / "7.html", "negative-logits").split()[3:] == [
+        "1", "hush", "-9.5", "2", "calm", "-8",
+    ]  # fmt: skip
+    assert "Once … 3 Then … 1 mean over 2 prefixes 1.5" in _text_of(
+        tmp_path / "7.html", "success-by-prefix"
+    )
+    html = (tmp_path / "7.html").read_text()
+    assert html.count('class="bar"') == 1 and "4 tokens in (2, 2.83]" in html
+    assert "The 4 tokens of the mined corpus" in html
+    # a feature with no effective factor says so instead of a table
+    tables.best_factors = tables.best_factors.with_columns(
+        best_factor=pl.lit(None, pl.Float64), effective_factor=pl.lit(False)
+    )
+    pages = dict(feature_pages(3, tables, gemma3_tokenizer.backend_tokenizer, SETTINGS, "r"))
+    assert pages["7.html"]["success_by_prefix"] == []
+    write_pages(pages.items(), "feature.html.j2", tmp_path)
+    assert "No effective factor" in (tmp_path / "7.html").read_text()

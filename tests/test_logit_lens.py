@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from saesteer.logit_lens import LOGIT_LENS_SCHEMA, logit_lens_frame, logit_lens_topk
-from saesteer.models import final_norm, load_model
+from saesteer.models import final_logits, final_norm, load_model
 from tests.helpers import reference_topk, save_sae
 
 
@@ -60,3 +60,23 @@ def test_frame_has_the_promised_schema(tiny):
     assert frame["feature"].to_list() == [2] * 4 + [0] * 4
     assert frame["token"][0] == tokenizer.decode([ids[0, 0].item()])
     assert frame.filter(pl.col("feature") == 2)["prob"].is_sorted(descending=True)
+
+
+def test_the_lowest_logits_equal_a_model_forward_per_feature(any_tiny_model, tmp_path):
+    """Negative logits: the k lowest of each decoder row's logits, lowest first, as the
+    model's own final norm and unembedding (soft-capped where the model caps) give them."""
+    model, _ = any_tiny_model
+    sae = save_sae(tmp_path / "sae", layer=1)
+    features = [3, 11, 40]
+    ids, probs, logits = logit_lens_topk(
+        model, sae.W_dec.detach(), features, top_k=5, batch_size=2, lowest=True
+    )
+    top_ids, *_ = logit_lens_topk(model, sae.W_dec.detach(), features, top_k=5)
+    for row, feature in enumerate(features):
+        reference = final_logits(model, sae.W_dec[feature].detach()[None])[0].float()
+        low = reference.sort().indices[:5]
+        assert ids[row].tolist() == low.tolist()
+        torch.testing.assert_close(logits[row], reference[low])
+        torch.testing.assert_close(probs[row], torch.softmax(reference, -1)[low])
+        assert not set(ids[row].tolist()) & set(top_ids[row].tolist())
+    assert (logits[:, :-1] <= logits[:, 1:]).all()

@@ -16,6 +16,7 @@ from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
 from saesteer.mining import (
     MiningSettings,
     density_reference,
+    histogram_reference,
     mine_reference,
     mine_top_examples,
     top_examples_by_feature,
@@ -62,6 +63,11 @@ def test_batched_mining_equals_the_reference_loop(any_tiny_model, chunks, kind, 
     # Activation density: the share of kept positions each feature fires on.
     densities = [density_reference(model, sae, 2, chunks, f, special) for f in features]
     assert top.density() == pytest.approx(densities, abs=1e-12)
+    # Its histogram: every firing position in its bin (the fired counts add up).
+    hists = [histogram_reference(model, sae, 2, chunks, f, special) for f in features]
+    assert top.histogram.tolist() == hists
+    assert top.histogram.sum(1).tolist() == top.n_active.tolist()
+    assert sum(1 for h in hists for c in h if c) >= 6  # spread over bins, not all in one
     assert top.n_tokens == 23 * 15 - 1  # every position but the BOS and the one special token
 
 

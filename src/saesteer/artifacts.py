@@ -33,6 +33,7 @@ def _unreadable(path: str | Path, reason: str, rules: Iterable[str]) -> str:
 _SAME_NAME = [
     "features",
     "logit_lens",
+    "negative_logits",
     "output_scores",
     "activations",
     "input_scores",

@@ -216,8 +216,9 @@ def workload(config: dict, features: dict[int, int]) -> dict[str, Stage]:
         evaluator = model_shapes(config["gen_metrics"]["evaluator"])
     for layer in layers:
         n = features[layer]
-        s = stage("logit_lens", "output_score")
-        s.flops += n * model.head()
+        for name in ("logit_lens", "negative_logits"):
+            s = stage(name, "output_score")
+            s.flops += n * model.head()
         s = stage("output_scores", "output_score")
         for prompt in prompts:
             length = _prompt_tokens(prompt)

@@ -202,6 +202,65 @@ def _nice_ticks(high: float, most: int = 5) -> list[float]:
     return [0.0, high]
 
 
+HISTOGRAM_WIDTH, HISTOGRAM_HEIGHT = 460, 160
+
+
+def _short(value: float) -> str:
+    """A tick label of at most 4 characters: 0.125, 0.5, 64, 512, 2k, 16k."""
+    if value >= 1000:
+        return f"{value / 1024:g}k"
+    return f"{value:.3g}"
+
+
+def activation_histogram(
+    counts: Sequence[int] | None, edges: Sequence[float] | None
+) -> dict | None:
+    """Bars of the feature's activations on the corpus, over the bins from its first to its
+    last non-empty one (log-spaced: half-octaves), each bar's height its count; None
+    without a histogram or when it never fired."""
+    counts = None if counts is None else list(counts)
+    edges = None if edges is None else list(edges)
+    if not counts or not edges or not any(counts):
+        return None
+    first = next(i for i, c in enumerate(counts) if c)
+    last = len(counts) - 1 - next(i for i, c in enumerate(reversed(counts)) if c)
+    shown = counts[first : last + 1]
+    left, top, bottom_margin = 58, 10, 38
+    width = HISTOGRAM_WIDTH - left - 14
+    height = HISTOGRAM_HEIGHT - top - bottom_margin
+    ticks = _nice_ticks(max(shown), most=4)
+    step = width / len(shown)
+    bottom = top + height
+    return {
+        "width": HISTOGRAM_WIDTH,
+        "height": HISTOGRAM_HEIGHT,
+        "left": left,
+        "right": left + width,
+        "top": top,
+        "bottom": bottom,
+        "bars": [
+            {
+                "x": left + i * step,
+                "width": step,
+                "y": bottom - height * c / ticks[-1],
+                "height": height * c / ticks[-1],
+                "count": c,
+                "low": edges[first + i],
+                "high": edges[first + i + 1],
+            }
+            for i, c in enumerate(shown)
+        ],
+        "count_ticks": [{"y": bottom - height * v / ticks[-1], "label": f"{v:g}"} for v in ticks],
+        # every other edge is a whole power of two: ticked, the others not
+        "edge_ticks": [
+            {"x": left + i * step, "label": _short(edges[first + i])}
+            for i in range(len(shown) + 1)
+            if i % 2 == (first % 2)
+        ],
+        "total": sum(counts),
+    }
+
+
 def _loggable(value) -> bool:
     return is_finite_number(value) and value > 0
 
@@ -300,6 +359,23 @@ def continuations(
     return shown
 
 
+def success_by_prefix(
+    generations: pl.DataFrame, best_factor: float | None, decoder, success_ids: set[int] | None
+) -> list[dict]:
+    """Each prefix's GenSuccess@20 at the best factor (its count of the feature's top-20
+    logit-lens tokens), every prefix; none without a best factor or a tokenizer."""
+    if best_factor is None or decoder is None or success_ids is None:
+        return []
+    rows = generations.filter(pl.col("factor") == best_factor).sort("prefix_id")
+    return [
+        {
+            "prefix": r["prefix"],
+            "hits": _success_tokens(r["continuation"], decoder, success_ids)["hits"],
+        }
+        for r in rows.iter_rows(named=True)
+    ]
+
+
 def gen_success_ids(logit_lens: pl.DataFrame) -> set[int]:
     """The token ids that count toward GenSuccess@20: the feature's top GEN_SUCCESS_TOP_K
     logit-lens tokens, as `gen_metrics.gen_success_counts` takes them (rank < k)."""
@@ -363,6 +439,7 @@ class LayerTables:
     gen_metrics: pl.DataFrame
     best_factors: pl.DataFrame
     densities: pl.DataFrame | None = None
+    negative_logits: pl.DataFrame | None = None
     concepts: pl.DataFrame | None = None
     concept_ratings: pl.DataFrame | None = None
 
@@ -402,6 +479,7 @@ def feature_pages(
         lens = None if lens is None else lens.sort("rank").head(listed)
         hits = None if lens is None or top_k is None else set(lens["token_id"][:top_k])
         n_examples = _one(part["input_scores"], "n_examples")
+        counted_ids = None if part["logit_lens"] is None else gen_success_ids(part["logit_lens"])
         peaks = Counter() if examples is None else peak_tokens(examples, decoder, n_examples)
         yield (
             f"{feature}.html",
@@ -425,6 +503,9 @@ def feature_pages(
                 "effective_factor": _one(part["best_factors"], "effective_factor"),
                 "density": _one(part["densities"], "density"),
                 "density_source": _one(part["densities"], "density_source"),
+                "histogram": activation_histogram(
+                    _one(part["densities"], "histogram"), _one(part["densities"], "histogram_edges")
+                ),
                 "live": None
                 if part["input_scores"] is None
                 else _one(part["input_scores"], "input_score") is not None,
@@ -440,6 +521,9 @@ def feature_pages(
                     }
                     for t in lens.to_dicts()
                 ],
+                "negative_logits": []
+                if part["negative_logits"] is None
+                else part["negative_logits"].sort("rank").head(listed).to_dicts(),
                 # raw logits: logit_lens.parquet files made before the column have none
                 "logit_lens_logits": lens is not None
                 and "logit" in lens.columns
@@ -454,8 +538,11 @@ def feature_pages(
                     best,
                     settings.prefixes,
                     decoder,
-                    None if part["logit_lens"] is None else gen_success_ids(part["logit_lens"]),
+                    counted_ids,
                 ),
+                "success_by_prefix": []
+                if generations is None
+                else success_by_prefix(generations, best, decoder, counted_ids),
                 "plot": None if metrics is None else steering_plot(metrics, best),
                 "concept": None if ratings is None else concept_answers(ratings),
             },

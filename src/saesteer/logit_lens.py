@@ -22,12 +22,18 @@ LOGIT_LENS_SCHEMA = {
 
 @torch.no_grad()
 def logit_lens_topk(
-    model, w_dec: torch.Tensor, features: list[int], top_k: int = 20, batch_size: int = 256
+    model,
+    w_dec: torch.Tensor,
+    features: list[int],
+    top_k: int = 20,
+    batch_size: int = 256,
+    lowest: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Top-k token ids, probabilities and raw logits of each feature's decoder row, batched.
 
-    Returns (ids, probs, logits), each [len(features), top_k], by descending probability.
-    """
+    Returns (ids, probs, logits), each [len(features), top_k], by descending probability;
+    with `lowest`, the k tokens of lowest logit instead, lowest first (the tokens the
+    feature pushes down: Neuronpedia's negative logits)."""
     param = model.get_output_embeddings().weight
     index = torch.as_tensor(features, dtype=torch.long, device=w_dec.device)
     all_ids, all_probs, all_logits = [], [], []
@@ -35,10 +41,16 @@ def logit_lens_topk(
         rows = w_dec[index[start : start + batch_size]].to(param.device, param.dtype)
         # The decoder row is read as if it were a final hidden state (norm, then unembed).
         logits = final_logits(model, rows).float()
-        top = torch.softmax(logits, dim=-1).topk(top_k, dim=-1)
-        all_ids.append(top.indices.cpu())
-        all_probs.append(top.values.cpu())
-        all_logits.append(logits.gather(-1, top.indices).cpu())
+        probs = torch.softmax(logits, dim=-1)
+        if lowest:
+            chosen = logits.topk(top_k, dim=-1, largest=False).indices
+            all_probs.append(probs.gather(-1, chosen).cpu())
+        else:
+            top = probs.topk(top_k, dim=-1)
+            chosen = top.indices
+            all_probs.append(top.values.cpu())
+        all_ids.append(chosen.cpu())
+        all_logits.append(logits.gather(-1, chosen).cpu())
     return torch.cat(all_ids), torch.cat(all_probs), torch.cat(all_logits)
 
 

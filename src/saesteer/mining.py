@@ -14,6 +14,11 @@ from saesteer.activations import Example
 from saesteer.hooks import non_sink_positions
 from saesteer.models import decoder_layers
 
+# The activation histogram's bin edges: half-octaves from 2^-10 to 2^16, fixed so that one
+# pass can count (a feature's largest activation is known only at the end); an activation
+# outside them counts in the first or last bin.
+HISTOGRAM_EDGES = [2.0 ** (e / 2) for e in range(-20, 33)]
+
 
 @dataclass(frozen=True)
 class MiningSettings:
@@ -38,6 +43,7 @@ class TopExamples:
     # and at how many each feature fired (activation > 0). Set by mine_top_examples.
     n_tokens: int | None = None
     n_active: torch.Tensor | None = None  # [F]
+    histogram: torch.Tensor | None = None  # [F, len(HISTOGRAM_EDGES) - 1] positive ones
 
     def density(self) -> list[float | None]:
         """Per feature, the share of mined positions where it fired."""
@@ -88,6 +94,9 @@ def mine_top_examples(
     window = torch.arange(-settings.context_before, settings.context_after + 1, device=device)
     top = None
     n_tokens, n_active = 0, torch.zeros(len(features), dtype=torch.long, device=device)
+    inner = torch.tensor(HISTOGRAM_EDGES[1:-1], device=device)
+    n_bins = len(HISTOGRAM_EDGES) - 1
+    histogram = torch.zeros(len(features) * n_bins, dtype=torch.long, device=device)
     for start in tqdm(range(0, len(chunks), settings.batch_size), desc=desc):
         tokens = chunks[start : start + settings.batch_size].to(device)
         hidden = residuals[start : start + settings.batch_size].to(device)
@@ -95,10 +104,16 @@ def mine_top_examples(
         counted = _non_sink_per_chunk(tokens, hidden, special_ids)
         acts = acts * counted.unsqueeze(-1)
         n_tokens += int(counted.sum())
-        n_active += (acts > 0).sum((0, 1))
+        fired = acts > 0
+        n_active += fired.sum((0, 1))
+        # bin b holds (edge b, edge b+1]; `nonzero` lists the last dim (features) fastest
+        column = fired.nonzero()[:, -1]
+        bins = torch.bucketize(acts[fired], inner)
+        histogram += torch.bincount(column * n_bins + bins, minlength=histogram.numel())
         batch = _batch_candidates(tokens, acts.transpose(1, 2), window, start)
         top = TopExamples.best([t for t in (top, batch) if t is not None], settings.n_examples)
     top.n_tokens, top.n_active = n_tokens, n_active.cpu()
+    top.histogram = histogram.reshape(len(features), n_bins).cpu()
     return top
 
 
@@ -179,6 +194,25 @@ def density_reference(
         kept += sum(keep)
         active += sum(1 for a, k in zip(acts, keep, strict=True) if k and a > 0)
     return active / kept
+
+
+@torch.no_grad()
+def histogram_reference(
+    model, sae, layer: int, chunks, feature: int, special_ids: list[int], sink_factor=10.0
+) -> list[int]:
+    """How many kept positions fall in each bin of HISTOGRAM_EDGES where `feature` fires,
+    found one position at a time (bin b holds (edge b, edge b+1]; outside, the end bins)."""
+    import bisect
+
+    counts = [0] * (len(HISTOGRAM_EDGES) - 1)
+    for _, _, acts, keep in _reference_chunks(
+        model, sae, layer, chunks, feature, special_ids, sink_factor
+    ):
+        for a, k in zip(acts, keep, strict=True):
+            if k and a > 0:
+                b = bisect.bisect_left(HISTOGRAM_EDGES, a) - 1
+                counts[min(max(b, 0), len(counts) - 1)] += 1
+    return counts
 
 
 def _reference_chunks(model, sae, layer, chunks, feature, special_ids, sink_factor):

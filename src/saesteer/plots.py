@@ -306,6 +306,41 @@ def write_plots(
         _save(fig, Path(path))
 
 
+def caption_html(rst: str, layers: Sequence[int]) -> str:
+    """A report caption as HTML: its Jinja (the report's `snakemake.config`, of which the
+    captions read only the layers) filled in, then its reStructuredText rendered."""
+    import jinja2
+    from docutils.core import publish_parts
+
+    text = jinja2.Template(rst).render(snakemake={"config": {"layers": list(layers)}})
+    settings = {"report_level": 5, "halt_level": 2, "embed_stylesheet": False}
+    return publish_parts(text, writer="html", settings_overrides=settings)["body"]
+
+
+def figures_html(plots: Sequence[tuple[Path, str]], run: str, layers: Sequence[int]) -> str:
+    """One page with every figure (PNG inlined) and its caption under it, in order: the
+    report's own viewer shows a caption only behind its info button."""
+    import base64
+    import html
+
+    parts = []
+    for png, rst in plots:
+        data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+        parts.append(
+            f'<figure id="{html.escape(Path(png).stem)}">'
+            f'<img src="data:image/png;base64,{data}" alt="{html.escape(Path(png).stem)}">'
+            f"<figcaption>{caption_html(rst, layers)}</figcaption></figure>"
+        )
+    title = f"Figures · {html.escape(run)}"
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        "<style>body{font-family:system-ui,sans-serif;max-width:820px;margin:1em auto;"
+        "padding:0 1em;color:#222}figure{margin:0 0 2.5em}img{max-width:100%}"
+        "figcaption{font-size:.95em;line-height:1.4}</style></head><body>"
+        f"<h1>{title}</h1>{''.join(parts)}</body></html>\n"
+    )
+
+
 def estimate_text(value, low=None, high=None, n=None) -> str:
     """'0.38 [0.12, 0.61] (n=40)': a value, its 95% interval when known, its n."""
     from saesteer.explorer import number

@@ -392,6 +392,7 @@ EXPLORER_CONCEPT_LAYERS = (
 EXPLORER_LAYER_ARTIFACTS = [
     "features",
     "logit_lens",
+    "negative_logits",
     "input_scores",
     "densities",
     "output_scores",

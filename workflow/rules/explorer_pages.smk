@@ -18,6 +18,7 @@ rule explorer_pages:
     shell:
         "saesteer explorer-pages --run-name {params.run} --model {input.model} "
         "--features {input.features} --logit-lens {input.logit_lens} "
+        "--negative-logits {input.negative_logits} "
         "--input-scores {input.input_scores} --densities {input.densities} "
         "--output-scores {input.output_scores} "
         "--activations {input.activations} --generations {input.generations} "

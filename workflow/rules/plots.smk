@@ -5,14 +5,16 @@ PLOTS = {
     "best_factor_histogram": "Steering",
     "gen_success_filtering": "Filtering by output score",
 }
+PLOT_CAPTIONS = [f"{workflow.basedir}/report/{name}.rst" for name in PLOTS]
 
 
 rule plots:
     input:
         features=f"{OUT}/features.parquet",
         summary=f"{OUT}/summary.parquet",
+        captions=PLOT_CAPTIONS,
     output:
-        [
+        plots=[
             report(
                 f"{OUT}/plots/{name}.png",
                 caption=f"../report/{name}.rst",
@@ -20,6 +22,11 @@ rule plots:
             )
             for name, category in PLOTS.items()
         ],
+        figures=report(
+            f"{OUT}/figures.html",
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
     log:
         f"{OUT}/logs/plots.log",
     benchmark:
@@ -29,7 +36,10 @@ rule plots:
     resources:
         mem_mb=2000,
     params:
+        run=config["run"],
         settings=section_settings("findings"),
     shell:
-        "saesteer plots --features {input.features} --summary {input.summary} "
-        "--settings {params.settings:q} --out {output} 2> {log}"
+        "saesteer plots --run-name {params.run} --features {input.features} "
+        "--summary {input.summary} --captions {input.captions} "
+        "--settings {params.settings:q} --out {output.plots} "
+        "--out-figures {output.figures} 2> {log}"

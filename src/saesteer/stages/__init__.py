@@ -18,6 +18,7 @@ STAGES = {
     "sae_metrics": "SAE quality on held-out text",
     "features": "select one layer's features",
     "logit_lens": "top-k logit-lens tokens of each feature",
+    "negative_logits": "each feature's lowest-logit tokens, for its page",
     "output_scores": "output scores of one layer's features",
     "activations": "top activating examples of one layer's features",
     "input_scores": "input scores of one layer's features",

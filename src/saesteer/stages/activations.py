@@ -27,7 +27,12 @@ from saesteer.config import settings_for
 from saesteer.corpus import read_chunks
 from saesteer.errors import ConfigError
 from saesteer.io import write_parquet
-from saesteer.mining import MiningSettings, mine_top_examples, top_examples_by_feature
+from saesteer.mining import (
+    HISTOGRAM_EDGES,
+    MiningSettings,
+    mine_top_examples,
+    top_examples_by_feature,
+)
 from saesteer.neuronpedia import NeuronpediaSettings, cached_density, fetch_features
 from saesteer.residuals import read_residuals
 from saesteer.saes import load_layer_sae
@@ -53,6 +58,9 @@ DENSITIES_SCHEMA = {
     "density": pl.Float64,  # share of tokens the feature fires on; null when unknown
     "density_tokens": pl.Int64,  # tokens it was counted over (null: the source's figure)
     "density_source": pl.Utf8,  # mined | neuronpedia | none
+    # positive activations per bin of `histogram_edges` (null: the source gives none)
+    "histogram": pl.List(pl.Int64),
+    "histogram_edges": pl.List(pl.Float64),
 }
 
 
@@ -62,6 +70,7 @@ class Found:
     density: dict[int, float | None]
     density_tokens: int | None
     density_source: str
+    histogram: dict[int, list[int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,8 @@ def _mined(inputs: Inputs, settings: ActivationSettings) -> Found:
     )
     examples = top_examples_by_feature(top, inputs.features, tokenizer)
     density = dict(zip(inputs.features, top.density(), strict=True))
-    return Found(examples, density, top.n_tokens, "mined")
+    histogram = dict(zip(inputs.features, top.histogram.tolist(), strict=True))
+    return Found(examples, density, top.n_tokens, "mined", histogram)
 
 
 def _neuronpedia(inputs: Inputs, settings: ActivationSettings) -> Found:
@@ -148,6 +158,8 @@ def run(
             "density": [found.density[f] for f in ids],
             "density_tokens": found.density_tokens,
             "density_source": found.density_source,
+            "histogram": [(found.histogram or {}).get(f) for f in ids],
+            "histogram_edges": [HISTOGRAM_EDGES if found.histogram else None] * len(ids),
         },
         schema=DENSITIES_SCHEMA,
     )

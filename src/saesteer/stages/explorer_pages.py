@@ -28,6 +28,7 @@ def run(
     model: Annotated[Path, "model.json (its tokenizer shows tokens as text)"],
     features: Annotated[Path, "the layer's features.parquet"],
     logit_lens: Annotated[Path, "the layer's logit_lens.parquet"],
+    negative_logits: Annotated[Path | None, "the layer's negative_logits.parquet"] = None,
     input_scores: Annotated[Path, "the layer's input_scores.parquet"],
     densities: Annotated[Path | None, "the layer's densities.parquet"] = None,
     output_scores: Annotated[Path, "the layer's output_scores.parquet"],
@@ -49,6 +50,7 @@ def run(
     tables = LayerTables(
         features=chosen,
         logit_lens=read_artifact(logit_lens),
+        negative_logits=read_artifact(negative_logits) if negative_logits else None,
         input_scores=read_artifact(input_scores),
         output_scores=read_artifact(output_scores),
         activations=read_artifact(activations),
