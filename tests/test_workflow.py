@@ -155,6 +155,7 @@ PAGES = [("explorer_pages", "1"), ("explorer_pages", "2")]
 PER_FEATURE_RULES = [
     "features",
     "logit_lens",
+    "negative_logits",
     "output_scores",
     "activations",
     "input_scores",
@@ -180,6 +181,7 @@ def test_editing_a_global_setting_reruns_every_layer(finished_run):
                 "gen_metrics",
                 "input_scores",
                 "logit_lens",
+                "negative_logits",
                 "output_scores",
             )
             for layer in ("1", "2")
