@@ -516,7 +516,10 @@ def test_peak_counts_map_tokens_and_cut_examples_as_the_input_score_does(gemma3_
     )
     settings = InputScoreSettings(top_k=2, max_examples=3, min_examples=1)
     scores = score_input(examples, lens, gemma3_tokenizer, settings)
-    peaks = peak_tokens(examples, gemma3_tokenizer.backend_tokenizer, scores["n_examples"][0])
+    from saesteer.input_score import TokenMapper
+
+    mapper = TokenMapper(gemma3_tokenizer.backend_tokenizer)
+    peaks = peak_tokens(examples, mapper, scores["n_examples"][0])
     assert scores["n_hits"][0] == 2  # examples 0 (" sea") and 1 ("▁ocean"); 2 is "▁blue"
     assert peaks[ocean] + peaks[sea] == scores["n_hits"][0]
     assert (peaks[ocean], peaks[sea], sum(peaks.values())) == (1, 1, 3)

@@ -122,11 +122,12 @@ def shade(value: float, largest: float) -> int:
     return max(1, min(SHADES, math.ceil(SHADES * value / largest)))
 
 
-def peak_tokens(examples: pl.DataFrame, decoder, n_examples: int | None = None) -> Counter:
+def peak_tokens(
+    examples: pl.DataFrame, mapper: TokenMapper | None, n_examples: int | None = None
+) -> Counter:
     """How many of the first `n_examples` examples (all without it) peak on each token id,
-    each token mapped to its id as the input score maps it (`TokenMapper`: the source's id,
-    else the vocabulary, else re-tokenized; by the tokenizer `decoder`, when there is one)."""
-    mapper = TokenMapper(decoder) if decoder is not None else None
+    each token mapped to its id as the input score maps it (`mapper`: the source's id, else
+    the vocabulary, else re-tokenized; without a mapper, the source's ids only)."""
     rows = examples.sort("example")
     if n_examples is not None:
         rows = rows.head(n_examples)
@@ -458,6 +459,7 @@ def feature_pages(
     """(file name in the layer's folder, template values) for each of the layer's features,
     in feature order. Links are relative to the page, which sits two folders down."""
     features = tables.features["feature"].to_list()
+    mapper = TokenMapper(decoder) if decoder is not None else None  # one per layer
     input_rank = rank_in_layer(tables.input_scores, "input_score")
     output_rank = rank_in_layer(tables.output_scores, "output_score")
     parts = {
@@ -480,7 +482,7 @@ def feature_pages(
         hits = None if lens is None or top_k is None else set(lens["token_id"][:top_k])
         n_examples = _one(part["input_scores"], "n_examples")
         counted_ids = None if part["logit_lens"] is None else gen_success_ids(part["logit_lens"])
-        peaks = Counter() if examples is None else peak_tokens(examples, decoder, n_examples)
+        peaks = Counter() if examples is None else peak_tokens(examples, mapper, n_examples)
         yield (
             f"{feature}.html",
             {
