@@ -249,8 +249,9 @@ def _validate_schema(config: dict, schema_path: str | Path) -> None:
 
 
 def _as_schema_numbers(value: Any, schema: dict, root: dict) -> Any:
-    """`value` with every integer in a `number` field made a float, in place, so `10` and
-    `10.0` are one value everywhere downstream (params, Parquet, logs)."""
+    """`value` with every integer in a `number` field made a float and every whole float in
+    an `integer` field an int, in place, so `10` and `10.0` are one value everywhere
+    downstream (params, Parquet, logs, slices)."""
     while "$ref" in schema:
         schema = root["definitions"][schema["$ref"].rpartition("/")[2]]
     for branch in schema.get("oneOf", []) + schema.get("anyOf", []):
@@ -270,6 +271,9 @@ def _as_schema_numbers(value: Any, schema: dict, root: dict) -> Any:
         value[:] = [_as_schema_numbers(item, schema["items"], root) for item in value]
     elif isinstance(value, int) and not isinstance(value, bool) and "integer" not in types:
         return float(value) if "number" in types else value
+    elif isinstance(value, float) and value.is_integer() and "number" not in types:
+        # JSON Schema counts 2048.0 as an integer; the code and the params need 2048
+        return int(value) if "integer" in types else value
     return value
 
 

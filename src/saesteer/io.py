@@ -113,7 +113,7 @@ def is_finite_number(value: Any) -> bool:
 
 
 def read_json(path: str | Path) -> Any:
-    return loads_json(Path(path).read_text(), str(path))
+    return loads_json(Path(path).read_bytes(), str(path))
 
 
 def read_json_object(path: str | Path, where: str, expected: str) -> dict:
@@ -122,7 +122,7 @@ def read_json_object(path: str | Path, where: str, expected: str) -> dict:
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{where}: file not found")
-    data = loads_json(path.read_text(), where)
+    data = loads_json(path.read_bytes(), where)
     if not isinstance(data, dict):
         raise DataFileError(f"{where}: expected {expected}, got {type(data).__name__}")
     return data

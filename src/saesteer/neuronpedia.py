@@ -75,7 +75,7 @@ def fetch_features(
 
 def read_cached(settings: NeuronpediaSettings, layer: int, feature: int) -> list[Example]:
     path = settings.cache_path(layer, feature)
-    data = loads_json(path.read_text(), f"feature {feature}: cached {path}")
+    data = loads_json(path.read_bytes(), f"feature {feature}: cached {path}")
     return parse_feature_json(data, f"feature {feature} ({path})")
 
 
@@ -83,7 +83,7 @@ def cached_density(settings: NeuronpediaSettings, layer: int, feature: int) -> f
     """The share of tokens the feature fires on, from its cached JSON's `frac_nonzero`;
     None when the response has none (it is optional there)."""
     path = settings.cache_path(layer, feature)
-    value = loads_json(path.read_text(), f"feature {feature}: cached {path}").get("frac_nonzero")
+    value = loads_json(path.read_bytes(), f"feature {feature}: cached {path}").get("frac_nonzero")
     if value is None:
         return None
     if not is_finite_number(value) or not 0 <= value <= 1:
@@ -170,7 +170,7 @@ def feature_explanations(
     out = {}
     for feature in features:
         path = settings.cache_path(layer, feature)
-        data = loads_json(path.read_text(), f"feature {feature}: cached {path}")
+        data = loads_json(path.read_bytes(), f"feature {feature}: cached {path}")
         if not isinstance(data, dict):
             raise NeuronpediaError(f"feature {feature}: cached {path} is not a JSON object")
         explanations = data.get("explanations") or []

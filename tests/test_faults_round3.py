@@ -1,0 +1,67 @@
+"""The fault matrix, round 3 (issue 39): hostile or careless input that used to give a
+wrong result, a traceback or a lost artifact. Each case was reproduced on the code before
+its fix, the way the issue's repro says."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from saesteer.errors import ConfigError
+from saesteer.preflight import validate_config
+
+# --- BAD 1. Whole floats in integer fields ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("features.random", 8.0),
+        ("generation.n_prefixes", 2.0),
+        ("generation.max_new_tokens", 4.0),
+        ("input_score.top_k", 5.0),
+    ],
+)
+def test_whole_floats_in_integer_fields_become_ints(tiny_config, field, value):
+    """JSON Schema counts 2.0 as an integer: the value must also become one, or it reaches
+    a slice (`n_prefixes`), a sampler (`random`) or the params (a rerun) as a float."""
+    section, key = field.split(".")
+    tiny_config[section][key] = value
+    config = validate_config(tiny_config)
+    assert type(config[section][key]) is int and config[section][key] == value
+
+
+def test_whole_float_feature_ids_and_sae_widths_are_ints(tiny_config):
+    tiny_config["layers"] = {2: {"features": [3.0, 4.0]}}
+    tiny_config["sae"] = {"source": "train", "train": {"d_sae": 2048.0, "k": 32.0}}
+    config = validate_config(tiny_config)
+    (layer,) = config["layers"].values()
+    assert [type(f) for f in layer["features"]] == [int, int]
+    assert type(config["sae"]["train"]["d_sae"]) is int
+    assert type(config["sae"]["train"]["k"]) is int
+
+
+def test_a_fractional_float_in_an_integer_field_is_refused(tiny_config):
+    tiny_config["features"]["random"] = 8.5
+    with pytest.raises(ConfigError, match=r"config error at features.random: 8.5"):
+        validate_config(tiny_config)
+
+
+# --- BAD 2. A features JSON that is not UTF-8 -------------------------------------------
+
+
+def test_a_features_file_that_is_not_utf8_is_named(tiny_config, tmp_path, caplog):
+    from saesteer.cli import main
+    from saesteer.errors import SaesteerError
+    from saesteer.features import read_feature_file
+
+    bad = tmp_path / "features.json"
+    bad.write_bytes('{"1": [1, 2], "2": [3], "note": "café"}'.encode("latin-1"))
+    with pytest.raises(SaesteerError, match=rf"features file {bad}: not valid JSON .*utf-8"):
+        read_feature_file(bad, 1)
+    tiny_config["features"] = {"file": str(bad)}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(tiny_config))
+    assert main(["check-config", str(config)]) == 2
+    assert f"features file {bad}: not valid JSON" in caplog.text
+    assert "Traceback" not in caplog.text
