@@ -65,3 +65,29 @@ def test_a_features_file_that_is_not_utf8_is_named(tiny_config, tmp_path, caplog
     assert main(["check-config", str(config)]) == 2
     assert f"features file {bad}: not valid JSON" in caplog.text
     assert "Traceback" not in caplog.text
+
+
+# --- BAD 3. Braces in a path template -----------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["sae/{foo}", "sae/{", "sae/{}", "sae/}x", "sae/{0}"])
+def test_a_brace_in_sae_path_is_a_config_error_naming_the_field(
+    tiny_config, tmp_path, path, caplog
+):
+    from saesteer.cli import main
+
+    tiny_config["sae"] = {"source": "local", "path": path}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(tiny_config))
+    assert main(["check-config", str(config)]) == 2
+    assert f"sae.path: {path!r} may hold only {{layer}}" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+def test_layer_templates_fill_layer_and_keep_escaped_braces():
+    from saesteer.activations import export_files
+    from saesteer.config import with_layer
+
+    assert with_layer("saes/{layer}/{{v2}}", 3, "sae.path") == "saes/3/{v2}"
+    with pytest.raises(ConfigError, match=r"activations.bulk.files: 'x/\{name\}.jsonl'"):
+        export_files("x/{name}.jsonl", 1)

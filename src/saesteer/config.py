@@ -147,10 +147,27 @@ def layer_settings(config: dict, layer: int | str) -> dict:
         sae["path"] = trained_sae_dir(config, int(key), sae["train"])
     for field in ("id", "path"):
         if field in sae:
-            sae[field] = sae[field].format(layer=int(key))
+            sae[field] = with_layer(sae[field], int(key), f"sae.{field}")
     features = copy.deepcopy(own.get("features", config.get("features")))
     factors = list(own.get("factors", config.get("generation", {}).get("factors", [])))
     return {"layer": int(key), "sae": sae, "features": features, "factors": factors}
+
+
+def with_layer(template: str, layer: int, field: str) -> str:
+    """`template` with `{layer}` filled in; any other brace (`{foo}`, `{}`, a lone `{`) is a
+    ConfigError naming `field` (a literal brace is written `{{` or `}}`)."""
+    import string
+
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        if names - {"layer"}:
+            raise ValueError(f"unknown field {sorted(names - {'layer'})[0]!r}")
+        return template.format(layer=layer)
+    except (ValueError, IndexError, KeyError) as e:
+        raise ConfigError(
+            f"{field}: {template!r} may hold only {{layer}} as a field "
+            f"(write a literal brace as {{{{ or }}}}): {e}"
+        ) from e
 
 
 # Keys added after runs were made, per config section: at these defaults they hash (and

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from saesteer.activations import Example, parse_feature_json
+from saesteer.config import with_layer
 from saesteer.errors import NeuronpediaError
 from saesteer.http import (
     RETRY_STATUSES,
@@ -41,7 +42,7 @@ class NeuronpediaSettings:
     cache_dir: str
 
     def source_id(self, layer: int) -> str:
-        return self.source.format(layer=layer)
+        return with_layer(self.source, layer, "activations.neuronpedia.source")
 
     def url(self, layer: int, feature: int) -> str:
         path = "/".join(quote(p, safe="") for p in (self.model_id, self.source_id(layer)))
