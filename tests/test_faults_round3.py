@@ -4,6 +4,8 @@ its fix, the way the issue's repro says."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -91,3 +93,25 @@ def test_layer_templates_fill_layer_and_keep_escaped_braces():
     assert with_layer("saes/{layer}/{{v2}}", 3, "sae.path") == "saes/3/{v2}"
     with pytest.raises(ConfigError, match=r"activations.bulk.files: 'x/\{name\}.jsonl'"):
         export_files("x/{name}.jsonl", 1)
+
+
+# --- BAD 6. A trailing newline in an anchored field -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("run", "a\n"), ("model.device", "cpu\n"), ("model.source", "embedded:gemma-3-270m\n")],
+)
+def test_a_trailing_newline_does_not_pass_an_anchored_pattern(tiny_config, field, value):
+    """YAML's `run: |` gives "a\\n"; Python's `$` matches before it, and the shell command
+    that names results/a would split at the newline."""
+    *section, key = field.split(".")
+    (tiny_config[section[0]] if section else tiny_config)[key] = value
+    with pytest.raises(ConfigError, match=rf"config error at {re.escape(field)}: .*does not match"):
+        validate_config(tiny_config)
+
+
+def test_a_layer_key_with_a_newline_is_refused(tiny_config):
+    tiny_config["layers"] = {"1\n": {}}
+    with pytest.raises(ConfigError, match=r"config error at layers: .*does not match"):
+        validate_config(tiny_config)

@@ -11,6 +11,7 @@ import glob
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -294,8 +295,19 @@ def _as_schema_numbers(value: Any, schema: dict, root: dict) -> Any:
     return value
 
 
+def _whole_pattern(validator, pattern, instance, schema):
+    """`pattern`, with a final `$` meaning the end of the text: Python's `$` also matches
+    before a last newline, so `run: "a\\n"` (what YAML's `run: |` gives) would pass and then
+    split a job's shell command in two."""
+    if not validator.is_type(instance, "string"):
+        return
+    if re.search(pattern, instance) is None or (pattern.endswith("$") and instance.endswith("\n")):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 def _with_defaults(validator_class):
-    """A validator that also fills `default:` values of object properties."""
+    """A validator that also fills `default:` values of object properties, and whose
+    patterns anchored with `$` end at the text's end (`_whole_pattern`)."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -305,7 +317,9 @@ def _with_defaults(validator_class):
                     instance[name] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    return jsonschema.validators.extend(
+        validator_class, {"properties": set_defaults, "pattern": _whole_pattern}
+    )
 
 
 def needs_corpus(config: dict) -> bool:
