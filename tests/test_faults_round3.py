@@ -115,3 +115,35 @@ def test_a_layer_key_with_a_newline_is_refused(tiny_config):
     tiny_config["layers"] = {"1\n": {}}
     with pytest.raises(ConfigError, match=r"config error at layers: .*does not match"):
         validate_config(tiny_config)
+
+
+# --- BAD 7. A joined GGUF corrupted after the join ---------------------------------------
+
+
+def test_a_corrupted_joined_gguf_is_joined_again(tmp_path, monkeypatch, caplog):
+    """64 bytes overwritten in the joined file: its next use notices (SHA-256) and joins
+    the chunks again, instead of converting a model with wrong weights."""
+    import hashlib
+
+    import saesteer.models as models
+
+    parts = [tmp_path / f"m.gguf.part0{i}" for i in range(2)]
+    for i, part in enumerate(parts):
+        part.write_bytes(bytes(range(256)) * (100 + i))
+    whole = b"".join(p.read_bytes() for p in parts)
+    members = {p.name: p for p in parts}
+    monkeypatch.setattr(models, "wheel_member", lambda pkg, ver, member, d: members[member])
+    embedded = models.EmbeddedModel(
+        chunks=tuple(("pkg", "1", p.name) for p in parts),
+        n_layers=1,
+        sha256=hashlib.sha256(whole).hexdigest(),
+    )
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    joined = embedded.gguf(downloads)
+    assert joined.read_bytes() == whole
+    with joined.open("r+b") as f:
+        f.seek(20000)
+        f.write(b"\xff" * 64)
+    assert embedded.gguf(downloads).read_bytes() == whole
+    assert "changed on disk): joining its chunks again" in caplog.text

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from saesteer.errors import ConfigError, ModelError
 from saesteer.io import atomic_dir, atomic_path, exclusive, read_json
+from saesteer.provenance import sha256_file
 from saesteer.wheels import wheel_member
 
 if TYPE_CHECKING:
@@ -38,11 +39,22 @@ class EmbeddedModel:
 
     def gguf(self, downloads: Path) -> Path:
         """The GGUF file: the wheel member itself, or the chunks joined (and checked) once
-        under `downloads`."""
+        under `downloads`; a joined file is checked again each time it is reused (0.2 s
+        for Gemma-3-270M), and joined anew when it no longer has its SHA-256."""
         if len(self.chunks) == 1:
             return wheel_member(*self.chunks[0], downloads)
         target = downloads / f"{Path(self.chunks[0][2]).name.split('.gguf')[0]}.gguf"
         with exclusive(downloads / f".{target.name}.lock"):
+            if target.is_file() and self.sha256:
+                found = sha256_file(target)
+                if found != self.sha256:
+                    log.warning(
+                        "%s: SHA-256 %s, not %s (changed on disk): joining its chunks again",
+                        target,
+                        found,
+                        self.sha256,
+                    )
+                    target.unlink()
             if not target.is_file():  # the chunks are fetched only to join them
                 members = [wheel_member(*chunk, downloads) for chunk in self.chunks]
                 join_checked(members, self.sha256, target)

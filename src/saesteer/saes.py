@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import json
 import logging
@@ -16,6 +15,7 @@ import yaml
 from saesteer.errors import ConfigError, SaeError
 from saesteer.io import read_json
 from saesteer.models import load_model, load_tokenizer, resolve_device
+from saesteer.provenance import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +107,7 @@ def weights_identity(path: str | Path) -> dict:
         raise SaeError(
             f"{weights}: missing; an SAE-Lens directory holds cfg.json and {WEIGHTS_FILE}"
         )
-    digest = hashlib.sha256()
-    with weights.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            digest.update(block)
-    return {**stamp, "sha256": digest.hexdigest()}
+    return {**stamp, "sha256": sha256_file(weights)}
 
 
 def check_weights(descriptor: dict) -> None:
