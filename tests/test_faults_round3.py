@@ -186,3 +186,83 @@ def test_a_parquet_corrupted_mid_file_stops_the_run_before_a_good_output_is_lost
     assert f"{activations.relative_to(workdir)}: unreadable Parquet" in result.stderr
     assert "snakemake --forcerun activations" in result.stderr
     assert scores.read_bytes() == kept  # no job started, so nothing was removed
+
+
+# --- WEAK 12. Every config- or data-derived text in a page is escaped --------------------
+
+HOSTILE = '"><img src=x onerror=alert(1)>'
+
+
+def _assert_escaped(html: str, where: str) -> None:
+    assert "<img src=x" not in html, f"{where}: a hostile text reached the page unescaped"
+
+
+def test_a_hostile_text_in_any_field_is_escaped_on_every_page(tmp_path):
+    from saesteer.concepts.evaluation import table_html, table_rows
+    from saesteer.explorer import feature_pages, index_rows, scatter, write_pages
+    from saesteer.plots import figures_html
+    from tests.test_explorer import SETTINGS, _layer_tables
+
+    # concept_table.html: the judge's model name and the method rows
+    scores = pl.DataFrame(
+        {
+            "layer": [7, 7],
+            "method": ["sae", "prompting"],
+            "feature": [1, 1],
+            "score": [1.0, 1.5],
+            "concept_rating": [1.0] * 2,
+            "instruction_rating": [1.0] * 2,
+            "fluency_rating": [1.0] * 2,
+            "output_score": [0.2, 0.2],
+        }
+    )
+    table = table_rows(scores, [0.1], f"gpt{HOSTILE}", False)
+    html = table_html(table, "per_response")
+    _assert_escaped(html, "concept_table.html")
+    assert "gpt&quot;&gt;&lt;img" in html
+    # a feature page: prefix, continuation, concept, judge, tokens, answers
+    tables = _layer_tables()
+    tables.generations = tables.generations.with_columns(
+        prefix=pl.lit(HOSTILE), continuation=pl.lit(HOSTILE)
+    )
+    tables.logit_lens = tables.logit_lens.with_columns(token=pl.lit(HOSTILE))
+    tables.concepts = tables.concepts.with_columns(concept=pl.lit(HOSTILE))
+    tables.activations = tables.activations.with_columns(
+        tokens=pl.lit([HOSTILE, "b", "c"], dtype=pl.List(pl.String))
+    )
+    tables.concept_ratings = tables.concept_ratings.with_columns(
+        judge=pl.lit(f"gpt{HOSTILE}"),
+        judge_proxy=pl.lit(False),
+        instruction=pl.lit(HOSTILE),
+        response=pl.lit(HOSTILE),
+        concept=pl.lit(HOSTILE),
+    )
+    write_pages(feature_pages(3, tables, None, SETTINGS, HOSTILE), "feature.html.j2", tmp_path)
+    for page in tmp_path.glob("*.html"):
+        _assert_escaped(page.read_text(), page.name)
+    # the index: descriptions and tokens
+    features = pl.DataFrame(
+        {
+            "layer": [3],
+            "feature": [7],
+            "input_score": [0.5],
+            "output_score": [0.5],
+            "best_factor": [2.0],
+            "effective_factor": [True],
+            "gen_success_20": [1.0],
+            "live": [True],
+            "logit_lens_tokens": [[HOSTILE]],
+        }
+    )
+    descriptions = pl.DataFrame({"layer": [3], "feature": [7], "concept": [HOSTILE]})
+    rows = index_rows(features, descriptions)
+    write_pages(
+        [("index.html", {"run": HOSTILE, "rows": rows, "layers": [3], "scatter": scatter(rows)})],
+        "index.html.j2",
+        tmp_path,
+    )
+    _assert_escaped((tmp_path / "index.html").read_text(), "index.html")
+    # figures.html: the run's name
+    png = tmp_path / "x.png"
+    png.write_bytes(b"x")
+    _assert_escaped(figures_html([(png, "A caption.")], HOSTILE, [0]), "figures.html")
