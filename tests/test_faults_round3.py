@@ -266,3 +266,64 @@ def test_a_hostile_text_in_any_field_is_escaped_on_every_page(tmp_path):
     png = tmp_path / "x.png"
     png.write_bytes(b"x")
     _assert_escaped(figures_html([(png, "A caption.")], HOSTILE, [0]), "figures.html")
+
+
+# --- WEAK 17. Clearer, earlier messages -------------------------------------------------
+
+
+def test_two_spellings_of_one_layer_are_refused(tiny_config):
+    tiny_config["layers"] = {"01": {}, 1: {}}
+    with pytest.raises(ConfigError, match=r"layers: '01' and 1 both name layer 1"):
+        validate_config(tiny_config)
+    tiny_config["layers"] = {"02": {"features": [0, 3]}}
+    assert list(validate_config(tiny_config)["layers"]) == ["2"]  # one spelling: layer 2
+
+
+@pytest.mark.workflow
+def test_a_key_written_twice_in_a_yaml_file_is_refused(tmp_path, tiny_config):
+    from saesteer.config import read_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("run: a\nlayers:\n  1: {}\n  1: {features: [3]}\n")
+    with pytest.raises(ConfigError, match=r"key 1 is written twice in one mapping \(lines 3 and 4"):
+        read_config(path)
+    tiny_config["run"] = "first"
+    (tmp_path / "dup.yaml").write_text(yaml.safe_dump(tiny_config) + "run: second\n")
+    result = run_snakemake(tmp_path, tiny_config, "-n")  # its own config.yaml: no duplicate
+    assert result.returncode == 0
+    result = run_snakemake(tmp_path, tiny_config, "-n", "--configfile", str(tmp_path / "dup.yaml"))
+    assert result.returncode != 0
+    assert "key 'run' is written twice" in result.stdout + result.stderr
+
+
+def test_min_examples_above_what_a_feature_can_have_is_refused(tiny_config):
+    tiny_config["input_score"]["min_examples"] = 25  # activations.n_examples is 20
+    with pytest.raises(ConfigError, match=r"input_score.min_examples: 25 > the 20 examples"):
+        validate_config(tiny_config)
+
+
+def test_a_binary_corpus_file_is_refused_naming_it(tiny_config, tmp_path):
+    from saesteer.corpus import build_documents
+
+    binary = tmp_path / "blob.txt"
+    binary.write_bytes(b"some text\n" + bytes(range(256)) * 10)
+    tiny_config["corpus"]["files"] = [str(binary)]
+    with pytest.raises(ConfigError, match=rf"corpus.files: {binary} is not UTF-8 text \(a NUL"):
+        validate_config(tiny_config)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("café au lait ".encode("latin-1") * 100)
+    with pytest.raises(ConfigError, match=rf"{latin} is not UTF-8 text \(byte 3"):
+        build_documents([], [str(latin)])
+    cut = tmp_path / "cut.txt"
+    cut.write_bytes(("a" * 65535 + "é" * 100).encode())  # 64 kB ends inside a character
+    from saesteer.corpus import read_text_file
+
+    assert read_text_file(cut, limit=1 << 16) == "a" * 65535
+
+
+def test_a_text_where_a_number_belongs_says_why(tiny_config):
+    tiny_config["input_score"]["top_k"] = "5"
+    with pytest.raises(
+        ConfigError, match=r"top_k: '5' is not of type 'integer' \(a text .*--config"
+    ):
+        validate_config(tiny_config)

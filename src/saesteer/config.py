@@ -30,13 +30,37 @@ GEN_SUCCESS_TOP_K = 20
 T = TypeVar("T")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key written twice in one mapping: PyYAML keeps the
+    last and silently drops the first block, as strict loaders do not."""
+
+
+def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(
+                f"{loader.name}: key {key!r} is written twice in one mapping (lines "
+                f"{seen[key] + 1} and {key_node.start_mark.line + 1}); YAML keeps only the last"
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def read_config(path: str | Path) -> dict:
-    """A config file's mapping, as written (no defaults yet)."""
+    """A config file's mapping, as written (no defaults yet); a duplicate key is an error."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     with path.open() as f:
-        config = yaml.safe_load(f)
+        try:
+            config = yaml.load(f, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from e
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return config
@@ -233,9 +257,23 @@ def configured_layers(config: dict) -> list[int]:
 
 
 def _normalize_layers(config: dict) -> None:
+    """Layer keys as text, one spelling per layer ("01" is layer 1, written "1"); two
+    spellings of one layer ("01" and 1) are refused, as neither would win silently."""
     layers = config.get("layers")
     if isinstance(layers, dict):
-        config["layers"] = {str(k): ({} if v is None else v) for k, v in layers.items()}
+        normal: dict = {}
+        spelled: dict = {}
+        for k, v in layers.items():
+            key = str(k)
+            if key.isdigit():
+                key = str(int(key))
+                if key in normal:
+                    raise ConfigError(
+                        f"layers: {spelled[key]!r} and {k!r} both name layer {key}; keep one"
+                    )
+            spelled[key] = k
+            normal[key] = {} if v is None else v
+        config["layers"] = normal
 
 
 def _field(path) -> str:
@@ -262,7 +300,13 @@ def _validate_schema(config: dict, schema_path: str | Path) -> None:
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         error = jsonschema.exceptions.best_match(errors)
-        raise ConfigError(f"config error at {_field(error.absolute_path)}: {error.message}")
+        hint = ""
+        if error.validator == "type" and isinstance(error.instance, str):
+            hint = (
+                " (a text where the schema wants another type: a value nested in "
+                "snakemake's --config arrives as text; set it in a --configfile instead)"
+            )
+        raise ConfigError(f"config error at {_field(error.absolute_path)}: {error.message}{hint}")
     _as_schema_numbers(config, schema, schema)
 
 

@@ -4,6 +4,7 @@ released data, the device), so a bad config fails before any job runs, naming th
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 
 from saesteer.activations import export_files
@@ -19,6 +20,7 @@ from saesteer.config import (
     read_config,
     resolve_config,
 )
+from saesteer.corpus import read_text_file
 from saesteer.downloads import missing_file
 from saesteer.errors import ActivationsError, ConfigError, JudgeError, ReleasedDataError
 from saesteer.features import check_features
@@ -78,6 +80,15 @@ def _check_activations(config: dict) -> None:
 
     activations = config["activations"]
     source = activations["source"]
+    scoring = config["input_score"]
+    usable = min(activations["n_examples"], scoring["max_examples"])
+    if scoring["min_examples"] > usable:
+        raise ConfigError(
+            f"input_score.min_examples: {scoring['min_examples']} > the {usable} examples a "
+            f"feature can have (activations.n_examples {activations['n_examples']}, "
+            f"input_score.max_examples {scoring['max_examples']}): every input score "
+            "would be null"
+        )
     required = {"neuronpedia": ("model_id", "source"), "bulk": ("files", "source")}
     for field in required.get(source, ()):
         if field not in activations[source]:
@@ -197,5 +208,8 @@ def _check_corpus(config: dict) -> None:
         if text_source(name).missing():
             raise ConfigError(f"corpus.sources: {name} {text_source(name).missing()}")
     for pattern in config["corpus"]["files"] if needs else []:
-        if not glob.glob(pattern, recursive=True):
+        matches = glob.glob(pattern, recursive=True)
+        if not matches:
             raise ConfigError(f"corpus.files: no file matches {pattern!r}")
+        for path in filter(os.path.isfile, matches):  # a binary file, named now (64 kB)
+            read_text_file(path, limit=1 << 16)
