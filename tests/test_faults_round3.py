@@ -327,3 +327,42 @@ def test_a_text_where_a_number_belongs_says_why(tiny_config):
         ConfigError, match=r"top_k: '5' is not of type 'integer' \(a text .*--config"
     ):
         validate_config(tiny_config)
+
+
+def test_a_context_longer_than_the_corpus_names_both_sizes():
+    from saesteer.corpus import pack_documents
+
+    with pytest.raises(ConfigError, match=r"corpus.context_size: 4096 .* holds 7 tokens in all"):
+        pack_documents([[5, 6, 7], [8, 9]], 4096, bos_id=1, sep_id=2)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(28, "No space left on device", "results/x/layers/0/activations.parquet"),
+        RuntimeError(
+            "Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+            'message: "No space left on device" })'
+        ),  # what safetensors raises (SafetensorError)
+    ],
+)
+def test_a_full_disk_is_one_line_not_a_traceback(monkeypatch, caplog, error):
+    import saesteer.cli as cli
+
+    def full(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cli, "call", full)
+    assert cli.main(["residuals", "--help-not-needed"]) == 2
+    assert "disk full: " in caplog.text and "free space, then rerun" in caplog.text
+
+
+def test_other_errors_still_raise(monkeypatch):
+    import saesteer.cli as cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "call", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["residuals"])

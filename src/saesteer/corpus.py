@@ -29,7 +29,11 @@ def pack_documents(
     body = context_size - 1
     n = len(stream) // body
     if n == 0:
-        raise ValueError(f"corpus too small: {len(stream)} tokens < one chunk of {context_size}")
+        raise ConfigError(
+            f"corpus.context_size: {context_size} tokens per chunk, but the corpus holds "
+            f"{len(stream)} tokens in all ({len(documents)} documents): lower it, or add "
+            "text (corpus.sources, corpus.files)"
+        )
     rows = np.asarray(stream[: n * body], dtype=np.int64).reshape(n, body)
     return np.concatenate([np.full((n, 1), bos_id, dtype=np.int64), rows], axis=1)
 
