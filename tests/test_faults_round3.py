@@ -366,3 +366,55 @@ def test_other_errors_still_raise(monkeypatch):
     monkeypatch.setattr(cli, "call", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["residuals"])
+
+
+# --- WEAK 13. Secrets: every form of the key scrubbed; no key over plain http ----------
+
+
+def test_every_form_of_a_key_is_scrubbed():
+    import base64
+    import json
+    from urllib.parse import quote
+
+    from saesteer.http import scrub_secret
+
+    key = "sk-SECRET-7f3a9c2e41xyz"
+    echoes = [
+        key,
+        key.upper(),
+        key.lower(),
+        quote(key, safe=""),
+        key.encode().hex(),
+        base64.b64encode(key.encode()).decode(),
+        base64.b64encode(f"user:{key}".encode()).decode(),  # Basic auth: another alignment
+        base64.b64encode(f"ab:{key}".encode()).decode(),
+        base64.urlsafe_b64encode(json.dumps({"k": key}).encode()).decode(),
+    ]
+    for echo in echoes:
+        scrubbed = scrub_secret(f"error: {echo} rejected", key)
+        assert "***" in scrubbed, echo
+        for n in range(10, len(key) + 1):
+            assert key[:n].lower() not in scrubbed.lower(), (echo, scrubbed)
+    assert scrub_secret("nothing here", key) == "nothing here"
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("http://judge.example.com/v1", True),
+        ("http://10.0.0.5:8000/v1", True),
+        ("http://127.0.0.1:8000/v1", False),
+        ("http://localhost:8000/v1", False),
+        ("http://[::1]:8000/v1", False),
+        ("https://judge.example.com/v1", False),
+    ],
+)
+def test_a_key_is_never_sent_over_plain_http_to_another_host(tiny_config, url, refused):
+    from tests.helpers import concept_config
+
+    config = concept_config(tiny_config, kind="chat", chat={"base_url": url, "model": "m"})
+    if refused:
+        with pytest.raises(ConfigError, match=r"base_url: .* plain http to another host"):
+            validate_config(config)
+    else:
+        validate_config(config)

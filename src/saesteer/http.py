@@ -61,6 +61,49 @@ def refuse_unauthorized_or_redirected(
         )
 
 
+def secret_forms(secret: str) -> list[str]:
+    """The texts by which `secret` can reach a log: as is (matched without case, so its
+    upper- and lower-cased forms too), URL-quoted, hex, and base64 (standard and URL-safe)
+    at each of the three byte alignments it can have inside a longer encoded text (a
+    Basic-auth header, a JSON dump), each cut to the characters that depend on it alone."""
+    import base64
+    from urllib.parse import quote
+
+    raw = secret.encode()
+    forms = {secret, quote(secret, safe=""), raw.hex()}
+    for pad in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            text = encode(b"\0" * pad + raw).decode()
+            inner = text[4 if pad else 0 : -4]  # the edges mix in padding or other bytes
+            if len(inner) >= 8:
+                forms.add(inner)
+    return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
+
+
+def scrub_secret(text: str, secret: str) -> str:
+    """`text` with every form of `secret` (`secret_forms`) replaced by ***."""
+    import re
+
+    if not secret:
+        return text
+    pattern = "|".join(re.escape(f) for f in secret_forms(secret))
+    return re.sub(pattern, "***", text, flags=re.IGNORECASE)
+
+
+def is_loopback(url: str) -> bool:
+    """Whether `url`'s host is this machine (localhost, 127.0.0.0/8, ::1)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def run_bounded(task: Callable[[int], None], n: int, concurrency: int, desc: str, unit: str):
     """task(i) for i < n on a pool of `concurrency` threads, with a progress bar. The first
     error, or Ctrl-C, drops the queued tasks and is raised."""

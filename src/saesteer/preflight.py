@@ -24,6 +24,7 @@ from saesteer.corpus import read_text_file
 from saesteer.downloads import missing_file
 from saesteer.errors import ActivationsError, ConfigError, JudgeError, ReleasedDataError
 from saesteer.features import check_features
+from saesteer.http import is_loopback
 from saesteer.models import check_model_device, model_source
 from saesteer.prompts import resolve_prefixes
 from saesteer.released import factor_file
@@ -158,7 +159,15 @@ def _check_concepts(config: dict) -> None:
             f"concepts.instructions: {len(pool)} instructions, fewer than n_instructions "
             f"{concepts['n_instructions']}"
         )
-    rubrics = concepts["judge"]["chat"]["rubrics"]
+    chat = concepts["judge"]["chat"]
+    remote_http = not chat["base_url"].startswith("https://") and not is_loopback(chat["base_url"])
+    if concepts["judge"]["kind"] == "chat" and remote_http:
+        raise ConfigError(
+            f"concepts.judge.chat.base_url: {chat['base_url']} is plain http to another "
+            f"host: ${chat['api_key_env']} would cross the network unencrypted; use "
+            "https (plain http only for a server on this machine)"
+        )
+    rubrics = chat["rubrics"]
     if concepts["judge"]["kind"] == "chat" and rubrics:
         try:
             load_rubrics(rubrics)
