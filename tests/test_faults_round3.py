@@ -418,3 +418,23 @@ def test_a_key_is_never_sent_over_plain_http_to_another_host(tiny_config, url, r
             validate_config(config)
     else:
         validate_config(config)
+
+
+# --- WEAK 14. A Retry-After beyond the timeout -------------------------------------------
+
+
+def test_a_long_retry_after_is_capped_at_the_timeout_and_logged(tmp_path, caplog):
+    import time
+
+    from saesteer.neuronpedia import fetch_features
+    from tests.fake_neuronpedia import FakeNeuronpedia, Reply
+    from tests.test_neuronpedia import LAYER, settings
+
+    with FakeNeuronpedia() as server:
+        server.script[4] = [Reply(429, b"{}", headers={"Retry-After": "40"})] * 2 + [Reply()]
+        start = time.monotonic()
+        examples = fetch_features(settings(server.url, tmp_path, timeout=0.5), LAYER, [4])
+        took = time.monotonic() - start
+    assert len(examples[4]) == 12 and server.requests[4] == 3
+    assert 0.9 <= took < 10  # two waits of 0.5 s, not of 40 s
+    assert "Retry-After 40 s" in caplog.text and "capped at 0.5 s" in caplog.text

@@ -3,6 +3,7 @@ server errors, with exponential backoff and the server's `Retry-After` honoured.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
@@ -14,16 +15,48 @@ from urllib3.util.retry import Retry
 from saesteer import __version__
 from saesteer.errors import HttpError
 
+log = logging.getLogger(__name__)
+
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
+class CappedRetry(Retry):
+    """urllib3's Retry, with a server's Retry-After honoured up to `max_wait` seconds: a
+    server asking for 40 s under `timeout: 5` would otherwise stretch each retry to 40 s
+    (88 s of wall time in all, seen). The cap is logged where it applies."""
+
+    max_wait: float | None = None
+
+    def new(self, **kw):
+        retry = super().new(**kw)
+        retry.max_wait = self.max_wait
+        return retry
+
+    def get_retry_after(self, response):
+        after = super().get_retry_after(response)
+        if after is not None and self.max_wait is not None and after > self.max_wait:
+            log.warning(
+                "Retry-After %g s from %s capped at %g s (the request timeout setting)",
+                after,
+                getattr(response, "geturl", lambda: "the server")(),
+                self.max_wait,
+            )
+            return self.max_wait
+        return after
+
+
 def retrying_session(
-    retries: int, backoff: float, methods: frozenset[str], headers: dict[str, str]
+    retries: int,
+    backoff: float,
+    methods: frozenset[str],
+    headers: dict[str, str],
+    max_wait: float | None = None,
 ) -> requests.Session:
-    """A session that retries `methods` on RETRY_STATUSES, timeouts and dropped connections.
-    After the last retry the final response is returned, not raised, so callers can report
-    its status code themselves."""
-    retry = Retry(
+    """A session that retries `methods` on RETRY_STATUSES, timeouts and dropped connections,
+    each Retry-After wait capped at `max_wait` seconds (callers pass their timeout). After
+    the last retry the final response is returned, not raised, so callers can report its
+    status code themselves."""
+    retry = CappedRetry(
         total=retries,
         backoff_factor=backoff,
         status_forcelist=RETRY_STATUSES,
@@ -31,6 +64,7 @@ def retrying_session(
         respect_retry_after_header=True,
         raise_on_status=False,
     )
+    retry.max_wait = max_wait
     session = requests.Session()
     session.mount("http://", HTTPAdapter(max_retries=retry))
     session.mount("https://", HTTPAdapter(max_retries=retry))

@@ -125,7 +125,9 @@ class _Client:
         if not hasattr(self.local, "session"):
             s = self.settings
             headers = {"X-Api-Key": self.key} if self.key else {}
-            self.local.session = retrying_session(s.retries, s.backoff, frozenset({"GET"}), headers)
+            self.local.session = retrying_session(
+                s.retries, s.backoff, frozenset({"GET"}), headers, max_wait=s.timeout
+            )
         return self.local.session
 
     def get_json(self, url: str, what: str):

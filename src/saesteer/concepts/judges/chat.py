@@ -265,7 +265,9 @@ class _Client:
         if not hasattr(self.local, "session"):
             s = self.settings
             headers = {"Authorization": f"Bearer {self.key}"}
-            session = retrying_session(s.retries, s.backoff, frozenset({"POST"}), headers)
+            session = retrying_session(
+                s.retries, s.backoff, frozenset({"POST"}), headers, max_wait=s.timeout
+            )
             with self.lock:
                 self.sessions.append(session)
             self.local.session = session
