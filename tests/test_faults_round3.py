@@ -438,3 +438,26 @@ def test_a_long_retry_after_is_capped_at_the_timeout_and_logged(tmp_path, caplog
     assert len(examples[4]) == 12 and server.requests[4] == 3
     assert 0.9 <= took < 10  # two waits of 0.5 s, not of 40 s
     assert "Retry-After 40 s" in caplog.text and "capped at 0.5 s" in caplog.text
+
+
+# --- WEAK 15. Neuronpedia answering with another feature's JSON ------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("index", "7"), ("layer", "9-res-other"), ("modelId", "gpt2-small")]
+)
+def test_another_features_reply_is_refused_and_not_cached(tmp_path, field, value):
+    import json
+
+    from saesteer.errors import NeuronpediaError
+    from saesteer.neuronpedia import fetch_features
+    from tests.fake_neuronpedia import FakeNeuronpedia, Reply, feature_json
+    from tests.test_neuronpedia import LAYER, settings
+
+    wrong = feature_json(5) | {field: value}
+    with FakeNeuronpedia() as server:
+        server.script[5] = [Reply(body=json.dumps(wrong).encode())]
+        api = settings(server.url, tmp_path)
+        with pytest.raises(NeuronpediaError, match=rf"feature 5 .*another feature's: {field}"):
+            fetch_features(api, LAYER, [5])
+    assert not api.cache_path(LAYER, 5).exists()

@@ -108,9 +108,24 @@ def _download(settings: NeuronpediaSettings, layer: int, features: list[int]) ->
 def _fetch_one(client: _Client, settings: NeuronpediaSettings, layer: int, feature: int) -> None:
     url = settings.url(layer, feature)
     data = client.get_json(url, f"feature {feature}")
-    # Validated before caching, so the cache never holds a file that cannot be read back.
+    # Validated before caching, so the cache never holds a file that cannot be read back,
+    # nor another feature's (a proxy or a server bug answering for the wrong id).
     parse_feature_json(data, f"feature {feature} ({url})")
+    check_identity(data, settings.model_id, settings.source_id(layer), feature, url)
     write_json(data, settings.cache_path(layer, feature))
+
+
+def check_identity(data: dict, model_id: str, source: str, feature: int, url: str) -> None:
+    """The reply must be the feature asked for: its modelId, layer (the source id) and
+    index, where it gives them, equal the request's."""
+    asked = {"modelId": model_id, "layer": source, "index": str(feature)}
+    got = {key: str(data[key]) for key in asked if data.get(key) is not None}
+    wrong = {key: value for key, value in got.items() if value != asked[key]}
+    if wrong:
+        said = ", ".join(f"{k} {v!r} (asked {asked[k]!r})" for k, v in wrong.items())
+        raise NeuronpediaError(
+            f"feature {feature} ({url}): the reply is another feature's: {said}; not cached"
+        )
 
 
 class _Client:
