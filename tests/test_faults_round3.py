@@ -499,3 +499,22 @@ def test_a_conversion_killed_mid_way_leaves_no_temp_dir_after_the_next(tmp_path,
     target = models.EmbeddedSource("gemma-3-270m").resolve(tmp_path)
     assert (target / "config.json").is_file() and not stale.exists()
     assert (models_dir / ".gemma-3-270m.lock").exists()  # the lock is not a temp
+
+
+# --- WEAK 11. A truncated sae.json ------------------------------------------------------
+
+
+@pytest.mark.workflow
+def test_a_truncated_sae_json_stops_the_run_naming_its_rule(finished_run):
+    workdir, config = finished_run
+    descriptor = workdir / "results/tiny/layers/1/sae.json"
+    descriptor.write_text(descriptor.read_text()[:40])
+    manifest = workdir / "results/tiny/manifest.json"
+    kept = manifest.read_bytes()
+    result = run_snakemake(workdir, config)
+    assert result.returncode != 0
+    assert f"{descriptor.relative_to(workdir)}: unreadable JSON" in result.stderr
+    assert "snakemake --forcerun sae" in result.stderr
+    assert manifest.read_bytes() == kept  # no job started
+    result = run_snakemake(workdir, config, "--forcerun", "sae")
+    assert result.returncode == 0, result.stderr[-3000:]

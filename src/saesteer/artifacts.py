@@ -96,6 +96,17 @@ def unreadable_parquet(path: str | Path) -> str | None:
     return None
 
 
+def unreadable_json(path: str | Path) -> str | None:
+    """Why a JSON artifact (model.json, sae.json) cannot be read, or None when it can."""
+    from saesteer.io import read_json
+
+    try:
+        read_json(path)
+    except Exception as e:  # noqa: BLE001 - any failure means the file is unusable
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    return None
+
+
 def missing_model_dir(model_json: str | Path) -> str | None:
     """The model directory a model.json records, when it is gone."""
     try:
@@ -107,7 +118,7 @@ def missing_model_dir(model_json: str | Path) -> str | None:
 
 def check_inputs(inputs: Iterable[str], producers: Callable[[str], list[str]]) -> None:
     """Refuse to start when an existing file that a job is about to read is an unreadable
-    Parquet file, or a model.json whose model directory is gone. `inputs` are the files
+    Parquet or JSON file, or a model.json whose model directory is gone. `inputs` are the files
     the jobs to run read and no job to run writes (a forced rule's outputs are not here)."""
     problems = []
     for path in sorted(set(inputs)):
@@ -115,6 +126,10 @@ def check_inputs(inputs: Iterable[str], producers: Callable[[str], list[str]]) -
             continue
         if path.endswith(".parquet") and (reason := unreadable_parquet(path)):
             problems.append(_unreadable(path, reason, producers(path)))
+        if path.endswith(".json") and (reason := unreadable_json(path)):
+            problems.append(
+                f"{path}: unreadable JSON ({reason}); {rerun_hint(path, producers(path))}"
+            )
         if Path(path).name == "model.json" and (gone := missing_model_dir(path)):
             problems.append(
                 f"{path}: the model directory it records, {gone}, no longer exists (a cache "
