@@ -5,6 +5,7 @@ its fix, the way the issue's repro says."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -12,7 +13,7 @@ import yaml
 
 from saesteer.errors import ConfigError
 from saesteer.preflight import validate_config
-from tests.helpers import run_snakemake
+from tests.helpers import TRAINED_TARGETS, run_snakemake
 
 # --- BAD 1. Whole floats in integer fields ----------------------------------------------
 
@@ -518,3 +519,70 @@ def test_a_truncated_sae_json_stops_the_run_naming_its_rule(finished_run):
     assert manifest.read_bytes() == kept  # no job started
     result = run_snakemake(workdir, config, "--forcerun", "sae")
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+# --- BAD 5, WEAK 9, WEAK 10. A trained SAE's weights changed or gone -------------------
+
+
+def _weights(workdir, layer):
+    """The layer's own trained SAE (a sweep trains others beside it)."""
+    import json
+
+    described = json.loads((workdir / f"results/tiny/layers/{layer}/sae.json").read_text())
+    folder = workdir / f"results/tiny/layers/{layer}" / Path(described["path"]).name
+    return folder, folder / "sae_weights.safetensors"
+
+
+@pytest.mark.workflow
+def test_trained_weights_overwritten_in_place_rerun_the_layer(trained_run_copy):
+    """The weights file rewritten in place (the directory's own timestamp unchanged): the
+    dry run plans the layer's sae job and what follows, and a run describes the new SAE."""
+    import json
+    import os
+
+    workdir, config = trained_run_copy
+    folder, weights = _weights(workdir, 1)
+    assert os.readlink(folder / ".snakemake_timestamp") == "sae_weights.safetensors"
+    weights.chmod(0o644)  # protected(): read-only
+    data = bytearray(weights.read_bytes())
+    data[-64:] = bytes(64)  # the last decoder values zeroed
+    weights.write_bytes(bytes(data))
+    plan = run_snakemake(workdir, config, "-n", *TRAINED_TARGETS)
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    assert "rule sae:" in plan.stdout and "layer=1" in plan.stdout
+    assert "rule train_sae:" not in plan.stdout  # kept: only re-described
+    result = run_snakemake(workdir, config, *TRAINED_TARGETS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    described = json.loads((workdir / "results/tiny/layers/1/sae.json").read_text())
+    from saesteer.provenance import sha256_file
+
+    assert described["weights"]["sha256"] == sha256_file(weights)
+    assert "Nothing to be done" in run_snakemake(workdir, config, "-n", *TRAINED_TARGETS).stdout
+
+
+def test_weights_with_a_forged_mtime_are_refused_naming_the_command(tmp_path):
+    """Same size, same mtime, other content: the SHA-256 tells, and the message names the
+    command that recovers (for a trained SAE, its own layer's sae.json)."""
+    import os
+
+    from saesteer.errors import SaeError
+    from saesteer.saes import check_weights, weights_identity
+    from tests.helpers import save_sae
+
+    folder = tmp_path / "results/r/layers/2/sae-0123456789ab"
+    save_sae(folder, 2, seed=1)
+    descriptor = {"layer": 2, "path": str(folder), "source": "train"}
+    descriptor["weights"] = weights_identity(folder)
+    check_weights(descriptor)  # as recorded: fine
+    weights = folder / "sae_weights.safetensors"
+    stat = weights.stat()
+    save_sae(tmp_path / "other", 2, seed=9)
+    weights.write_bytes((tmp_path / "other/sae_weights.safetensors").read_bytes())
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # forged
+    with pytest.raises(SaeError, match=r"--forcerun .*results/r/layers/2/sae.json"):
+        check_weights(descriptor)
+    weights.unlink()
+    with pytest.raises(
+        SaeError, match=rf"missing .*retrain it with `snakemake --forcerun {folder}`"
+    ):
+        check_weights(descriptor)

@@ -111,25 +111,41 @@ def weights_identity(path: str | Path) -> dict:
 
 
 def check_weights(descriptor: dict) -> None:
-    """The weights must still be those sae.json recorded: a job never steers with an SAE
-    other than the one its inputs were computed from."""
+    """The weights must still be those sae.json recorded, by SHA-256 (size and mtime can
+    be forged or kept by a copy: 0.01 s for the demo's 10 MB SAEs): a job never steers
+    with an SAE other than the one its inputs were computed from. The error says the
+    exact command that recovers."""
     recorded = descriptor.get("weights")
     if not recorded:
         return
-    weights = Path(descriptor["path"]) / WEIGHTS_FILE
-    now = weights_stamp(descriptor["path"])
-    fix = (
-        f"run `snakemake` again (the sae rule re-describes it and the layer's jobs rerun), "
-        f"or `snakemake --forcerun sae` for layer {descriptor['layer']}"
+    layer, path = descriptor["layer"], Path(descriptor["path"])
+    weights = path / WEIGHTS_FILE
+    trained = descriptor["source"] == "train"
+    # a trained SAE's sae.json sits beside its directory: results/<run>/layers/<L>/
+    describe_again = (
+        f"snakemake --forcerun {path.parent / 'sae.json'}"
+        if trained
+        else f"snakemake --forcerun sae (every layer's; or --forcerun "
+        f"results/<run>/layers/{layer}/sae.json for this one)"
     )
-    if now is None:
-        raise SaeError(
-            f"{weights}: missing (layer {descriptor['layer']}'s SAE); restore it, or {fix}"
+    if not weights.is_file():
+        how = (
+            f"retrain it with `snakemake --forcerun {path}` (its name hashes its settings)"
+            if trained
+            else f"restore it, then `{describe_again}` if it is another SAE"
         )
-    if now["size"] != recorded["size"] or now["mtime_ns"] != recorded["mtime_ns"]:
+        raise SaeError(f"{weights}: missing (layer {layer}'s SAE); {how}")
+    now = weights_stamp(path)
+    same = (
+        sha256_file(weights) == recorded["sha256"]
+        if "sha256" in recorded  # sae.json files made before it record size and mtime
+        else now["mtime_ns"] == recorded["mtime_ns"]
+    )
+    if now["size"] != recorded["size"] or not same:
         raise SaeError(
-            f"{weights}: changed since sae.json was written (size {recorded['size']} -> "
-            f"{now['size']}, mtime {recorded['mtime_ns']} -> {now['mtime_ns']}); {fix}"
+            f"{weights}: not the SAE sae.json describes (size {recorded['size']} -> "
+            f"{now['size']}, SHA-256 changed); `{describe_again}` re-describes it and "
+            "reruns the layer's jobs"
         )
 
 
