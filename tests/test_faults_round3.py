@@ -5,6 +5,7 @@ its fix, the way the issue's repro says."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import polars as pl
@@ -583,6 +584,25 @@ def test_weights_with_a_forged_mtime_are_refused_naming_the_command(tmp_path):
         check_weights(descriptor)
     weights.unlink()
     with pytest.raises(
-        SaeError, match=rf"missing .*retrain it with `snakemake --forcerun {folder}`"
+        SaeError, match=r"missing .*retrain it: `chmod -R u\+w .*sae-0123456789ab && rm"
     ):
         check_weights(descriptor)
+
+
+@pytest.mark.workflow
+def test_a_deleted_trained_weights_file_says_the_command_that_retrains_it(trained_run_copy):
+    workdir, config = trained_run_copy
+    folder, weights = _weights(workdir, 1)
+    folder.chmod(0o755)  # protected(): read-only
+    weights.unlink()
+    result = run_snakemake(workdir, config, *TRAINED_TARGETS)
+    assert result.returncode != 0
+    relative = folder.relative_to(workdir)
+    assert f"retrain it: `chmod -R u+w {relative} && rm -r {relative}`" in result.stderr
+    assert f"then `snakemake --forcerun {relative.parent / 'sae.json'}`" in result.stderr
+    subprocess.run(f"chmod -R u+w {relative} && rm -r {relative}", shell=True, cwd=workdir)
+    forced = str(relative.parent / "sae.json")
+    result = run_snakemake(workdir, config, *TRAINED_TARGETS, "--forcerun", forced)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert weights.is_file(), result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Nothing to be done" in run_snakemake(workdir, config, "-n", *TRAINED_TARGETS).stdout

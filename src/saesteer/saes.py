@@ -110,6 +110,19 @@ def weights_identity(path: str | Path) -> dict:
     return {**stamp, "sha256": sha256_file(weights)}
 
 
+def retrain(folder: str | Path) -> str:
+    """How to retrain a trained SAE whose directory lost its weights: remove what is left
+    (protected, so made writable first), then force its layer's sae.json (beside it), whose
+    input the directory is; its name hashes its settings, so it trains into the same one.
+    (A plain `snakemake` would not: a missing intermediate is not remade while what it fed
+    is up to date.)"""
+    described = Path(folder).parent / "sae.json"
+    return (
+        f"retrain it: `chmod -R u+w {folder} && rm -r {folder}`, then "
+        f"`snakemake --forcerun {described}`"
+    )
+
+
 def check_weights(descriptor: dict) -> None:
     """The weights must still be those sae.json recorded, by SHA-256 (size and mtime can
     be forged or kept by a copy: 0.01 s for the demo's 10 MB SAEs): a job never steers
@@ -130,7 +143,7 @@ def check_weights(descriptor: dict) -> None:
     )
     if not weights.is_file():
         how = (
-            f"retrain it with `snakemake --forcerun {path}` (its name hashes its settings)"
+            retrain(path)
             if trained
             else f"restore it, then `{describe_again}` if it is another SAE"
         )
@@ -221,6 +234,11 @@ class Trained(LocalDirectory):
         return sae["train"]["d_sae"]  # layer_settings filled in the schema's defaults
 
     def describe(self, sae: dict, layer: int) -> dict:
+        weights = Path(sae["path"]) / WEIGHTS_FILE
+        if Path(sae["path"]).is_dir() and not weights.is_file():
+            raise SaeError(
+                f"{weights}: missing (layer {layer}'s trained SAE); {retrain(sae['path'])}"
+            )
         return {**super().describe(sae, layer), "source": "train", "train": sae["train"]}
 
 
