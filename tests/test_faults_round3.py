@@ -606,3 +606,33 @@ def test_a_deleted_trained_weights_file_says_the_command_that_retrains_it(traine
     assert result.returncode == 0, result.stderr[-3000:]
     assert weights.is_file(), result.stdout[-3000:] + result.stderr[-3000:]
     assert "Nothing to be done" in run_snakemake(workdir, config, "-n", *TRAINED_TARGETS).stdout
+
+
+# --- WEAK 8. A project copied or moved ------------------------------------------------
+
+
+@pytest.mark.workflow
+def test_a_project_copied_then_moved_runs_as_it_did(trained_run, tmp_path):
+    """`cp -a` of a finished run, then `mv` of the copy: the dry run has nothing to do, its
+    model.json and sae.json name files inside it (relative to its root), and a one-layer
+    change plans that layer only, and runs."""
+    import json
+    import shutil
+
+    original, config = trained_run
+    copied = tmp_path / "copied"
+    subprocess.run(["cp", "-a", str(original), str(copied)], check=True)
+    moved = tmp_path / "moved"
+    shutil.move(copied, moved)
+    plan = run_snakemake(moved, config, "-n", *TRAINED_TARGETS)
+    assert "Nothing to be done" in plan.stdout, plan.stdout[-3000:]
+    for layer in (1, 3):
+        described = json.loads((moved / f"results/tiny/layers/{layer}/sae.json").read_text())
+        assert described["path"].startswith(f"results/tiny/layers/{layer}/sae-")
+        assert (moved / described["path"] / "sae_weights.safetensors").is_file()
+    config["layers"][3] = {**config["layers"].get(3, {}), "features": [1, 2, 5]}
+    plan = run_snakemake(moved, config, "-n", *TRAINED_TARGETS)
+    layers = set(re.findall(r"layer=(\d+)", plan.stdout))
+    assert layers == {"3"}, plan.stdout[-3000:]
+    result = run_snakemake(moved, config, *TRAINED_TARGETS)
+    assert result.returncode == 0, result.stderr[-3000:]

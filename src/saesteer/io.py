@@ -93,6 +93,17 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def portable_path(path: str | Path) -> str:
+    """`path` as model.json and sae.json record it: relative to the working directory (the
+    project root, where every job runs) when it lies inside it, so a project copied or
+    moved reads its own model and SAEs; else absolute (a hub cache, a user's SAE)."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
+
+
 def write_parquet(df: pl.DataFrame, path: str | Path, schema: dict[str, Any]) -> None:
     """Write `df` with exactly the columns and dtypes of `schema`, atomically."""
     missing = set(schema) - set(df.columns)

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from saesteer.errors import ConfigError, ModelError
-from saesteer.io import atomic_dir, atomic_path, exclusive, read_json, remove_stale_temps
+from saesteer.io import (
+    atomic_dir,
+    atomic_path,
+    exclusive,
+    portable_path,
+    read_json,
+    remove_stale_temps,
+)
 from saesteer.provenance import sha256_file
 from saesteer.wheels import wheel_member
 
@@ -311,7 +318,7 @@ def model_info(source: str, dtype: str, resources: Path = RESOURCES) -> dict:
     cfg = AutoConfig.from_pretrained(path).get_text_config()
     return {
         "source": source,
-        "path": str(Path(path).resolve()),
+        "path": portable_path(path),
         "dtype": dtype,
         "n_layers": cfg.num_hidden_layers,
         "d_model": cfg.hidden_size,

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from saesteer.errors import ConfigError, SaeError
-from saesteer.io import read_json
+from saesteer.io import portable_path, read_json
 from saesteer.models import load_model, load_tokenizer, resolve_device
 from saesteer.provenance import sha256_file
 
@@ -212,13 +212,14 @@ class LocalDirectory:
     def describe(self, sae: dict, layer: int) -> dict:
         # Reading cfg.json spares this metadata-only job SAE-Lens' ~10 s import; the jobs
         # that use the SAE load it.
-        path = Path(sae["path"]).resolve()
+        path = Path(sae["path"])
         identity = {"weights": weights_identity(path)}
         cfg = _saelens_v6_cfg(path)
+        where = portable_path(path)
         if cfg is None:
-            loaded = self.load({"path": str(path)})
-            return _describe_loaded(loaded, source="local", layer=layer, path=str(path), **identity)
-        return _describe(**cfg, source="local", layer=layer, path=str(path), **identity)
+            loaded = self.load({"path": where})
+            return _describe_loaded(loaded, source="local", layer=layer, path=where, **identity)
+        return _describe(**cfg, source="local", layer=layer, path=where, **identity)
 
     def load(self, descriptor: dict, device: str = "cpu"):
         from sae_lens import SAE
