@@ -555,7 +555,7 @@ def test_trained_weights_overwritten_in_place_rerun_the_layer(trained_run_copy):
     result = run_snakemake(workdir, config, *TRAINED_TARGETS)
     assert result.returncode == 0, result.stderr[-3000:]
     described = json.loads((workdir / "results/tiny/layers/1/sae.json").read_text())
-    from saesteer.provenance import sha256_file
+    from saesteer.io import sha256_file
 
     assert described["weights"]["sha256"] == sha256_file(weights)
     assert "Nothing to be done" in run_snakemake(workdir, config, "-n", *TRAINED_TARGETS).stdout

@@ -93,6 +93,16 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def sha256_file(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def portable_path(path: str | Path) -> str:
     """`path` as model.json and sae.json record it: relative to the working directory (the
     project root, where every job runs) when it lies inside it, so a project copied or

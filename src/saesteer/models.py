@@ -23,8 +23,8 @@ from saesteer.io import (
     portable_path,
     read_json,
     remove_stale_temps,
+    sha256_file,
 )
-from saesteer.provenance import sha256_file
 from saesteer.wheels import wheel_member
 
 if TYPE_CHECKING:

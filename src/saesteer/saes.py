@@ -13,9 +13,8 @@ from pathlib import Path
 import yaml
 
 from saesteer.errors import ConfigError, SaeError
-from saesteer.io import portable_path, read_json
+from saesteer.io import portable_path, read_json, sha256_file
 from saesteer.models import load_model, load_tokenizer, resolve_device
-from saesteer.provenance import sha256_file
 
 log = logging.getLogger(__name__)
 
