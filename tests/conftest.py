@@ -178,6 +178,14 @@ def trained_run(tmp_path_factory, tiny_model_dir, tiny_saes, tiny_corpus):
 
 
 @pytest.fixture
+def trained_run_copy(tmp_path, trained_run):
+    """A copy of the trained run (symlinks, mtimes and Snakemake's records kept)."""
+    workdir, config = trained_run
+    shutil.copytree(workdir, tmp_path, symlinks=True, dirs_exist_ok=True)
+    return tmp_path, copy.deepcopy(config)
+
+
+@pytest.fixture
 def finished_run(tmp_path, tiny_run):
     workdir, config = tiny_run
     shutil.copytree(workdir, tmp_path, symlinks=True, dirs_exist_ok=True)

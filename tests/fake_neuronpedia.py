@@ -21,7 +21,7 @@ RECORDED = (
 )
 
 
-def feature_json(index: int, n_examples: int = 12) -> dict:
+def feature_json(index: int, n_examples: int = 12, layer: int = 3) -> dict:
     """A feature as the API returns it, every field of the recorded response
     (`RECORDED`) kept, with the tiny model's words: example j peaks on word
     w{index + j % 3}."""
@@ -39,7 +39,7 @@ def feature_json(index: int, n_examples: int = 12) -> dict:
                 "tokens": tokens,
                 "values": values,
                 "index": str(index),
-                "layer": SOURCE,
+                "layer": SOURCE.format(layer=layer),
                 "modelId": MODEL_ID,
                 "maxValue": max(values),
                 "maxValueTokenIndex": 2,
@@ -49,7 +49,7 @@ def feature_json(index: int, n_examples: int = 12) -> dict:
         )
     return recorded | {
         "modelId": MODEL_ID,
-        "layer": SOURCE,
+        "layer": SOURCE.format(layer=layer),
         "index": str(index),
         "activations": activations,
         "explanations": [],
@@ -112,7 +112,10 @@ class FakeNeuronpedia:
                     time.sleep(reply.delay)
                     body = reply.body
                     self._send(
-                        reply, json.dumps(feature_json(index)).encode() if body is None else body
+                        reply,
+                        json.dumps(feature_json(index, layer=int(match.group(1)))).encode()
+                        if body is None
+                        else body,
                     )
                 finally:
                     with fake.lock:

@@ -11,7 +11,9 @@ def test_pack_documents_separates_and_leads_with_bos():
 
 
 def test_pack_documents_too_small():
-    with pytest.raises(ValueError, match="corpus too small"):
+    with pytest.raises(
+        ValueError, match="context_size: 8 tokens per chunk, but the corpus holds 1"
+    ):
         pack_documents([[5]], context_size=8, bos_id=1, sep_id=None)
 
 

@@ -329,7 +329,9 @@ def _local_sae_run(tmp_path, tiny_config):
 
 
 @pytest.mark.workflow
-def test_changed_sae_weights_rerun_the_layer_even_with_an_older_mtime(tmp_path, tiny_config):
+def test_changed_sae_weights_rerun_the_layer_even_with_an_older_mtime(
+    tmp_path, tiny_config, monkeypatch
+):
     """Weights replaced by a copy that keeps an old mtime (cp -p): the layer reruns; a
     missing weights file is a clear error before any job."""
     sae_dir = _local_sae_run(tmp_path, tiny_config)
@@ -342,7 +344,8 @@ def test_changed_sae_weights_rerun_the_layer_even_with_an_older_mtime(tmp_path, 
     shutil.copyfile(tmp_path / "other/sae_weights.safetensors", weights)
     os.utime(weights, ns=(old.st_atime_ns, old.st_mtime_ns - 10**9))
     # A job that loads the SAE directly refuses the replaced file.
-    with pytest.raises(SaeError, match="changed since sae.json was written"):
+    with pytest.raises(SaeError, match="not the SAE sae.json describes .*--forcerun sae"):
+        monkeypatch.chdir(tmp_path)  # the project root, where jobs run: paths are relative to it
         load_sae(json.loads(sae_json.read_text()))
     plan = run_snakemake(tmp_path, tiny_config, "-n", SCORES).stdout
     assert "rule sae:" in plan and "rule output_scores:" in plan

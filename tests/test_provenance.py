@@ -4,6 +4,7 @@ import hashlib
 import re
 
 from saesteer import __version__, provenance
+from saesteer.io import sha256_file
 
 
 def test_software_names_saesteer_its_commit_and_the_libraries():
@@ -38,7 +39,7 @@ def test_corpus_and_model_packages_with_versions(tmp_path):
     assert provenance.model_packages("hf:google/gemma-2-2b") == []
     path = tmp_path / "x.bin"
     path.write_bytes(b"abc" * 1000)
-    assert provenance.sha256_file(path) == hashlib.sha256(b"abc" * 1000).hexdigest()
+    assert sha256_file(path) == hashlib.sha256(b"abc" * 1000).hexdigest()
     assert provenance.debian_version("no-such-package-here") is None
 
 

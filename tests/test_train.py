@@ -41,7 +41,10 @@ def test_trained_sae_reloads_and_beats_zero(tiny_model_dir, chunks, tmp_path):
     model, _ = load_model(tiny_model_dir, device="cpu")
     cached = collect_residuals(model, [2], train)[2]
     out = train_sae(cached, train.numpy(), [0, 1, 2], 2, settings, tmp_path / "layer_2")
-    assert sorted(p.name for p in out.iterdir()) == ["cfg.json", "sae_weights.safetensors"]
+    names = ["cfg.json", "sae_weights.safetensors"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == names
+    # Snakemake dates the directory by its weights (`train.date_by_weights`)
+    assert (out / ".snakemake_timestamp").resolve() == (out / "sae_weights.safetensors").resolve()
     sae = SAE.load_from_disk(out)
     assert sae.cfg.metadata.hook_name == "model.layers.2"
     assert (sae.cfg.d_in, sae.cfg.d_sae) == (64, 128)

@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from saesteer.config import with_layer
 from saesteer.errors import ActivationsError
 from saesteer.io import is_finite_number, loads_json
 
@@ -100,7 +101,7 @@ def activations_frame(layer: int, examples: dict[int, list[Example]]) -> pl.Data
 
 def export_files(pattern: str, layer: int) -> list[Path]:
     """The bulk-export files of one layer: `pattern` is a glob, `{layer}` is filled in."""
-    pattern = pattern.format(layer=layer)
+    pattern = with_layer(pattern, layer, "activations.bulk.files")
     files = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
     if not files:
         raise ActivationsError(f"activations.bulk.files: no file matches {pattern!r}")

@@ -81,9 +81,27 @@ def read_artifact(
 
 
 def unreadable_parquet(path: str | Path) -> str | None:
-    """Why a Parquet file's footer cannot be read, or None when it can."""
+    """Why a Parquet file cannot be read, or None when it can: its footer, then every row
+    group decoded one at a time (a file corrupted mid-way keeps a good footer; reading
+    the data is what a job would do, and would fail only after Snakemake removed the
+    job's good outputs). 0.4 s for the demo's 33 Parquet files (12 MB)."""
+    import pyarrow.parquet as pq
+
     try:
-        pl.read_parquet_schema(path)
+        with pq.ParquetFile(path) as parquet:
+            for group in range(parquet.num_row_groups):
+                parquet.read_row_group(group)
+    except Exception as e:  # noqa: BLE001 - any failure means the file is unusable
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    return None
+
+
+def unreadable_json(path: str | Path) -> str | None:
+    """Why a JSON artifact (model.json, sae.json) cannot be read, or None when it can."""
+    from saesteer.io import read_json
+
+    try:
+        read_json(path)
     except Exception as e:  # noqa: BLE001 - any failure means the file is unusable
         return str(e).splitlines()[0] if str(e) else type(e).__name__
     return None
@@ -100,7 +118,7 @@ def missing_model_dir(model_json: str | Path) -> str | None:
 
 def check_inputs(inputs: Iterable[str], producers: Callable[[str], list[str]]) -> None:
     """Refuse to start when an existing file that a job is about to read is an unreadable
-    Parquet file, or a model.json whose model directory is gone. `inputs` are the files
+    Parquet or JSON file, or a model.json whose model directory is gone. `inputs` are the files
     the jobs to run read and no job to run writes (a forced rule's outputs are not here)."""
     problems = []
     for path in sorted(set(inputs)):
@@ -108,6 +126,10 @@ def check_inputs(inputs: Iterable[str], producers: Callable[[str], list[str]]) -
             continue
         if path.endswith(".parquet") and (reason := unreadable_parquet(path)):
             problems.append(_unreadable(path, reason, producers(path)))
+        if path.endswith(".json") and (reason := unreadable_json(path)):
+            problems.append(
+                f"{path}: unreadable JSON ({reason}); {rerun_hint(path, producers(path))}"
+            )
         if Path(path).name == "model.json" and (gone := missing_model_dir(path)):
             problems.append(
                 f"{path}: the model directory it records, {gone}, no longer exists (a cache "

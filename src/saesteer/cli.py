@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import errno
 import importlib
 import inspect
 import json
@@ -219,6 +220,15 @@ def check_settings_keys(cls: type, given: dict) -> None:
         raise ConfigError(f"--settings: unknown key {key!r} of {where}{hint}")
 
 
+def disk_full(error: BaseException) -> bool:
+    """Whether `error` says the disk is full: an OSError with ENOSPC, or a library's own
+    error wrapping one (safetensors: "StorageFull", "No space left on device")."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    text = str(error)
+    return "No space left on device" in text or "StorageFull" in text
+
+
 def call(func: Callable, argv: list[str], prog: str) -> None:
     """Parse `argv` by `func`'s signature and call it; `settings` becomes its annotated
     settings dataclass (schema defaults for what the JSON leaves out)."""
@@ -261,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         # Python from failing again when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as e:
+        if not disk_full(e):
+            raise
+        # One line, not a traceback from inside safetensors or pyarrow: what to do is plain.
+        log.error("disk full: %s: %s; free space, then rerun", type(e).__name__, str(e)[:300])
+        return 2
     return 0
 
 

@@ -11,6 +11,7 @@ import glob
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,13 +30,37 @@ GEN_SUCCESS_TOP_K = 20
 T = TypeVar("T")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key written twice in one mapping: PyYAML keeps the
+    last and silently drops the first block, as strict loaders do not."""
+
+
+def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(
+                f"{loader.name}: key {key!r} is written twice in one mapping (lines "
+                f"{seen[key] + 1} and {key_node.start_mark.line + 1}); YAML keeps only the last"
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def read_config(path: str | Path) -> dict:
-    """A config file's mapping, as written (no defaults yet)."""
+    """A config file's mapping, as written (no defaults yet); a duplicate key is an error."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     with path.open() as f:
-        config = yaml.safe_load(f)
+        try:
+            config = yaml.load(f, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from e
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return config
@@ -147,10 +172,27 @@ def layer_settings(config: dict, layer: int | str) -> dict:
         sae["path"] = trained_sae_dir(config, int(key), sae["train"])
     for field in ("id", "path"):
         if field in sae:
-            sae[field] = sae[field].format(layer=int(key))
+            sae[field] = with_layer(sae[field], int(key), f"sae.{field}")
     features = copy.deepcopy(own.get("features", config.get("features")))
     factors = list(own.get("factors", config.get("generation", {}).get("factors", [])))
     return {"layer": int(key), "sae": sae, "features": features, "factors": factors}
+
+
+def with_layer(template: str, layer: int, field: str) -> str:
+    """`template` with `{layer}` filled in; any other brace (`{foo}`, `{}`, a lone `{`) is a
+    ConfigError naming `field` (a literal brace is written `{{` or `}}`)."""
+    import string
+
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        if names - {"layer"}:
+            raise ValueError(f"unknown field {sorted(names - {'layer'})[0]!r}")
+        return template.format(layer=layer)
+    except (ValueError, IndexError, KeyError) as e:
+        raise ConfigError(
+            f"{field}: {template!r} may hold only {{layer}} as a field "
+            f"(write a literal brace as {{{{ or }}}}): {e}"
+        ) from e
 
 
 # Keys added after runs were made, per config section: at these defaults they hash (and
@@ -215,9 +257,23 @@ def configured_layers(config: dict) -> list[int]:
 
 
 def _normalize_layers(config: dict) -> None:
+    """Layer keys as text, one spelling per layer ("01" is layer 1, written "1"); two
+    spellings of one layer ("01" and 1) are refused, as neither would win silently."""
     layers = config.get("layers")
     if isinstance(layers, dict):
-        config["layers"] = {str(k): ({} if v is None else v) for k, v in layers.items()}
+        normal: dict = {}
+        spelled: dict = {}
+        for k, v in layers.items():
+            key = str(k)
+            if key.isdigit():
+                key = str(int(key))
+                if key in normal:
+                    raise ConfigError(
+                        f"layers: {spelled[key]!r} and {k!r} both name layer {key}; keep one"
+                    )
+            spelled[key] = k
+            normal[key] = {} if v is None else v
+        config["layers"] = normal
 
 
 def _field(path) -> str:
@@ -244,13 +300,20 @@ def _validate_schema(config: dict, schema_path: str | Path) -> None:
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         error = jsonschema.exceptions.best_match(errors)
-        raise ConfigError(f"config error at {_field(error.absolute_path)}: {error.message}")
+        hint = ""
+        if error.validator == "type" and isinstance(error.instance, str):
+            hint = (
+                " (a text where the schema wants another type: a value nested in "
+                "snakemake's --config arrives as text; set it in a --configfile instead)"
+            )
+        raise ConfigError(f"config error at {_field(error.absolute_path)}: {error.message}{hint}")
     _as_schema_numbers(config, schema, schema)
 
 
 def _as_schema_numbers(value: Any, schema: dict, root: dict) -> Any:
-    """`value` with every integer in a `number` field made a float, in place, so `10` and
-    `10.0` are one value everywhere downstream (params, Parquet, logs)."""
+    """`value` with every integer in a `number` field made a float and every whole float in
+    an `integer` field an int, in place, so `10` and `10.0` are one value everywhere
+    downstream (params, Parquet, logs, slices)."""
     while "$ref" in schema:
         schema = root["definitions"][schema["$ref"].rpartition("/")[2]]
     for branch in schema.get("oneOf", []) + schema.get("anyOf", []):
@@ -270,11 +333,25 @@ def _as_schema_numbers(value: Any, schema: dict, root: dict) -> Any:
         value[:] = [_as_schema_numbers(item, schema["items"], root) for item in value]
     elif isinstance(value, int) and not isinstance(value, bool) and "integer" not in types:
         return float(value) if "number" in types else value
+    elif isinstance(value, float) and value.is_integer() and "number" not in types:
+        # JSON Schema counts 2048.0 as an integer; the code and the params need 2048
+        return int(value) if "integer" in types else value
     return value
 
 
+def _whole_pattern(validator, pattern, instance, schema):
+    """`pattern`, with a final `$` meaning the end of the text: Python's `$` also matches
+    before a last newline, so `run: "a\\n"` (what YAML's `run: |` gives) would pass and then
+    split a job's shell command in two."""
+    if not validator.is_type(instance, "string"):
+        return
+    if re.search(pattern, instance) is None or (pattern.endswith("$") and instance.endswith("\n")):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 def _with_defaults(validator_class):
-    """A validator that also fills `default:` values of object properties."""
+    """A validator that also fills `default:` values of object properties, and whose
+    patterns anchored with `$` end at the text's end (`_whole_pattern`)."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -284,7 +361,9 @@ def _with_defaults(validator_class):
                     instance[name] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    return jsonschema.validators.extend(
+        validator_class, {"properties": set_defaults, "pattern": _whole_pattern}
+    )
 
 
 def needs_corpus(config: dict) -> bool:

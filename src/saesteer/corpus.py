@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from saesteer.artifacts import read_artifact
+from saesteer.errors import ConfigError
 from saesteer.text_sources import group_paragraphs, text_source
 
 
@@ -28,13 +29,35 @@ def pack_documents(
     body = context_size - 1
     n = len(stream) // body
     if n == 0:
-        raise ValueError(f"corpus too small: {len(stream)} tokens < one chunk of {context_size}")
+        raise ConfigError(
+            f"corpus.context_size: {context_size} tokens per chunk, but the corpus holds "
+            f"{len(stream)} tokens in all ({len(documents)} documents): lower it, or add "
+            "text (corpus.sources, corpus.files)"
+        )
     rows = np.asarray(stream[: n * body], dtype=np.int64).reshape(n, body)
     return np.concatenate([np.full((n, 1), bos_id, dtype=np.int64), rows], axis=1)
 
 
 CHUNKS_SCHEMA = {"chunk": pl.Int64, "split": pl.Utf8, "input_ids": pl.List(pl.Int64)}
 DOCUMENTS_SCHEMA = {"doc_id": pl.Int64, "source": pl.Utf8, "text": pl.Utf8}
+
+
+def read_text_file(path: str | Path, limit: int | None = None) -> str:
+    """A corpus file as text (its first `limit` bytes, when given); a file that is not
+    UTF-8 text (a binary file, a NUL byte) is a ConfigError naming it: read with
+    replacement characters, it would train and mine on noise."""
+    with Path(path).open("rb") as f:
+        data = f.read() if limit is None else f.read(limit)
+    where = f"corpus.files: {path} is not UTF-8 text"
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise ConfigError(f"{where} (a NUL byte at {nul}: a binary file?)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if limit is not None and len(data) == limit and e.start >= len(data) - 3:
+            return data[: e.start].decode("utf-8")  # the prefix cut a character in two
+        raise ConfigError(f"{where} (byte {e.start}: {e.reason})") from None
 
 
 def build_documents(
@@ -54,7 +77,7 @@ def build_documents(
         if not matches:
             raise ValueError(f"corpus.files: no file matches {pattern!r}")
         for path in matches:
-            for text in _paragraph_blocks(Path(path).read_text(errors="replace")):
+            for text in _paragraph_blocks(read_text_file(path)):
                 _add(docs, f"file:{path}", text, min_chars)
     if not docs:
         raise ValueError("corpus: no documents (check corpus.sources and corpus.files)")

@@ -17,6 +17,32 @@ import polars as pl
 
 from saesteer.errors import DataFileError
 
+# The process's umask, read once: mkstemp and mkdtemp make private files (0600, 0700),
+# which a renamed artifact would keep, so a colleague could not read explorer/index.html.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def _shared_mode(path: Path, directory: bool = False) -> None:
+    path.chmod((0o777 if directory else 0o666) & ~_UMASK)
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Remove the temp files and folders that `atomic_path` or `atomic_dir` left beside
+    `path` when a process was killed (`.name.XXXX`, not the `.name.lock` file); only safe
+    where nothing else writes `path` at the same time (under its lock). The removed ones."""
+    import logging
+
+    path = Path(path)
+    stale = [p for p in path.parent.glob(f".{path.name}.*") if p.name != f".{path.name}.lock"]
+    for p in stale:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        logging.getLogger(__name__).warning("removed %s, left by a killed process", p)
+    return stale
+
 
 @contextmanager
 def exclusive(lock_file: str | Path) -> Iterator[None]:
@@ -43,6 +69,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        _shared_mode(Path(tmp))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -56,7 +83,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    tmp.chmod(0o755)
+    _shared_mode(tmp, directory=True)
     try:
         yield tmp
         if path.exists():
@@ -64,6 +91,27 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         tmp.replace(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sha256_file(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def portable_path(path: str | Path) -> str:
+    """`path` as model.json and sae.json record it: relative to the working directory (the
+    project root, where every job runs) when it lies inside it, so a project copied or
+    moved reads its own model and SAEs; else absolute (a hub cache, a user's SAE)."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
 
 
 def write_parquet(df: pl.DataFrame, path: str | Path, schema: dict[str, Any]) -> None:
@@ -113,7 +161,7 @@ def is_finite_number(value: Any) -> bool:
 
 
 def read_json(path: str | Path) -> Any:
-    return loads_json(Path(path).read_text(), str(path))
+    return loads_json(Path(path).read_bytes(), str(path))
 
 
 def read_json_object(path: str | Path, where: str, expected: str) -> dict:
@@ -122,7 +170,7 @@ def read_json_object(path: str | Path, where: str, expected: str) -> dict:
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{where}: file not found")
-    data = loads_json(path.read_text(), where)
+    data = loads_json(path.read_bytes(), where)
     if not isinstance(data, dict):
         raise DataFileError(f"{where}: expected {expected}, got {type(data).__name__}")
     return data

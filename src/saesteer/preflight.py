@@ -4,6 +4,7 @@ released data, the device), so a bad config fails before any job runs, naming th
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 
 from saesteer.activations import export_files
@@ -19,9 +20,11 @@ from saesteer.config import (
     read_config,
     resolve_config,
 )
+from saesteer.corpus import read_text_file
 from saesteer.downloads import missing_file
 from saesteer.errors import ActivationsError, ConfigError, JudgeError, ReleasedDataError
 from saesteer.features import check_features
+from saesteer.http import is_loopback
 from saesteer.models import check_model_device, model_source
 from saesteer.prompts import resolve_prefixes
 from saesteer.released import factor_file
@@ -78,6 +81,15 @@ def _check_activations(config: dict) -> None:
 
     activations = config["activations"]
     source = activations["source"]
+    scoring = config["input_score"]
+    usable = min(activations["n_examples"], scoring["max_examples"])
+    if scoring["min_examples"] > usable:
+        raise ConfigError(
+            f"input_score.min_examples: {scoring['min_examples']} > the {usable} examples a "
+            f"feature can have (activations.n_examples {activations['n_examples']}, "
+            f"input_score.max_examples {scoring['max_examples']}): every input score "
+            "would be null"
+        )
     required = {"neuronpedia": ("model_id", "source"), "bulk": ("files", "source")}
     for field in required.get(source, ()):
         if field not in activations[source]:
@@ -147,7 +159,15 @@ def _check_concepts(config: dict) -> None:
             f"concepts.instructions: {len(pool)} instructions, fewer than n_instructions "
             f"{concepts['n_instructions']}"
         )
-    rubrics = concepts["judge"]["chat"]["rubrics"]
+    chat = concepts["judge"]["chat"]
+    remote_http = not chat["base_url"].startswith("https://") and not is_loopback(chat["base_url"])
+    if concepts["judge"]["kind"] == "chat" and remote_http:
+        raise ConfigError(
+            f"concepts.judge.chat.base_url: {chat['base_url']} is plain http to another "
+            f"host: ${chat['api_key_env']} would cross the network unencrypted; use "
+            "https (plain http only for a server on this machine)"
+        )
+    rubrics = chat["rubrics"]
     if concepts["judge"]["kind"] == "chat" and rubrics:
         try:
             load_rubrics(rubrics)
@@ -197,5 +217,8 @@ def _check_corpus(config: dict) -> None:
         if text_source(name).missing():
             raise ConfigError(f"corpus.sources: {name} {text_source(name).missing()}")
     for pattern in config["corpus"]["files"] if needs else []:
-        if not glob.glob(pattern, recursive=True):
+        matches = glob.glob(pattern, recursive=True)
+        if not matches:
             raise ConfigError(f"corpus.files: no file matches {pattern!r}")
+        for path in filter(os.path.isfile, matches):  # a binary file, named now (64 kB)
+            read_text_file(path, limit=1 << 16)

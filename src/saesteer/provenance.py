@@ -5,7 +5,6 @@ tells two runs apart."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import subprocess
@@ -14,14 +13,6 @@ from pathlib import Path
 
 # The libraries whose versions decide the numbers.
 LIBRARIES = ("torch", "transformers", "sae-lens", "snakemake", "polars", "numpy")
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def pypi_version(package: str) -> str | None:

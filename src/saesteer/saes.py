@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import json
 import logging
@@ -14,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from saesteer.errors import ConfigError, SaeError
-from saesteer.io import read_json
+from saesteer.io import portable_path, read_json, sha256_file
 from saesteer.models import load_model, load_tokenizer, resolve_device
 
 log = logging.getLogger(__name__)
@@ -107,33 +106,58 @@ def weights_identity(path: str | Path) -> dict:
         raise SaeError(
             f"{weights}: missing; an SAE-Lens directory holds cfg.json and {WEIGHTS_FILE}"
         )
-    digest = hashlib.sha256()
-    with weights.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            digest.update(block)
-    return {**stamp, "sha256": digest.hexdigest()}
+    return {**stamp, "sha256": sha256_file(weights)}
+
+
+def retrain(folder: str | Path) -> str:
+    """How to retrain a trained SAE whose directory lost its weights: remove what is left
+    (protected, so made writable first), then force its layer's sae.json (beside it), whose
+    input the directory is; its name hashes its settings, so it trains into the same one.
+    (A plain `snakemake` would not: a missing intermediate is not remade while what it fed
+    is up to date.)"""
+    described = Path(folder).parent / "sae.json"
+    return (
+        f"retrain it: `chmod -R u+w {folder} && rm -r {folder}`, then "
+        f"`snakemake --forcerun {described}`"
+    )
 
 
 def check_weights(descriptor: dict) -> None:
-    """The weights must still be those sae.json recorded: a job never steers with an SAE
-    other than the one its inputs were computed from."""
+    """The weights must still be those sae.json recorded, by SHA-256 (size and mtime can
+    be forged or kept by a copy: 0.01 s for the demo's 10 MB SAEs): a job never steers
+    with an SAE other than the one its inputs were computed from. The error says the
+    exact command that recovers."""
     recorded = descriptor.get("weights")
     if not recorded:
         return
-    weights = Path(descriptor["path"]) / WEIGHTS_FILE
-    now = weights_stamp(descriptor["path"])
-    fix = (
-        f"run `snakemake` again (the sae rule re-describes it and the layer's jobs rerun), "
-        f"or `snakemake --forcerun sae` for layer {descriptor['layer']}"
+    layer, path = descriptor["layer"], Path(descriptor["path"])
+    weights = path / WEIGHTS_FILE
+    trained = descriptor["source"] == "train"
+    # a trained SAE's sae.json sits beside its directory: results/<run>/layers/<L>/
+    describe_again = (
+        f"snakemake --forcerun {path.parent / 'sae.json'}"
+        if trained
+        else f"snakemake --forcerun sae (every layer's; or --forcerun "
+        f"results/<run>/layers/{layer}/sae.json for this one)"
     )
-    if now is None:
-        raise SaeError(
-            f"{weights}: missing (layer {descriptor['layer']}'s SAE); restore it, or {fix}"
+    if not weights.is_file():
+        how = (
+            retrain(path)
+            if trained
+            else f"restore it, then `{describe_again}` if it is another SAE"
         )
-    if now["size"] != recorded["size"] or now["mtime_ns"] != recorded["mtime_ns"]:
+        raise SaeError(f"{weights}: missing (layer {layer}'s SAE); {how}")
+    now = weights_stamp(path)
+    same = (
+        sha256_file(weights) == recorded["sha256"]
+        if "sha256" in recorded  # sae.json files made before it record size and mtime
+        else now["mtime_ns"] == recorded["mtime_ns"]
+    )
+    if now["size"] != recorded["size"] or not same:
         raise SaeError(
-            f"{weights}: changed since sae.json was written (size {recorded['size']} -> "
-            f"{now['size']}, mtime {recorded['mtime_ns']} -> {now['mtime_ns']}); {fix}"
+            f"{weights}: not the SAE sae.json describes (size {recorded['size']} -> "
+            f"{now['size']}, SHA-256 changed); `{describe_again}` re-describes it and "
+            "reruns the layer's jobs"
         )
 
 
@@ -187,13 +211,14 @@ class LocalDirectory:
     def describe(self, sae: dict, layer: int) -> dict:
         # Reading cfg.json spares this metadata-only job SAE-Lens' ~10 s import; the jobs
         # that use the SAE load it.
-        path = Path(sae["path"]).resolve()
+        path = Path(sae["path"])
         identity = {"weights": weights_identity(path)}
         cfg = _saelens_v6_cfg(path)
+        where = portable_path(path)
         if cfg is None:
-            loaded = self.load({"path": str(path)})
-            return _describe_loaded(loaded, source="local", layer=layer, path=str(path), **identity)
-        return _describe(**cfg, source="local", layer=layer, path=str(path), **identity)
+            loaded = self.load({"path": where})
+            return _describe_loaded(loaded, source="local", layer=layer, path=where, **identity)
+        return _describe(**cfg, source="local", layer=layer, path=where, **identity)
 
     def load(self, descriptor: dict, device: str = "cpu"):
         from sae_lens import SAE
@@ -209,6 +234,11 @@ class Trained(LocalDirectory):
         return sae["train"]["d_sae"]  # layer_settings filled in the schema's defaults
 
     def describe(self, sae: dict, layer: int) -> dict:
+        weights = Path(sae["path"]) / WEIGHTS_FILE
+        if Path(sae["path"]).is_dir() and not weights.is_file():
+            raise SaeError(
+                f"{weights}: missing (layer {layer}'s trained SAE); {retrain(sae['path'])}"
+            )
         return {**super().describe(sae, layer), "source": "train", "train": sae["train"]}
 
 

@@ -189,4 +189,15 @@ def train_sae(
     sae = fit_sae(acts, layer, settings, device)
     with atomic_dir(out) as tmp:
         sae.save_inference_model(tmp)
+        date_by_weights(tmp)
     return Path(out)
+
+
+def date_by_weights(folder: str | Path) -> None:
+    """Make Snakemake date a trained SAE's directory by its weights file: it reads a
+    directory output's mtime from `.snakemake_timestamp` inside it (following a link), and
+    only touches the link itself after the job. Weights overwritten in place then rerun the
+    layer, where the directory's own timestamp file would not have moved."""
+    stamp = Path(folder) / ".snakemake_timestamp"
+    stamp.unlink(missing_ok=True)
+    stamp.symlink_to("sae_weights.safetensors")

@@ -274,10 +274,13 @@ def _cell(row: dict) -> str:
 
 
 def table_html(table: pl.DataFrame, aggregation: str) -> str:
-    """Table 1 as an HTML fragment: one row per method, one column per layer."""
+    """Table 1 as an HTML fragment: one row per method, one column per layer. Every text
+    from the config or the data (the judge's model name, row labels) is escaped."""
+    from html import escape
+
     layers = sorted(table["layer"].unique())
     proxy = bool(table["judge_proxy"].any()) if table.height else False
-    judge = table["judge"][0] if table.height else "?"
+    judge = escape(table["judge"][0]) if table.height else "?"
     head = "".join(f"<th>layer {layer}</th>" for layer in layers)
     body = []
     for label in table["row"].unique(maintain_order=True):
@@ -285,14 +288,14 @@ def table_html(table: pl.DataFrame, aggregation: str) -> str:
         for layer in layers:
             row = table.filter((pl.col("row") == label) & (pl.col("layer") == layer))
             cells.append(f"<td>{_cell(row.row(0, named=True))}</td>")
-        body.append(f"<tr><th>{label}</th>{''.join(cells)}</tr>")
+        body.append(f"<tr><th>{escape(label)}</th>{''.join(cells)}</tr>")
     if proxy:
         note = (
             "<p><strong>Proxy judge</strong>: ratings come from the offline proxy "
             f"({judge}), not an LLM judge; compare rows with each other, not with the "
             "paper's numbers.</p>"
         )
-    elif judge == RELEASED_JUDGE:
+    elif judge == escape(RELEASED_JUDGE):
         note = (
             "<p>Answers and ratings are the paper's own release (each concept at its "
             "released best factor, rated by the paper's LLM judge); the output scores "

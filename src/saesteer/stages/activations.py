@@ -23,7 +23,7 @@ from saesteer.activations import (
     strongest_first,
 )
 from saesteer.artifacts import read_artifact
-from saesteer.config import settings_for
+from saesteer.config import settings_for, with_layer
 from saesteer.corpus import read_chunks
 from saesteer.errors import ConfigError
 from saesteer.io import write_parquet
@@ -120,7 +120,7 @@ def _neuronpedia(inputs: Inputs, settings: ActivationSettings) -> Found:
 
 def _bulk(inputs: Inputs, settings: ActivationSettings) -> Found:
     files = export_files(settings.bulk["files"], inputs.layer)
-    source_id = settings.bulk["source"].format(layer=inputs.layer)
+    source_id = with_layer(settings.bulk["source"], inputs.layer, "activations.bulk.source")
     examples = import_bulk_export(files, source_id, inputs.features, settings.n_examples)
     # Activation exports hold examples, not how often a feature fires.
     return Found(examples, dict.fromkeys(inputs.features), None, "none")

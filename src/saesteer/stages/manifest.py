@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 from saesteer import provenance
-from saesteer.io import read_json, write_json
+from saesteer.io import read_json, sha256_file, write_json
 
 
 def run(
@@ -29,8 +29,8 @@ def run(
     corpus = None
     if documents or chunks:
         corpus = {
-            "documents_sha256": provenance.sha256_file(documents) if documents else None,
-            "chunks_sha256": provenance.sha256_file(chunks) if chunks else None,
+            "documents_sha256": sha256_file(documents) if documents else None,
+            "chunks_sha256": sha256_file(chunks) if chunks else None,
             "sources": provenance.corpus_sources(list(corpus_sources)),
         }
     manifest = {

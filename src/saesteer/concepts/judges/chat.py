@@ -25,9 +25,11 @@ from saesteer.concepts.judges.base import ASPECTS, Item, Judge
 from saesteer.errors import JudgeError
 from saesteer.http import (
     RETRY_STATUSES,
+    is_loopback,
     refuse_unauthorized_or_redirected,
     retrying_session,
     run_bounded,
+    scrub_secret,
 )
 
 log = logging.getLogger(__name__)
@@ -201,6 +203,18 @@ class ChatJudge(Judge):
                 f"judge {self.name}: ${s.api_key_env} is not set; it must hold the API key "
                 f"for {s.base_url}"
             )
+        if urlsplit(s.base_url).scheme != "https" and not is_loopback(s.base_url):
+            raise JudgeError(
+                f"concepts.judge.chat.base_url: {s.base_url} is plain http to another host: "
+                f"${s.api_key_env} would cross the network unencrypted; use https (plain "
+                "http only for a server on this machine)"
+            )
+        log.info(
+            "judge %s: sending $%s as the bearer token to %s",
+            self.name,
+            s.api_key_env,
+            urlsplit(s.base_url).netloc,
+        )
         client = _Client(self, aspect, key)
         ratings: list[float | None] = [None] * len(prompts)
 
@@ -251,7 +265,9 @@ class _Client:
         if not hasattr(self.local, "session"):
             s = self.settings
             headers = {"Authorization": f"Bearer {self.key}"}
-            session = retrying_session(s.retries, s.backoff, frozenset({"POST"}), headers)
+            session = retrying_session(
+                s.retries, s.backoff, frozenset({"POST"}), headers, max_wait=s.timeout
+            )
             with self.lock:
                 self.sessions.append(session)
             self.local.session = session
@@ -338,8 +354,9 @@ class _Client:
             )
 
     def _scrub(self, text: str) -> str:
-        # Some servers echo the key back in error bodies; it must not reach a message.
-        return text.replace(self.key, "***")
+        # Some servers echo the key back in error bodies, cased or encoded; it must not
+        # reach a message in any form.
+        return scrub_secret(text, self.key)
 
     def _excerpt(self, text: str, n: int) -> str:
         # Scrubbed before the cut: a cut through the key would leave a part no scrub finds.
