@@ -636,3 +636,14 @@ def test_a_project_copied_then_moved_runs_as_it_did(trained_run, tmp_path):
     assert layers == {"3"}, plan.stdout[-3000:]
     result = run_snakemake(moved, config, *TRAINED_TARGETS)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_context_longer_than_a_file_corpus_is_refused_in_the_check(tiny_config):
+    """No source, only files: a token is at least a byte, so a context past the files'
+    bytes can never fill one chunk; refused before any job, with both sizes."""
+    from pathlib import Path
+
+    size = sum(Path(f).stat().st_size for f in tiny_config["corpus"]["files"])
+    tiny_config["corpus"]["context_size"] = size + 1
+    with pytest.raises(ConfigError, match=rf"context_size: {size + 1} .* hold {size} bytes"):
+        validate_config(tiny_config)

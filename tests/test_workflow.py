@@ -452,7 +452,7 @@ CONCEPT_RULES = ["concepts", "concept_generations", "concept_ratings"]
 def test_shipped_configs_plan_one_job_per_layer(tmp_path, name, n_layers, n_concept_layers):
     config = yaml.safe_load((REPO / "config" / name).read_text())
     # The Debian corpus may be absent where tests run; a file corpus plans the same DAG.
-    (tmp_path / "text.txt").write_text("Some text.")
+    (tmp_path / "text.txt").write_text("Some text. " * 1000)  # more bytes than one chunk
     config["corpus"].update(sources=[], files=[str(tmp_path / "text.txt")])
     result = run_snakemake(tmp_path, config, "-n")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -216,9 +216,19 @@ def _check_corpus(config: dict) -> None:
     for name in config["corpus"]["sources"] if needs else []:
         if text_source(name).missing():
             raise ConfigError(f"corpus.sources: {name} {text_source(name).missing()}")
+    size = 0
     for pattern in config["corpus"]["files"] if needs else []:
         matches = glob.glob(pattern, recursive=True)
         if not matches:
             raise ConfigError(f"corpus.files: no file matches {pattern!r}")
         for path in filter(os.path.isfile, matches):  # a binary file, named now (64 kB)
             read_text_file(path, limit=1 << 16)
+            size += os.path.getsize(path)
+    # A token is at least a byte of text: a file corpus smaller than one chunk can never
+    # fill it (with sources, the job checks once the corpus is built).
+    context = config["corpus"]["context_size"]
+    if needs and not config["corpus"]["sources"] and size < context:
+        raise ConfigError(
+            f"corpus.context_size: {context} tokens per chunk, but corpus.files hold {size} "
+            "bytes in all, fewer than one chunk's tokens: lower it, or add text"
+        )
