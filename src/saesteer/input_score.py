@@ -1,5 +1,5 @@
 """The input score: how many of a feature's top activating examples peak on one of its
-top-k logit-lens tokens (METHOD.md, "Input score")."""
+top-k logit-lens tokens (docs/method.md, "Activations and the input score")."""
 
 from __future__ import annotations
 
