@@ -32,11 +32,26 @@ def run(
     device: str = "auto",
     out: Annotated[Path, "logit_lens.parquet"],
 ) -> None:
+    write_lens(model, sae, features, settings, device, out, lowest=False)
+
+
+def write_lens(
+    model: Path,
+    sae: Path,
+    features: Path,
+    settings: LogitLensSettings,
+    device: str,
+    out: Path,
+    lowest: bool,
+) -> None:
+    """The logit lens of the layer's features to `out`: the top-k tokens, or with `lowest`
+    the k of lowest logit (stage `negative_logits`)."""
     ids = read_artifact(features)["feature"].to_list()
     lm, tokenizer, layer_sae, layer = load_layer(model, sae, device)
     top, probs, logits = logit_lens_topk(
-        lm, layer_sae.W_dec, ids, settings.top_k, settings.batch_size
+        lm, layer_sae.W_dec, ids, settings.top_k, settings.batch_size, lowest=lowest
     )
     frame = logit_lens_frame(layer, ids, top, probs, tokenizer, logits)
     write_parquet(frame, out, LOGIT_LENS_SCHEMA)
-    log.info("layer %d: logit lens of %d features", layer, len(ids))
+    what = "negative logits" if lowest else "logit lens"
+    log.info("layer %d: %s of %d features", layer, what, len(ids))

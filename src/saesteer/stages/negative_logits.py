@@ -4,17 +4,10 @@ own artifact, so adding it to a finished run reruns no score."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
-from saesteer.artifacts import read_artifact
-from saesteer.io import write_parquet
-from saesteer.logit_lens import LOGIT_LENS_SCHEMA, logit_lens_frame, logit_lens_topk
-from saesteer.saes import load_layer
-from saesteer.stages.logit_lens import LogitLensSettings
-
-log = logging.getLogger(__name__)
+from saesteer.stages.logit_lens import LogitLensSettings, write_lens
 
 
 def run(
@@ -26,11 +19,4 @@ def run(
     device: str = "auto",
     out: Annotated[Path, "negative_logits.parquet (rank 0: the lowest logit)"],
 ) -> None:
-    ids = read_artifact(features)["feature"].to_list()
-    lm, tokenizer, layer_sae, layer = load_layer(model, sae, device)
-    low, probs, logits = logit_lens_topk(
-        lm, layer_sae.W_dec, ids, settings.top_k, settings.batch_size, lowest=True
-    )
-    frame = logit_lens_frame(layer, ids, low, probs, tokenizer, logits)
-    write_parquet(frame, out, LOGIT_LENS_SCHEMA)
-    log.info("layer %d: negative logits of %d features", layer, len(ids))
+    write_lens(model, sae, features, settings, device, out, lowest=True)
