@@ -28,8 +28,8 @@ from common import (
 from saesteer.concepts.answers import chat_ids, end_of_turn_ids, generate_concepts
 from saesteer.concepts.instructions import concept_instructions
 from saesteer.config import settings_for
-from saesteer.generation import SamplingSettings
-from saesteer.steering import steering_directions
+from saesteer.sampling import SamplingSettings
+from saesteer.steering import SteeringTarget, steering_directions
 
 
 def reference_loop(model, tokenizer, sae, layer, rows, settings) -> int:
@@ -72,7 +72,8 @@ def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
         SamplingSettings, max_new_tokens=128, stop=None, batch_size=args.batch_size
     )
     factors = args.factors
-    call = (model, tokenizer, sae, layer, concepts, instructions, factors, directions, 5, 0)
+    target = SteeringTarget(model, tokenizer, sae, layer)
+    call = (target, concepts, instructions, factors, directions, 5)
     frame, batched_s, batched_mib = timed(
         device, generate_concepts, *call, settings, protocol="chat"
     )

@@ -27,8 +27,10 @@ from common import (
 )
 
 from saesteer.config import settings_for
-from saesteer.generation import FACTOR_GRID, SamplingSettings, generate_grid
+from saesteer.generation import FACTOR_GRID, generate_grid
 from saesteer.prompts import PREFIXES, encode_prompt
+from saesteer.sampling import SamplingSettings
+from saesteer.steering import SteeringTarget
 
 
 def reference_loop(model, tokenizer, sae, layer, rows, settings) -> int:
@@ -57,8 +59,9 @@ def bench_layer(model, tokenizer, sae, layer: int, args, device: str) -> dict:
     prefixes = list(PREFIXES[: args.prefixes])
     settings = settings_for(SamplingSettings, batch_size=args.batch_size)
     factors = list(FACTOR_GRID)
-    grid_args = (model, tokenizer, sae, layer, features, factors, prefixes, 0, settings)
-    generate_grid(model, tokenizer, sae, layer, features[:1], [0.0, 4.0], prefixes[:2], 0, settings)
+    target = SteeringTarget(model, tokenizer, sae, layer)
+    grid_args = (target, features, factors, prefixes, settings)
+    generate_grid(target, features[:1], [0.0, 4.0], prefixes[:2], settings)
     frame, batched_s, batched_mib = timed(device, generate_grid, *grid_args)
     # The reference loop's rows: spread over the grid (every factor, several prefixes).
     rows = [

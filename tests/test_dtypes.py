@@ -14,7 +14,7 @@ from saesteer.concepts.answers import generate_concepts
 from saesteer.concepts.diffmean import diffmean_directions
 from saesteer.config import settings_for
 from saesteer.gen_metrics import perplexities, text_tokens
-from saesteer.generation import GENERATIONS_SCHEMA, SamplingSettings, generate_grid
+from saesteer.generation import GENERATIONS_SCHEMA, generate_grid
 from saesteer.logit_lens import logit_lens_topk
 from saesteer.mining import MiningSettings, mine_top_examples, top_examples_by_feature
 from saesteer.models import load_model
@@ -22,7 +22,8 @@ from saesteer.output_score import score_prompt_fast
 from saesteer.prompts import encode_prompt
 from saesteer.residuals import collect_residuals
 from saesteer.sae_metrics import sae_metrics
-from saesteer.steering import steering_directions
+from saesteer.sampling import SamplingSettings
+from saesteer.steering import SteeringTarget, steering_directions
 from tests.device_audit import Float64OnDevice
 from tests.helpers import TINY_ARCHITECTURES, TINY_VOCAB, random_sae
 
@@ -59,7 +60,7 @@ def run_stages(model, tokenizer, sae) -> dict:
     )
     sampling = settings_for(SamplingSettings, max_new_tokens=6, stop=None, batch_size=8)
     grid = generate_grid(
-        model, tokenizer, sae, LAYER, FEATURES[:3], [0.0, 4.0], PREFIXES, 0, sampling
+        SteeringTarget(model, tokenizer, sae, LAYER), FEATURES[:3], [0.0, 4.0], PREFIXES, sampling
     )
     ppl = perplexities(model, *text_tokens(TEXTS, tokenizer), True, 2)
     examples = {
@@ -72,16 +73,12 @@ def run_stages(model, tokenizer, sae) -> dict:
     )
     rows = steering_directions(sae, FEATURES[:2])
     answers = generate_concepts(
-        model,
-        tokenizer,
-        sae,
-        LAYER,
+        SteeringTarget(model, tokenizer, sae, LAYER),
         concepts,
         {FEATURES[0]: ["w1", "w2 w3"], FEATURES[1]: ["w9", "w4"]},
         [4.0],
         {"sae": dict(zip(FEATURES[:2], rows, strict=True))},
         1,
-        0,
         settings_for(SamplingSettings, max_new_tokens=5, batch_size=8),
         protocol="chat",
     )

@@ -1,6 +1,8 @@
 """The batched steered sampler against one-row-at-a-time loops with the same random streams."""
 
 import contextlib
+from dataclasses import replace
+from types import SimpleNamespace
 
 import polars as pl
 import pytest
@@ -10,7 +12,7 @@ from saesteer.config import settings_for
 from saesteer.gen_metrics import score_generations
 from saesteer.generation import (
     GENERATIONS_SCHEMA,
-    SamplingSettings,
+    SteeredRows,
     generate_grid,
     gumbel,
     sample_steered,
@@ -20,9 +22,20 @@ from saesteer.generation import (
 )
 from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
 from saesteer.models import cache_keyword, returned_cache, token_texts
+from saesteer.sampling import SamplingSettings
 from saesteer.seeds import row_seed
-from saesteer.steering import steer_reference, steering_directions
+from saesteer.steering import SteeringTarget, steer_reference, steering_directions
 from tests.helpers import TINY_VOCAB, random_sae
+
+# sample_steered pads with the tokenizer's pad id; the tiny models' rows pad with 0
+PAD_ZERO = SimpleNamespace(pad_token_id=0, eos_token_id=None)
+
+
+def steered(model, sae, layer, prompts, directions, factors, seeds, stops, settings):
+    """sample_steered on block `layer` of `model`, steered by `sae`."""
+    target = SteeringTarget(model, PAD_ZERO, sae, layer)
+    return sample_steered(target, SteeredRows(prompts, directions, factors, seeds), stops, settings)
+
 
 PROMPTS = [[1, 5, 9], [1, 40], [1, 7, 7, 7, 30], [1, 100, 3, 4]]
 
@@ -63,8 +76,8 @@ def test_factor_zero_is_unsteered_sampling(any_tiny_model, stops):
     settings = settings_for(SamplingSettings, max_new_tokens=16, batch_size=8)
     seeds = [row_seed(0, i) for i in range(len(prompts))]
     directions = steering_directions(sae, list(range(len(prompts))))
-    got = sample_steered(
-        model, sae, 2, prompts, directions, torch.zeros(len(prompts)), seeds, stops, 0, settings
+    got = steered(
+        model, sae, 2, prompts, directions, torch.zeros(len(prompts)), seeds, stops, settings
     )
     expected = [
         reference_sample(model, p, s, settings, stops) for p, s in zip(prompts, seeds, strict=True)
@@ -80,7 +93,7 @@ def test_steered_batch_equals_one_row_at_a_time_with_the_public_form(any_tiny_mo
     features, factors = [5, 5, 17, 200], [0.5, 4.0, 2.0, 8.0]
     settings = settings_for(SamplingSettings, max_new_tokens=10, batch_size=3)  # two batches
     seeds = [row_seed(1, i) for i in range(4)]
-    got = sample_steered(
+    got = steered(
         model,
         sae,
         1,
@@ -89,7 +102,6 @@ def test_steered_batch_equals_one_row_at_a_time_with_the_public_form(any_tiny_mo
         torch.tensor(factors),
         seeds,
         stops,
-        0,
         settings,
     )
     expected = [
@@ -97,7 +109,7 @@ def test_steered_batch_equals_one_row_at_a_time_with_the_public_form(any_tiny_mo
         for p, s, f, c in zip(PROMPTS, seeds, features, factors, strict=True)
     ]
     assert got == expected
-    unsteered = sample_steered(
+    unsteered = steered(
         model,
         sae,
         1,
@@ -106,7 +118,6 @@ def test_steered_batch_equals_one_row_at_a_time_with_the_public_form(any_tiny_mo
         torch.zeros(4),
         seeds,
         stops,
-        0,
         settings,
     )
     assert unsteered != got  # the steering changed something
@@ -120,7 +131,7 @@ def test_a_rows_text_does_not_depend_on_its_batch(any_tiny_model, stops):
     directions = steering_directions(sae, list(range(len(prompts))))
     factors = torch.linspace(0, 6, len(prompts))
     runs = [
-        sample_steered(
+        steered(
             model,
             sae,
             3,
@@ -129,7 +140,6 @@ def test_a_rows_text_does_not_depend_on_its_batch(any_tiny_model, stops):
             factors,
             seeds,
             stops,
-            0,
             settings_for(SamplingSettings, max_new_tokens=8, batch_size=size),
         )
         for size in (1, 5, 12)
@@ -141,7 +151,7 @@ def test_rows_stop_after_their_stop_token(any_tiny_model, stops):
     model, _ = any_tiny_model
     sae = random_sae("standard", layer=0)
     seeds = [row_seed(3, i) for i in range(16)]
-    got = sample_steered(
+    got = steered(
         model,
         sae,
         0,
@@ -150,7 +160,6 @@ def test_rows_stop_after_their_stop_token(any_tiny_model, stops):
         torch.zeros(16),
         seeds,
         stops,
-        0,
         settings_for(SamplingSettings, max_new_tokens=15, batch_size=16),
     )
     for row in got:
@@ -177,7 +186,7 @@ def test_no_sampled_token_falls_outside_the_steps_top_k(any_tiny_model, stops, k
         )
         directions = steering_directions(sae, [0] * len(prompts))
         zeros = torch.zeros(len(prompts))
-        return sample_steered(model, sae, 0, prompts, directions, zeros, seeds, stops, 0, settings)
+        return steered(model, sae, 0, prompts, directions, zeros, seeds, stops, settings)
 
     got = sample(k)
     with torch.no_grad():
@@ -208,9 +217,7 @@ def test_top_k_none_is_the_full_vocabulary_bit_for_bit(any_tiny_model, stops):
 
     def run(top_k):
         settings = settings_for(SamplingSettings, top_k=top_k, max_new_tokens=12, batch_size=3)
-        return sample_steered(
-            model, sae, 1, PROMPTS, directions, factors, seeds, stops, 0, settings
-        )
+        return steered(model, sae, 1, PROMPTS, directions, factors, seeds, stops, settings)
 
     full = settings_for(SamplingSettings, top_k=None, max_new_tokens=12)
     expected = [
@@ -268,7 +275,8 @@ def test_the_grid_is_every_feature_factor_and_prefix_reproducibly(tiny_model):
     model, tokenizer = tiny_model
     sae = random_sae("topk", layer=2)
     settings = settings_for(SamplingSettings, max_new_tokens=6, batch_size=5)
-    args = (model, tokenizer, sae, 2, [3, 17], [0.0, 2.0, 8.0], GRID_PREFIXES, 11)
+    settings = replace(settings, seed=11)
+    args = (SteeringTarget(model, tokenizer, sae, 2), [3, 17], [0.0, 2.0, 8.0], GRID_PREFIXES)
     frame = generate_grid(*args, settings)
     assert frame.columns == list(GENERATIONS_SCHEMA)
     assert frame.select("feature", "factor", "prefix_id").rows() == [
@@ -286,10 +294,8 @@ def test_the_grid_is_every_feature_factor_and_prefix_reproducibly(tiny_model):
     assert frame.filter(pl.col("factor") > 0)["seed"].n_unique() == 12
     # Same seed, same Parquet; another batch size too; another seed differs.
     assert generate_grid(*args, settings).equals(frame)
-    assert generate_grid(
-        *args, settings_for(SamplingSettings, max_new_tokens=6, batch_size=64)
-    ).equals(frame)
-    other = generate_grid(*args[:-1], 12, settings)
+    assert generate_grid(*args, replace(settings, batch_size=64)).equals(frame)
+    other = generate_grid(*args, replace(settings, seed=12))
     assert not other["continuation"].equals(frame["continuation"])
 
 
@@ -306,15 +312,11 @@ def test_a_strongly_steered_output_feature_raises_gen_success(embedded_model):
     assert ids[0, 0] == word
     prefixes = ["I believe that", "She saw a", "Then the man said:"]
     frame = generate_grid(
-        model,
-        tokenizer,
-        sae,
-        20,
+        SteeringTarget(model, tokenizer, sae, 20),
         [9],
         [0.0, 8.0],
         prefixes,
-        0,
-        settings_for(SamplingSettings, max_new_tokens=10),
+        settings_for(SamplingSettings, max_new_tokens=10, seed=0),
     )
     lens = logit_lens_frame(20, [9], ids, probs, tokenizer)
     metrics = score_generations(frame, lens, tokenizer, model, tokenizer, "smollm2")

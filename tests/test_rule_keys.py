@@ -2,14 +2,14 @@
 schema reaches a stage's settings (or the workflow reads it itself, listed below), and
 every rule that passes part of a section passes every key its stage reads."""
 
-import dataclasses
 import importlib
 
 import pytest
 import yaml
 
 from saesteer import cli
-from saesteer.config import SCHEMA, section_keys
+from saesteer.config import SCHEMA, section_keys, settings_fields
+from saesteer.errors import ConfigError
 from saesteer.stages import RULE_KEYS, STAGES
 
 # Keys no stage's settings dataclass reads, each with where it goes instead.
@@ -19,6 +19,7 @@ READ_ELSEWHERE = {
     "sae": "the whole section is the `sae` stage's settings (saesteer.saes resolves it)",
     "sae_sweep": "the sae_sweep stage takes variants and features, sae_sweep_table the gates",
     "best_factor.released": "a file input of best_factors (--released)",
+    "generation.n_prefixes": "the generations rule resolves the prefixes (resolve_prefixes)",
     "concepts.source": "which concept rules the workflow runs (generate or released)",
     "concepts.layers": "which layers the concept rules run at",
     "concepts.released": "the released_concepts stage's settings (data_dir, model_dir)",
@@ -49,7 +50,7 @@ def _dropped() -> list[str]:
     read = {
         (section, f.name)
         for cls in _settings_classes().values()
-        for f in dataclasses.fields(cls)
+        for f in settings_fields(cls)
         if (section := _source(cls, f.name))
     }
     with open(SCHEMA) as f:
@@ -60,7 +61,7 @@ def _dropped() -> list[str]:
             continue
         try:
             keys = section_keys(section)
-        except KeyError:
+        except ConfigError:
             continue
         if not keys:  # a value, not a section (run, layers)
             continue
@@ -88,7 +89,7 @@ def test_the_check_catches_a_key_no_stage_reads(monkeypatch):
 def test_a_rule_that_passes_part_of_a_section_passes_every_key_its_stage_reads(stage):
     cls = _settings_classes()[stage]
     passed = RULE_KEYS[stage]
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name for f in settings_fields(cls)}
     for section, keys in passed.items():
         assert section in cls.SECTIONS, f"{stage} does not read {section}"
         assert set(keys) <= fields, f"{stage} reads none of {set(keys) - fields}"

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from saesteer.errors import SaeError, UsageError
 from saesteer.hooks import edit_block_output
 from saesteer.steering import steer, steer_reference, steering_directions
 from tests.helpers import random_sae
@@ -90,7 +91,7 @@ def test_mismatched_rows_are_refused(model, prompts):
     sae = random_sae("standard")
     with (
         steer(model, sae, 1, steering_directions(sae, [1, 2]), 1.0),
-        pytest.raises(ValueError, match="2 steering directions for a batch of 3 rows"),
+        pytest.raises(UsageError, match="2 steering directions for a batch of 3 rows"),
     ):
         model(prompts)
 
@@ -98,5 +99,5 @@ def test_mismatched_rows_are_refused(model, prompts):
 def test_stateful_normalization_is_refused():
     sae = random_sae("standard")
     sae.cfg.normalize_activations = "layer_norm"
-    with pytest.raises(ValueError, match="normalize_activations='layer_norm'"):
+    with pytest.raises(SaeError, match="normalize_activations='layer_norm'"):
         steering_directions(sae, [0])

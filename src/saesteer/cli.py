@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from saesteer import __version__
-from saesteer.config import section_keys, settings_for
+from saesteer.config import section_keys, settings_fields, settings_for
 from saesteer.errors import ConfigError, SaesteerError
 from saesteer.stages import STAGES
 
@@ -174,7 +174,7 @@ def settings_keys(cls: type) -> dict[str, dict]:
     schema of the config key of that name (of the last of `cls.SECTIONS` that has it), or
     {} for a value the workflow sets."""
     known = _sections_keys(cls)
-    return {f.name: known.get(f.name, {}) for f in dataclasses.fields(cls)}
+    return {f.name: known.get(f.name, {}) for f in settings_fields(cls)}
 
 
 def _settings_help(cls: type) -> str:

@@ -10,8 +10,10 @@ import functools
 import glob
 import hashlib
 import json
+import logging
 import math
 import re
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +22,8 @@ import jsonschema
 import yaml
 
 from saesteer.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # Inside the package, so a non-editable install has it too.
 SCHEMA = Path(__file__).with_name("schema.yaml")
@@ -100,7 +104,7 @@ def _section_node(section: str) -> dict:
     for part in section.split("."):
         node = node.get("properties", {}).get(part)
         if node is None:
-            raise KeyError(f"the config schema has no section {section!r}")
+            raise ConfigError(f"the config schema has no section {section!r}")
         node = _resolved(node, root)
     return node
 
@@ -127,21 +131,62 @@ def _section_defaults(section: str) -> dict:
     return _as_schema_numbers(values, node, root)
 
 
+def _embedded(cls: type) -> dict[str, type]:
+    """The fields of settings dataclass `cls` that embed another settings dataclass (e.g.
+    the sampling settings inside the generation settings): their keys sit flat in the same
+    config section, beside the outer class's own."""
+    hints = typing.get_type_hints(cls)
+    return {
+        f.name: hints[f.name]
+        for f in dataclasses.fields(cls)
+        if dataclasses.is_dataclass(hints[f.name])
+    }
+
+
+def settings_fields(cls: type) -> list[dataclasses.Field]:
+    """The flat fields a settings dataclass reads from its sections: its own, and in place
+    of an embedded settings dataclass, that class's fields."""
+    inner = _embedded(cls)
+    fields: list[dataclasses.Field] = []
+    for f in dataclasses.fields(cls):
+        fields += settings_fields(inner[f.name]) if f.name in inner else [f]
+    return fields
+
+
+def _has_default(f: dataclasses.Field) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
 def settings_for(cls: type[T], section: Mapping[str, Any] | None = None, **overrides) -> T:
-    """A settings dataclass from a config section: its fields by name, the schema's defaults
-    (of the sections in `cls.SECTIONS`, a later one over an earlier) for what `section` and
-    `overrides` leave out; other keys are ignored. Lists become tuples (the dataclasses are
-    frozen)."""
+    """A settings dataclass from a config section: its fields by name (an embedded settings
+    dataclass built from the same flat keys), the schema's defaults (of the sections in
+    `cls.SECTIONS`, a later one over an earlier) for what `section` and `overrides` leave
+    out, logged, as a field's own default is not; other keys are ignored. Lists become
+    tuples (the dataclasses are frozen)."""
+    given = {**(section or {}), **overrides}
     values: dict = {}
     for name in cls.SECTIONS:
         values.update(section_defaults(name))
-    values.update(section or {})
-    values.update(overrides)
-    names = [f.name for f in dataclasses.fields(cls)]
-    missing = [name for name in names if name not in values]
+    values.update(given)
+    fields = settings_fields(cls)
+    filled = [f.name for f in fields if f.name not in given and not _has_default(f)]
+    missing = [name for name in filled if name not in values]
     if missing:
         raise ConfigError(f"{', '.join(cls.SECTIONS)}: no value for {missing}")
-    return cls(**{name: _frozen(values[name]) for name in names})
+    if filled:
+        log.info("settings %s: the schema's default for %s", cls.__name__, ", ".join(filled))
+    return _build(cls, {f.name: values[f.name] for f in fields if f.name in values})
+
+
+def _build(cls: type[T], values: dict) -> T:
+    inner = _embedded(cls)
+    return cls(
+        **{
+            f.name: _build(inner[f.name], values) if f.name in inner else _frozen(values[f.name])
+            for f in dataclasses.fields(cls)
+            if f.name in inner or f.name in values
+        }
+    )
 
 
 def _frozen(value: Any) -> Any:
@@ -183,16 +228,17 @@ def with_layer(template: str, layer: int, field: str) -> str:
     ConfigError naming `field` (a literal brace is written `{{` or `}}`)."""
     import string
 
+    refused = (
+        f"{field}: {template!r} may hold only {{layer}} as a field "
+        f"(write a literal brace as {{{{ or }}}})"
+    )
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-        if names - {"layer"}:
-            raise ValueError(f"unknown field {sorted(names - {'layer'})[0]!r}")
-        return template.format(layer=layer)
-    except (ValueError, IndexError, KeyError) as e:
-        raise ConfigError(
-            f"{field}: {template!r} may hold only {{layer}} as a field "
-            f"(write a literal brace as {{{{ or }}}}): {e}"
-        ) from e
+        if not names - {"layer"}:
+            return template.format(layer=layer)
+    except (ValueError, IndexError, KeyError) as e:  # a lone brace
+        raise ConfigError(f"{refused}: {e}") from e
+    raise ConfigError(f"{refused}: unknown field {sorted(names - {'layer'})[0]!r}")
 
 
 # Keys added after runs were made, per config section: at these defaults they hash (and

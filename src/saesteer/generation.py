@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
 import polars as pl
 import torch
 from tqdm import tqdm
 
+from saesteer.errors import ConfigError
 from saesteer.memory import fitting_rows, row_bytes
 from saesteer.models import (
     cache_keyword,
@@ -26,8 +26,9 @@ from saesteer.models import (
     token_texts,
 )
 from saesteer.prompts import encode_prompt
+from saesteer.sampling import SamplingSettings
 from saesteer.seeds import row_seed
-from saesteer.steering import steer, steering_directions
+from saesteer.steering import SteeringTarget, steer, steering_directions
 
 # The method's grid; 0.0 is the unsteered baseline.
 FACTOR_GRID = (0.0, 0.2, 0.4, 0.8, 1.2, 1.6, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 20.0)
@@ -46,20 +47,6 @@ GENERATIONS_SCHEMA = {
 }
 
 
-@dataclass(frozen=True)
-class SamplingSettings:
-    """Also the concept answers' (`concepts.protocol_sampling` sets their stop)."""
-
-    SECTIONS: ClassVar = ("generation",)
-    temperature: float
-    # transformers' default for generate(do_sample=True), which the paper's code relies on;
-    # None samples from the full vocabulary
-    top_k: int | None
-    max_new_tokens: int
-    stop: str | None  # a row stops once its text gains this (None: end of text only)
-    batch_size: int  # rows per forward
-
-
 def stop_tokens(tokenizer, stop: str | None, vocab_size: int) -> torch.Tensor:
     """Bool [vocab]: tokens whose text holds `stop` (unless None), and the end-of-sequence
     tokens.
@@ -75,48 +62,57 @@ def stop_tokens(tokenizer, stop: str | None, vocab_size: int) -> torch.Tensor:
     return stops
 
 
+@dataclass(frozen=True)
+class SteeredRows:
+    """Rows to sample: each one's prompt ids, steering direction [n, d], factor [n] and
+    random stream (its seed)."""
+
+    prompts: list[list[int]]
+    directions: torch.Tensor
+    factors: torch.Tensor
+    seeds: list[int]
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def take(self, index: Sequence[int]) -> SteeredRows:
+        index = list(index)
+        return SteeredRows(
+            [self.prompts[i] for i in index],
+            self.directions[index],
+            self.factors[index],
+            [self.seeds[i] for i in index],
+        )
+
+
 @torch.no_grad()
 def sample_steered(
-    model,
-    sae,
-    layer: int,
-    prompts: list[list[int]],
-    directions: torch.Tensor,
-    factors: torch.Tensor,
-    seeds: list[int],
-    stops: torch.Tensor,
-    pad_id: int,
-    settings: SamplingSettings,
+    target: SteeringTarget, rows: SteeredRows, stops: torch.Tensor, settings: SamplingSettings
 ) -> list[list[int]]:
     """The continuation (token ids, the stop token included) of each row: prompt `r`
     steered along `directions[r]` with factor `factors[r]`, sampled from stream `seeds[r]`.
 
     Steering changes a prompt only from its last token on, so every distinct prompt's
     other tokens run once and their KV cache is shared by all rows that use it."""
-    device = next(model.parameters()).device
+    model, device = target.model, target.device
     unique: dict[tuple[int, ...], int] = {}
-    prompt_index = torch.tensor([unique.setdefault(tuple(p), len(unique)) for p in prompts])
-    prefix = _prefix_cache(model, [list(p) for p in unique], pad_id, device)
+    prompt_index = torch.tensor([unique.setdefault(tuple(p), len(unique)) for p in rows.prompts])
+    prefix = _prefix_cache(model, [list(p) for p in unique], pad_token_id(target.tokenizer), device)
     out: list[list[int]] = []
     positions = max((len(p) for p in unique), default=1) + settings.max_new_tokens
     batch = fitting_rows(model, settings.batch_size, row_bytes(model, positions))
     # Batches of equal size: 260 rows at 64 make 5 of 52, not 4 of 64 and a last one of 4
     # whose forwards (as many as the others') use a few rows of the matmuls.
-    batch = -(-len(prompts) // max(1, -(-len(prompts) // batch))) if prompts else batch
-    bar = tqdm(total=len(prompts), desc=f"sampling layer {layer}", unit="row")
-    for start in range(0, len(prompts), batch):
-        rows = slice(start, start + batch)
+    batch = -(-len(rows) // max(1, -(-len(rows) // batch))) if len(rows) else batch
+    bar = tqdm(total=len(rows), desc=f"sampling layer {target.layer}", unit="row")
+    for start in range(0, len(rows), batch):
+        part = range(start, min(start + batch, len(rows)))
         out += _sample_batch(
-            model,
-            sae,
-            layer,
+            target,
             prefix,
-            prompt_index[rows].to(device),
-            directions[rows].to(device),
-            factors[rows].to(device),
-            seeds[rows],
+            prompt_index[part].to(device),
+            rows.take(part),
             stops.to(device),
-            pad_id,
             settings,
         )
         bar.update(len(out) - bar.n)
@@ -217,19 +213,25 @@ def sample_tokens(
 
 
 def _sample_batch(
-    model, sae, layer, prefix, prompt_index, directions, factors, seeds, stops, pad_id, settings
+    target: SteeringTarget,
+    prefix: _PrefixCache,
+    prompt_index: torch.Tensor,
+    rows: SteeredRows,
+    stops: torch.Tensor,
+    settings: SamplingSettings,
 ) -> list[list[int]]:
     """Rows that have stopped leave the batch (and the cache), so the forwards shrink."""
-    device = prompt_index.device
+    model, device = target.model, prompt_index.device
     cache, ids, mask, positions = prefix.for_rows(prompt_index)
     if cache is not None:
         cache = cache_with_room(cache, settings.max_new_tokens)
+    directions, factors, seeds = rows.directions.to(device), rows.factors.to(device), rows.seeds
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     keyword = cache_keyword(model)
     tokens: list[list[int]] = [[] for _ in seeds]
     alive = torch.arange(len(seeds), device=device)  # batch position -> row
     for _ in range(settings.max_new_tokens):
-        with steer(model, sae, layer, directions, factors):
+        with steer(model, target.sae, target.layer, directions, factors):
             output = model(
                 ids, attention_mask=mask, position_ids=positions, use_cache=True, **{keyword: cache}
             )
@@ -258,61 +260,39 @@ def pad_token_id(tokenizer) -> int:
 
 
 def sample_answers(
-    model,
-    tokenizer,
-    sae,
-    layer: int,
-    prompts: list[list[int]],
-    directions: torch.Tensor,
-    factors: torch.Tensor,
-    seeds: list[int],
+    target: SteeringTarget,
+    rows: SteeredRows,
     settings: SamplingSettings,
     end_ids: Sequence[int] = (),
     order: Sequence[int] | None = None,
     chunk_rows: int | None = None,
 ) -> list[list[int]]:
-    """The sampled token ids of each row (its prompt's ids, steering direction [n, d] and
-    factor [n], seed): the one driver of steered sampling, for the factor grid and the
-    concept answers alike.
+    """The sampled token ids of each row: the one driver of steered sampling, for the factor
+    grid and the concept answers alike.
 
     A row stops at a token holding `settings.stop`, at an end-of-sequence token or one of
     `end_ids`, or after max_new_tokens. Rows run in `order` (default: as given), `chunk_rows`
     at a time (default: all), each chunk batched by `sample_steered`; a row's own random
     stream keeps its text the same under any order or chunking."""
-    vocab = model.get_output_embeddings().weight.shape[0]
-    stops = stop_tokens(tokenizer, settings.stop, vocab)
+    vocab = target.model.get_output_embeddings().weight.shape[0]
+    stops = stop_tokens(target.tokenizer, settings.stop, vocab)
     stops[[i for i in end_ids if i < vocab]] = True
-    order = list(range(len(prompts))) if order is None else list(order)
+    order = list(range(len(rows))) if order is None else list(order)
     chunk_rows = chunk_rows or max(1, len(order))
-    answers: list[list[int]] = [[] for _ in prompts]
+    answers: list[list[int]] = [[] for _ in range(len(rows))]
     for start in range(0, len(order), chunk_rows):
         part = order[start : start + chunk_rows]
-        sampled = sample_steered(
-            model,
-            sae,
-            layer,
-            [prompts[i] for i in part],
-            directions[part],
-            factors[part],
-            [seeds[i] for i in part],
-            stops,
-            pad_token_id(tokenizer),
-            settings,
-        )
+        sampled = sample_steered(target, rows.take(part), stops, settings)
         for i, answer in zip(part, sampled, strict=True):
             answers[i] = answer
     return answers
 
 
 def generate_grid(
-    model,
-    tokenizer,
-    sae,
-    layer: int,
+    target: SteeringTarget,
     features: list[int],
     factors: list[float],
     prefixes: list[str],
-    seed: int,
     settings: SamplingSettings,
 ) -> pl.DataFrame:
     """One sampled continuation per (feature, factor, prefix), in a GENERATIONS_SCHEMA frame.
@@ -320,29 +300,25 @@ def generate_grid(
     Factor 0 is no steering at all, so its continuations are sampled once per prefix and
     shared by every feature (the common unsteered baseline)."""
     if not features:
-        raise ValueError(f"layer {layer}: no features to steer")
+        raise ConfigError(f"layer {target.layer}: no features to steer")
     steered = [
         (f, float(c), p) for f in features for c in factors if c != 0 for p in range(len(prefixes))
     ]
     baseline = [(None, 0.0, p) for p in range(len(prefixes))] if 0.0 in map(float, factors) else []
     jobs = baseline + steered
     index = {f: i for i, f in enumerate(features)}
-    directions = steering_directions(sae, features)
-    prompt_ids = [encode_prompt(tokenizer, prefix) for prefix in prefixes]
-    seeds = [row_seed(seed, f, c, p) for f, c, p in jobs]
-    continuations = sample_answers(
-        model,
-        tokenizer,
-        sae,
-        layer,
+    directions = steering_directions(target.sae, features)
+    prompt_ids = [encode_prompt(target.tokenizer, prefix) for prefix in prefixes]
+    seeds = [row_seed(settings.seed, f, c, p) for f, c, p in jobs]
+    rows = SteeredRows(
         [prompt_ids[p] for _, _, p in jobs],
         directions[[0 if f is None else index[f] for f, _, _ in jobs]],
         torch.tensor([c for _, c, _ in jobs]),
         seeds,
-        settings,
     )
+    continuations = sample_answers(target, rows, settings)
     texts = [
-        continuation_text(tokenizer, prompt_ids[p], ids)
+        continuation_text(target.tokenizer, prompt_ids[p], ids)
         for (_, _, p), ids in zip(jobs, continuations, strict=True)
     ]
     frame = pl.DataFrame(
@@ -365,7 +341,7 @@ def generate_grid(
             frame.filter(pl.col("feature").is_not_null()),
         ]
     )
-    return generations_frame(layer, frame, prefixes, "sampled")
+    return generations_frame(target.layer, frame, prefixes, "sampled")
 
 
 def generations_frame(layer: int, frame: pl.DataFrame, prefixes: list[str], source) -> pl.DataFrame:

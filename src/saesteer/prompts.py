@@ -84,8 +84,20 @@ def resolve_prefixes(spec: str | list | dict, n: int | None = None) -> list[str]
         prefixes = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     else:
         prefixes = list(spec)
-    if not prefixes or any(not isinstance(p, str) or not p for p in prefixes):
-        raise ConfigError("generation.prefixes: need one or more non-empty prefixes")
+    prefixes = resolved_prefixes(tuple(prefixes))
     if n is not None and n > len(prefixes):
         raise ConfigError(f"generation.n_prefixes: {n} > the {len(prefixes)} prefixes")
     return prefixes[:n]
+
+
+def resolved_prefixes(prefixes: tuple[str, ...] | str | dict) -> list[str]:
+    """A stage's prefixes, already resolved by the workflow (`resolve_prefixes`, once per
+    run): a spec is refused rather than resolved a second time."""
+    if isinstance(prefixes, str | dict):
+        raise ConfigError(
+            f"generation.prefixes: {prefixes!r} is a spec; the stage takes the resolved list "
+            "(the workflow resolves `method`, `{file: …}` and n_prefixes)"
+        )
+    if not prefixes or any(not isinstance(p, str) or not p for p in prefixes):
+        raise ConfigError("generation.prefixes: need one or more non-empty prefixes")
+    return list(prefixes)

@@ -268,13 +268,15 @@ def _check_fit(model_info: dict, descriptor: dict) -> None:
 
 
 def load_layer(model_json: str | Path, sae_json: str | Path, device: str = "auto"):
-    """(model, tokenizer, SAE, layer) of a run's model.json and a layer's sae.json, the SAE
-    on the model's device, after checking that they fit."""
+    """The steering target of a run's model.json and a layer's sae.json: model, tokenizer,
+    and the SAE on the model's device, after checking that they fit."""
+    from saesteer.steering import SteeringTarget  # torch: not at the workflow's parse
+
     model_info, descriptor = read_json(model_json), read_json(sae_json)
     _check_fit(model_info, descriptor)
     model, tokenizer = load_model(model_info["path"], model_info["dtype"], device)
     sae = load_sae(descriptor, device=str(next(model.parameters()).device))
-    return model, tokenizer, sae, descriptor["layer"]
+    return SteeringTarget(model, tokenizer, sae, descriptor["layer"])
 
 
 def load_layer_sae(model_json: str | Path, sae_json: str | Path, device: str = "auto"):

@@ -14,10 +14,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from saesteer.errors import SaeError, UsageError
 from saesteer.hooks import edit_block_output
+
+
+@dataclass(frozen=True)
+class SteeringTarget:
+    """A loaded layer to steer: the model, its tokenizer, and the SAE whose decoder rows
+    steer the output of block `layer` (`saes.load_layer` makes one)."""
+
+    model: Any
+    tokenizer: Any
+    sae: Any
+    layer: int
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
 
 # Normalizations whose decode depends on state left by the last encode call: decode is
 # then not one affine map, so the additive form (and a decoder row) does not exist.
@@ -27,7 +46,7 @@ _STATEFUL_NORMALIZATIONS = ("constant_norm_rescale", "layer_norm")
 def check_steerable(sae) -> None:
     norm = getattr(sae.cfg, "normalize_activations", "none")
     if norm in _STATEFUL_NORMALIZATIONS:
-        raise ValueError(
+        raise SaeError(
             f"SAE with normalize_activations={norm!r} cannot be steered with a fixed "
             "decoder direction; use an SAE with none/expected_average_only_in"
         )
@@ -78,7 +97,7 @@ def steer(
     def edit(hidden: torch.Tensor) -> torch.Tensor:
         for name, rows in (("directions", directions), ("factors", factors)):
             if rows.shape[0] not in (1, hidden.shape[0]):
-                raise ValueError(
+                raise UsageError(
                     f"{rows.shape[0]} steering {name} for a batch of {hidden.shape[0]} rows"
                 )
         last = hidden[:, -1]

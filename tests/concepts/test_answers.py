@@ -1,5 +1,7 @@
 """Concept answers: the jobs, the prompts of each protocol, stops, batch invariance."""
 
+from dataclasses import replace
+
 import polars as pl
 import pytest
 import torch
@@ -13,10 +15,12 @@ from saesteer.concepts.answers import (
     protocol_sampling,
 )
 from saesteer.config import settings_for
-from saesteer.generation import SamplingSettings, sample_steered, stop_tokens
+from saesteer.errors import ConfigError, ModelError
+from saesteer.generation import SteeredRows, sample_steered, stop_tokens
 from saesteer.prompts import encode_prompt
+from saesteer.sampling import SamplingSettings
 from saesteer.seeds import row_seed
-from saesteer.steering import steering_directions
+from saesteer.steering import SteeringTarget, steering_directions
 from tests.helpers import random_sae
 
 
@@ -38,7 +42,7 @@ def test_chat_prompt_needs_a_template(tiny_model):
     class Plain:
         chat_template = None
 
-    with pytest.raises(ValueError, match="chat template"):
+    with pytest.raises(ModelError, match="chat template"):
         chat_ids(Plain(), "hi")
 
 
@@ -53,21 +57,23 @@ def test_answers_do_not_depend_on_the_batch(any_tiny_model):
     directions = {"sae": {3: rows[0], 11: rows[1]}, "diffmean": {3: -rows[0], 11: -rows[1]}}
     settings = settings_for(SamplingSettings, max_new_tokens=5, stop=None, batch_size=64)
     both = generate_concepts(
-        model, tokenizer, sae, 2, concepts, instructions, [1.0, 8.0], directions, 2, 0, settings
+        SteeringTarget(model, tokenizer, sae, 2),
+        concepts,
+        instructions,
+        [1.0, 8.0],
+        directions,
+        2,
+        settings,
     )
     assert both.height == 2 * (2 * 2 * 3) + 2 * 1
     assert set(both.filter(pl.col("method") == "prompting")["split"]) == {"test"}
     one = generate_concepts(
-        model,
-        tokenizer,
-        sae,
-        2,
+        SteeringTarget(model, tokenizer, sae, 2),
         concepts[1:],
         {11: instructions[11]},
         [8.0],
         directions,
         2,
-        0,
         settings_for(SamplingSettings, max_new_tokens=5, stop=None, batch_size=1),
         chunk_rows=3,
     )
@@ -82,7 +88,13 @@ def test_answers_do_not_depend_on_the_batch(any_tiny_model):
     # a method without a direction for a concept skips its rows
     partial = {"sae": directions["sae"], "diffmean": {3: -rows[0]}}
     fewer = generate_concepts(
-        model, tokenizer, sae, 2, concepts, instructions, [1.0], partial, 2, 0, settings
+        SteeringTarget(model, tokenizer, sae, 2),
+        concepts,
+        instructions,
+        [1.0],
+        partial,
+        2,
+        settings,
     )
     assert set(fewer.filter(pl.col("method") == "diffmean")["feature"]) == {3}
 
@@ -99,17 +111,13 @@ def test_each_protocol_prompts_and_judges_as_it_says(any_tiny_model, protocol):
     direction = steering_directions(sae, [5])[0]
     settings = settings_for(SamplingSettings, max_new_tokens=4, batch_size=8)
     frame = generate_concepts(
-        model,
-        tokenizer,
-        sae,
-        2,
+        SteeringTarget(model, tokenizer, sae, 2),
         concepts,
         instructions,
         [4.0],
         {"sae": {5: direction}},
         1,
-        3,
-        settings,
+        replace(settings, seed=3),
         protocol=protocol,
     )
     row = frame.filter((pl.col("method") == "sae") & (pl.col("instruction_id") == 1)).row(
@@ -122,15 +130,11 @@ def test_each_protocol_prompts_and_judges_as_it_says(any_tiny_model, protocol):
     stops = stop_tokens(tokenizer, "." if protocol == "paper" else None, 128)
     stops[tokenizer.eos_token_id] = True
     (ids,) = sample_steered(
-        model,
-        sae,
-        2,
-        [prompt],
-        direction[None],
-        torch.tensor([4.0]),
-        [row_seed(3, "sae", 5, 4.0, 1)],
+        SteeringTarget(model, tokenizer, sae, 2),
+        SteeredRows(
+            [prompt], direction[None], torch.tensor([4.0]), [row_seed(3, "sae", 5, 4.0, 1)]
+        ),
         stops,
-        tokenizer.eos_token_id,
         protocol_sampling(protocol, settings),
     )
     words = tokenizer.decode(ids, skip_special_tokens=True)
@@ -145,7 +149,7 @@ def test_each_protocol_prompts_and_judges_as_it_says(any_tiny_model, protocol):
 def test_the_paper_protocol_stops_at_the_first_full_stop():
     assert protocol_sampling("paper", settings_for(SamplingSettings, stop=None)).stop == "."
     assert protocol_sampling("chat", settings_for(SamplingSettings)).stop is None
-    with pytest.raises(ValueError, match="concepts.protocol"):
+    with pytest.raises(ConfigError, match="concepts.protocol"):
         protocol_sampling("raw", settings_for(SamplingSettings))
 
 

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from saesteer.config import settings_for
+from saesteer.errors import ConfigError
 from saesteer.stages import generations
 from tests.helpers import by_hand_equals_the_rule
 
@@ -44,6 +45,6 @@ def test_live_only_steers_live_features_only(tiny_run, tmp_path, monkeypatch):
     steered = set(pl.read_parquet(out)["feature"].to_list())
     assert steered and steered <= live
     assert len(steered) == min(6, len(live))
-    with pytest.raises(ValueError, match="input_scores"):
+    with pytest.raises(ConfigError, match="input_scores"):
         generations.run(**common, out=tmp_path / "refused.parquet")
     assert not (tmp_path / "refused.parquet").exists()

@@ -1,3 +1,10 @@
+def best_factor_inputs(wildcards):
+    inputs = {"gen_metrics": f"{OUT}/layers/{wildcards.layer}/gen_metrics.parquet"}
+    if config["best_factor"]["released"]:
+        inputs["released"] = config["best_factor"]["released"]
+    return inputs
+
+
 rule best_factors:
     input:
         unpack(best_factor_inputs),

@@ -1,3 +1,9 @@
+def concept_instruction_files(wildcards):
+    """A user's instruction file is an input, so editing it reruns the answers."""
+    spec = CONCEPTS["instructions"]
+    return [spec["file"]] if isinstance(spec, dict) else []
+
+
 rule concept_generations:
     input:
         model=f"{OUT}/model.json",

@@ -1,3 +1,10 @@
+def concept_rubric_files(wildcards):
+    """A chat judge's rubric file is an input, so editing it rerates."""
+    judge = CONCEPTS["judge"]
+    rubrics = judge["chat"]["rubrics"] if judge["kind"] == "chat" else None
+    return [rubrics] if rubrics else []
+
+
 rule concept_ratings:
     input:
         model=f"{OUT}/model.json",

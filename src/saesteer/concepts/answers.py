@@ -18,9 +18,12 @@ import polars as pl
 import torch
 
 from saesteer.concepts import CONCEPT_GENERATIONS_SCHEMA
-from saesteer.generation import SamplingSettings, continuation_text, sample_answers
+from saesteer.errors import ConfigError, ModelError
+from saesteer.generation import SteeredRows, continuation_text, sample_answers
 from saesteer.prompts import encode_prompt
+from saesteer.sampling import SamplingSettings
 from saesteer.seeds import row_seed
+from saesteer.steering import SteeringTarget
 
 METHODS = ("sae", "diffmean", "prompting")
 PROTOCOLS = ("paper", "chat")
@@ -31,7 +34,7 @@ def protocol_sampling(protocol: str, settings: SamplingSettings) -> SamplingSett
     """`paper` answers stop at the first "." as the paper's generate call did; `chat`
     answers run to the end of the turn."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"concepts.protocol: {protocol!r} is not one of {PROTOCOLS}")
+        raise ConfigError(f"concepts.protocol: {protocol!r} is not one of {PROTOCOLS}")
     return replace(settings, stop="." if protocol == "paper" else None)
 
 
@@ -51,7 +54,7 @@ def judged_text(protocol: str, instruction: str, response: str) -> str:
 def chat_ids(tokenizer, text: str) -> list[int]:
     """Token ids of `text` as one user turn, ready for the assistant's answer."""
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(
+        raise ModelError(
             "concepts: the model's tokenizer has no chat template; concept steering needs "
             "an instruction-tuned model"
         )
@@ -118,16 +121,12 @@ END_OF_TURN = ("<end_of_turn>", "<|eot_id|>", "<|im_end|>", "<|end|>")
 
 
 def generate_concepts(
-    model,
-    tokenizer,
-    sae,
-    layer: int,
+    target: SteeringTarget,
     concepts: pl.DataFrame,
     instructions: dict[int, list[str]],
     factors: list[float],
     directions: dict[str, dict[int, torch.Tensor]],
     n_select: int,
-    seed: int,
     settings: SamplingSettings,
     chunk_rows: int | None = None,
     protocol: str = "paper",
@@ -145,7 +144,8 @@ def generate_concepts(
         for j in concept_jobs(concepts, instructions, factors, n_select)
         if j.method == "prompting" or j.feature in directions.get(j.method, {})
     ]
-    d_model = sae.cfg.d_in
+    model, tokenizer, layer = target.model, target.tokenizer, target.layer
+    d_model = target.sae.cfg.d_in
     zero = torch.zeros(d_model)
     rows = (
         torch.stack(
@@ -159,16 +159,13 @@ def generate_concepts(
     )
     settings = protocol_sampling(protocol, settings)
     prompts = {p: prompt_ids(tokenizer, p, protocol) for p in dict.fromkeys(j.prompt for j in jobs)}
-    seeds = [row_seed(seed, j.method, j.feature, j.factor, j.instruction_id) for j in jobs]
+    seeds = [row_seed(settings.seed, j.method, j.feature, j.factor, j.instruction_id) for j in jobs]
+    steered = SteeredRows(
+        [prompts[j.prompt] for j in jobs], rows, torch.tensor([j.factor for j in jobs]), seeds
+    )
     answers = sample_answers(
-        model,
-        tokenizer,
-        sae,
-        layer,
-        [prompts[j.prompt] for j in jobs],
-        rows,
-        torch.tensor([j.factor for j in jobs]),
-        seeds,
+        target,
+        steered,
         settings,
         end_ids=end_of_turn_ids(model, tokenizer),
         # Strong steering runs answers to max_new_tokens while weak steering and prompting

@@ -15,9 +15,9 @@ from saesteer.artifacts import read_artifact
 from saesteer.concepts.answers import CONCEPT_GENERATIONS_SCHEMA, generate_concepts
 from saesteer.concepts.diffmean import diffmean_cosines, diffmean_directions, example_token_ids
 from saesteer.concepts.instructions import concept_instructions
-from saesteer.generation import SamplingSettings
 from saesteer.io import write_parquet
 from saesteer.saes import load_layer
+from saesteer.sampling import SamplingSettings
 from saesteer.steering import steering_directions
 
 log = logging.getLogger(__name__)
@@ -31,18 +31,9 @@ class ConceptGenerationSettings:
     n_select: int
     factors: tuple[float, ...]
     protocol: str  # paper | chat (its sampling sets where answers stop)
-    temperature: float
-    top_k: int | None
-    max_new_tokens: int
-    seed: int
-    batch_size: int
     diffmean_examples: int
-
-    @property
-    def sampling(self) -> SamplingSettings:
-        return SamplingSettings(
-            self.temperature, self.top_k, self.max_new_tokens, None, self.batch_size
-        )
+    # stop is not a concepts key: the protocol sets it (`answers.protocol_sampling`)
+    sampling: SamplingSettings
 
 
 def run(
@@ -59,10 +50,10 @@ def run(
     table = read_artifact(concepts)
     features = table["feature"].to_list()
     instructions = concept_instructions(
-        settings.instructions, layer, features, settings.n_instructions, settings.seed
+        settings.instructions, layer, features, settings.n_instructions, settings.sampling.seed
     )
-    lm, tokenizer, layer_sae, _ = load_layer(model, sae, device)
-    sae_rows = steering_directions(layer_sae, features)
+    target = load_layer(model, sae, device)
+    sae_rows = steering_directions(target.sae, features)
     top = (
         read_artifact(activations)
         .filter(pl.col("feature").is_in(features))
@@ -71,7 +62,12 @@ def run(
         .head(settings.diffmean_examples)
     )
     diffmean = diffmean_directions(
-        lm, tokenizer, layer, example_token_ids(top, tokenizer), features, sae_rows.norm(dim=-1)
+        target.model,
+        target.tokenizer,
+        layer,
+        example_token_ids(top, target.tokenizer),
+        features,
+        sae_rows.norm(dim=-1),
     )
     sae_by_feature = dict(zip(features, sae_rows, strict=True))
     log.info(
@@ -80,16 +76,12 @@ def run(
         diffmean_cosines(sae_by_feature, diffmean),
     )
     frame = generate_concepts(
-        lm,
-        tokenizer,
-        layer_sae,
-        layer,
+        target,
         table,
         instructions,
         list(settings.factors),
         {"sae": sae_by_feature, "diffmean": diffmean},
         settings.n_select,
-        settings.seed,
         settings.sampling,
         protocol=settings.protocol,
     )

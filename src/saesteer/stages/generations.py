@@ -11,12 +11,14 @@ from typing import Annotated, ClassVar
 import polars as pl
 
 from saesteer.artifacts import read_artifact
-from saesteer.generation import GENERATIONS_SCHEMA, SamplingSettings, generate_grid
+from saesteer.errors import ConfigError
+from saesteer.generation import GENERATIONS_SCHEMA, generate_grid
 from saesteer.io import write_parquet
 from saesteer.models import load_tokenizer
-from saesteer.prompts import resolve_prefixes
+from saesteer.prompts import resolved_prefixes
 from saesteer.released import read_released_generations
 from saesteer.saes import load_layer
+from saesteer.sampling import SamplingSettings
 from saesteer.steered_sample import live_features, select_steered
 
 log = logging.getLogger(__name__)
@@ -24,31 +26,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """The `generation` section, with the layer's factors (the workflow resolves the
-    prefixes and passes the sampling settings only when sampling)."""
+    """The `generation` section, with the layer's factors and the prefixes the workflow
+    resolved (`prompts.resolve_prefixes`, once); the sampling settings are read only when
+    sampling, the released files only when reading them."""
 
     SECTIONS: ClassVar = ("generation",)
     source: str  # sample | released
     factors: tuple[float, ...]
-    prefixes: tuple[str, ...] | str | dict
-    n_prefixes: int | None
+    prefixes: tuple[str, ...]
     max_features: int | None
     output_strata: tuple[float, ...]
     allocation: str  # proportional | equal (steered features per output-score stratum)
     live_only: bool  # steer only features with an input score
-    seed: int
-    released: dict
-    temperature: float
-    top_k: int | None
-    max_new_tokens: int
-    stop: str | None
-    batch_size: int
-
-    @property
-    def sampling(self) -> SamplingSettings:
-        return SamplingSettings(
-            self.temperature, self.top_k, self.max_new_tokens, self.stop, self.batch_size
-        )
+    sampling: SamplingSettings
+    released: dict | None = None
 
 
 def run(
@@ -70,7 +61,7 @@ def run(
     candidates = read_artifact(features)["feature"].to_list()
     if settings.live_only:
         if input_scores is None:
-            raise ValueError("generation.live_only needs the layer's input_scores.parquet")
+            raise ConfigError("generation.live_only needs the layer's input_scores.parquet")
         candidates = live_features(candidates, read_artifact(input_scores))
         log.info("layer %d: %d live features to steer from", layer, len(candidates))
     scores = None
@@ -86,25 +77,15 @@ def run(
     )
     log.info("steering features %s", steered)
     factors = list(settings.factors)
-    prefixes = resolve_prefixes(settings.prefixes, settings.n_prefixes)
+    prefixes = resolved_prefixes(settings.prefixes)
     if settings.source == "released":
         template = settings.released["files"]
         frame = read_released_generations(
             template, layer, steered, factors, prefixes, load_tokenizer(model)
         )
     else:
-        lm, tokenizer, layer_sae, _ = load_layer(model, sae, device)
-        frame = generate_grid(
-            lm,
-            tokenizer,
-            layer_sae,
-            layer,
-            steered,
-            factors,
-            prefixes,
-            settings.seed,
-            settings.sampling,
-        )
+        target = load_layer(model, sae, device)
+        frame = generate_grid(target, steered, factors, prefixes, settings.sampling)
     write_parquet(frame, out, GENERATIONS_SCHEMA)
     stopped = frame.group_by("factor").agg(pl.col("n_tokens").mean()).sort("factor")
     log.info(

@@ -47,11 +47,12 @@ def write_lens(
     """The logit lens of the layer's features to `out`: the top-k tokens, or with `lowest`
     the k of lowest logit (stage `negative_logits`)."""
     ids = read_artifact(features)["feature"].to_list()
-    lm, tokenizer, layer_sae, layer = load_layer(model, sae, device)
+    target = load_layer(model, sae, device)
+    layer = target.layer
     top, probs, logits = logit_lens_topk(
-        lm, layer_sae.W_dec, ids, settings.top_k, settings.batch_size, lowest=lowest
+        target.model, target.sae.W_dec, ids, settings.top_k, settings.batch_size, lowest=lowest
     )
-    frame = logit_lens_frame(layer, ids, top, probs, tokenizer, logits)
+    frame = logit_lens_frame(layer, ids, top, probs, target.tokenizer, logits)
     write_parquet(frame, out, LOGIT_LENS_SCHEMA)
     what = "negative logits" if lowest else "logit lens"
     log.info("layer %d: %s of %d features", layer, what, len(ids))

@@ -44,8 +44,11 @@ def run(
             f"{logit_lens}: has {token_ids.shape[1]} tokens per feature, "
             f"output_score.top_k needs {settings.top_k}"
         )
-    lm, tokenizer, layer_sae, layer = load_layer(model, sae, device)
-    scores, by_prompt = score_output(lm, tokenizer, layer_sae, layer, features, token_ids, settings)
+    target = load_layer(model, sae, device)
+    layer = target.layer
+    scores, by_prompt = score_output(
+        target.model, target.tokenizer, target.sae, layer, features, token_ids, settings
+    )
     write_parquet(by_prompt, out_by_prompt, OUTPUT_SCORES_BY_PROMPT_SCHEMA)
     write_parquet(scores, out, OUTPUT_SCORES_SCHEMA)
     top = scores.sort("output_score", descending=True).head(5)

@@ -39,7 +39,8 @@ def run(
     device: str = "auto",
     out: Annotated[Path, "sae_metrics.parquet"],
 ) -> None:
-    lm, tokenizer, layer_sae, layer = load_layer(model, sae, device)
+    target = load_layer(model, sae, device)
+    layer = target.layer
     heldout = read_chunks(chunks, "heldout")
     heldout = torch.from_numpy(heldout[: max(1, settings.max_tokens // heldout.shape[1])])
     cached = read_residuals(residuals, "heldout", layer, len(heldout))
@@ -48,12 +49,12 @@ def run(
     train_cached = read_residuals(residuals, "train", layer, at_most=wanted)
     train_part = (torch.from_numpy(train[: len(train_cached)]), train_cached)
     metrics = sae_metrics(
-        lm,
-        layer_sae,
+        target.model,
+        target.sae,
         layer,
         heldout,
         cached,
-        tokenizer.all_special_ids,
+        target.tokenizer.all_special_ids,
         max(1, settings.ce_tokens // heldout.shape[1]),
         settings.batch_size,
         train_part,
