@@ -5,6 +5,7 @@ import pytest
 
 from saesteer.best_factor import BEST_FACTORS_SCHEMA, BestFactorSettings, choose_best_factors
 from saesteer.config import settings_for
+from saesteer.errors import ConfigError
 
 
 def metrics(rows) -> pl.DataFrame:
@@ -70,7 +71,7 @@ def test_the_cap_is_configurable():
     best = choose_best_factors(TABLE, settings_for(BestFactorSettings, max_gen_success=10.0))
     rows = {r["feature"]: r["best_factor"] for r in best.iter_rows(named=True)}
     assert rows[1] == 8.0 and rows[3] == 4.0  # 5.0/10 beats 2.0/20; 4.0 is now allowed
-    with pytest.raises(ValueError, match="best_factor.normalization"):
+    with pytest.raises(ConfigError, match="best_factor.normalization"):
         settings_for(BestFactorSettings, {"normalization": "z-score"})
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from saesteer.corpus import build_documents, pack_documents, read_chunks, tokenize_documents
+from saesteer.errors import ConfigError
 
 
 def test_pack_documents_separates_and_leads_with_bos():
@@ -39,7 +40,7 @@ def test_build_documents_from_files_dedups_and_shuffles(tmp_path):
 def test_unknown_source_and_unmatched_glob(tmp_path):
     with pytest.raises(ValueError, match="unknown source 'nope'"):
         build_documents(["nope"], [])
-    with pytest.raises(ValueError, match="no file matches"):
+    with pytest.raises(ConfigError, match="no file matches"):
         build_documents([], [str(tmp_path / "*.txt")])
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from saesteer import gen_metrics
+from saesteer.errors import ArtifactError, ConfigError
 from saesteer.gen_metrics import (
     GEN_METRICS_SCHEMA,
     gen_success_counts,
@@ -89,10 +90,10 @@ def test_gen_success_at_k_stops_before_rank_k(tiny_model):
 
 def test_gen_success_needs_every_feature_and_enough_ranks(tiny_model):
     _, tokenizer = tiny_model
-    with pytest.raises(ValueError, match=r"no logit-lens tokens for features \[9\]"):
+    with pytest.raises(ArtifactError, match=r"no logit-lens tokens for features \[9\]"):
         gen_success_counts(FIXED, lens_frame({7: TOPS[7]}), tokenizer, (1, 5, 20))
     short = lens_frame(TOPS).filter(pl.col("rank") < 5)
-    with pytest.raises(ValueError, match="GenSuccess@20 needs 20"):
+    with pytest.raises(ConfigError, match="GenSuccess@20 needs 20"):
         gen_success_counts(FIXED, short, tokenizer, (1, 5, 20))
 
 
@@ -128,7 +129,7 @@ def test_text_tokens_are_bos_prefix_and_continuation(tiny_model):
 
 def test_an_unknown_perplexity_mode_is_refused(tiny_model):
     model, tokenizer = tiny_model
-    with pytest.raises(ValueError, match="perplexity_of"):
+    with pytest.raises(ConfigError, match="perplexity_of"):
         score_generations(FIXED, lens_frame(TOPS), tokenizer, model, tokenizer, "x", "prefix")
 
 

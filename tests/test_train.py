@@ -3,6 +3,7 @@ import torch
 
 from saesteer.config import settings_for
 from saesteer.corpus import build_documents, tokenize_documents
+from saesteer.errors import ConfigError
 from saesteer.models import load_model
 from saesteer.residuals import collect_residuals
 from saesteer.sae_metrics import sae_metrics
@@ -71,5 +72,5 @@ def test_data_init_starts_each_latent_at_a_drawn_training_residual(tiny_model_di
         assert torch.allclose(sae.W_dec[i], direction * norms[i], atol=1e-5)
         assert torch.allclose(sae.W_enc[:, i], direction, atol=1e-5)
     assert torch.equal(drawn, init_from_data(sae, acts, seed=0))
-    with pytest.raises(ValueError, match="activation_tokens"):
+    with pytest.raises(ConfigError, match="activation_tokens"):
         init_from_data(sae, acts[:10], seed=0)

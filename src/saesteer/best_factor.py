@@ -23,6 +23,8 @@ from typing import ClassVar
 
 import polars as pl
 
+from saesteer.errors import ConfigError
+
 BEST_FACTORS_SCHEMA = {
     "layer": pl.Int32,
     "feature": pl.Int64,
@@ -49,7 +51,7 @@ class BestFactorSettings:
 
     def __post_init__(self):
         if self.normalization not in NORMALIZATIONS:
-            raise ValueError(
+            raise ConfigError(
                 f"best_factor.normalization: {self.normalization!r} (known: {list(NORMALIZATIONS)})"
             )
 

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from saesteer.artifacts import read_artifact
-from saesteer.errors import ConfigError
+from saesteer.errors import ConfigError, ModelError
 from saesteer.text_sources import group_paragraphs, text_source
 
 
@@ -75,12 +75,12 @@ def build_documents(
     for pattern in files:
         matches = sorted(glob.glob(pattern, recursive=True))
         if not matches:
-            raise ValueError(f"corpus.files: no file matches {pattern!r}")
+            raise ConfigError(f"corpus.files: no file matches {pattern!r}")
         for path in matches:
             for text in _paragraph_blocks(read_text_file(path)):
                 _add(docs, f"file:{path}", text, min_chars)
     if not docs:
-        raise ValueError("corpus: no documents (check corpus.sources and corpus.files)")
+        raise ConfigError("corpus: no documents (check corpus.sources and corpus.files)")
     order = np.random.default_rng(seed).permutation(len(docs))
     items = list(docs.values())
     return pl.DataFrame(
@@ -117,7 +117,7 @@ def tokenize_documents(
     """Pack the documents into BOS-led chunks; the last `heldout_fraction` is held out."""
     bos = tokenizer.bos_token_id
     if bos is None:
-        raise ValueError("the tokenizer has no BOS token; chunks need one to start with")
+        raise ModelError("the model's tokenizer has no BOS token; chunks need one to start with")
     ids = tokenizer(documents["text"].to_list(), add_special_tokens=False)["input_ids"]
     chunks = pack_documents(ids, context_size, bos, tokenizer.eos_token_id)
     if max_tokens is not None:

@@ -10,6 +10,11 @@ class SaesteerError(Exception):
     """Bad input or state; the message names the field or file and, where known, the fix."""
 
 
+class UsageError(SaesteerError, ValueError):
+    """A function's arguments do not fit each other (a caller's mistake, e.g. a hand-built
+    batch whose parts differ in length); the message names the parts."""
+
+
 class ConfigError(SaesteerError, ValueError):
     """A config value is invalid; the message names the field."""
 

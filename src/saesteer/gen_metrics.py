@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from saesteer.config import GEN_SUCCESS_TOP_K
+from saesteer.errors import ArtifactError, ConfigError
 from saesteer.memory import fitting_rows, row_bytes
 from saesteer.models import (
     cache_keyword,
@@ -58,9 +59,13 @@ def gen_success_counts(
     tokens have logit-lens rank < k for the row's feature (columns `hits_<k>`)."""
     missing = set(generations["feature"].unique()) - set(logit_lens["feature"].unique())
     if missing:
-        raise ValueError(f"no logit-lens tokens for features {sorted(missing)[:5]}")
+        raise ArtifactError(
+            f"logit_lens.parquet: no logit-lens tokens for features {sorted(missing)[:5]}"
+        )
     if logit_lens["rank"].max() < max(ks) - 1:
-        raise ValueError(f"GenSuccess@{max(ks)} needs {max(ks)} logit-lens tokens per feature")
+        raise ConfigError(
+            f"logit_lens.top_k: GenSuccess@{max(ks)} needs {max(ks)} logit-lens tokens per feature"
+        )
     ids = tokenizer(generations["continuation"].to_list(), add_special_tokens=False)["input_ids"]
     tokens = (
         generations.select("feature")
@@ -256,7 +261,7 @@ def score_generations(
     hits = gen_success_counts(generations, logit_lens, tokenizer, GEN_SUCCESS_KS)
     texts = generations.select("prefix", "continuation").unique(maintain_order=True)
     if of not in PERPLEXITY_OF:
-        raise ValueError(f"gen_metrics.perplexity_of: {of!r} (known: {list(PERPLEXITY_OF)})")
+        raise ConfigError(f"gen_metrics.perplexity_of: {of!r} (known: {list(PERPLEXITY_OF)})")
     prefixes, continuations = text_tokens(texts, evaluator_tokenizer)
     values = perplexities(evaluator, prefixes, continuations, of == "text", batch_size)
     texts = texts.with_columns(perplexity=pl.Series(values, dtype=pl.Float64))

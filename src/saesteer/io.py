@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from saesteer.errors import DataFileError
+from saesteer.errors import ArtifactError, DataFileError
 
 # The process's umask, read once: mkstemp and mkdtemp make private files (0600, 0700),
 # which a renamed artifact would keep, so a colleague could not read explorer/index.html.
@@ -118,7 +118,7 @@ def write_parquet(df: pl.DataFrame, path: str | Path, schema: dict[str, Any]) ->
     """Write `df` with exactly the columns and dtypes of `schema`, atomically."""
     missing = set(schema) - set(df.columns)
     if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
+        raise ArtifactError(f"{path}: missing columns {sorted(missing)}")
     df = df.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
     with atomic_path(path) as tmp:
         df.write_parquet(tmp)
@@ -131,14 +131,14 @@ def write_json(obj: Any, path: str | Path) -> None:
 
 def _refuse_constant(name: str) -> Any:
     # Python's json reads NaN and ±Infinity, which JSON lacks and no input here may hold.
-    raise ValueError(f"{name} is not a JSON number")
+    raise DataFileError(f"{name} is not a JSON number")
 
 
 def _finite_float(text: str) -> float:
     # 1e999 is valid JSON, but Python reads it as inf.
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f"{text} is not a finite number")
+        raise DataFileError(f"{text} is not a finite number")
     return value
 
 

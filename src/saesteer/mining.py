@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from saesteer.activations import Example
+from saesteer.errors import ResidualsError
 from saesteer.hooks import non_sink_positions
 from saesteer.models import decoder_layers
 
@@ -86,7 +87,7 @@ def mine_top_examples(
     Special tokens and attention sinks get activation 0, as in SAE training and metrics:
     the SAE never modeled them, so their huge-norm residuals give meaningless latents."""
     if residuals.shape[:2] != chunks.shape:
-        raise ValueError(
+        raise ResidualsError(
             f"residuals {tuple(residuals.shape)} do not match chunks {tuple(chunks.shape)}"
         )
     device = sae.W_dec.device

@@ -6,6 +6,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
+from saesteer.errors import ResidualsError
 from saesteer.hooks import edit_block_output, non_sink_positions
 
 SAE_METRICS_SCHEMA = {
@@ -67,7 +68,7 @@ def sae_metrics(
     Special tokens and attention sinks (`hooks.non_sink_positions`, as in training) are
     neither scored nor replaced."""
     if residuals.shape[:2] != chunks.shape:
-        raise ValueError(
+        raise ResidualsError(
             f"residuals {tuple(residuals.shape)} do not match chunks {tuple(chunks.shape)}"
         )
     device = sae.W_dec.device

@@ -172,7 +172,7 @@ class DebianText:
 
     def documents(self, downloads: Path) -> Iterator[str]:
         if self.missing():
-            raise FileNotFoundError(f"{self.package}: {self.missing()}")
+            raise ConfigError(f"corpus.sources: {self.package}: {self.missing()}")
         return self.reader(self.pattern)
 
 

@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from saesteer.errors import ConfigError
 from saesteer.hooks import non_sink_positions
 from saesteer.io import atomic_dir
 
@@ -95,7 +96,7 @@ def _training_sae(settings: TrainSettings, d_in: int, layer: int):
     if settings.architecture == "standard":
         config = StandardTrainingSAEConfig(l1_coefficient=settings.l1_coefficient, **common)
         return StandardTrainingSAE(config)
-    raise ValueError(f"sae.train.architecture: unknown {settings.architecture!r}")
+    raise ConfigError(f"sae.train.architecture: unknown {settings.architecture!r}")
 
 
 @torch.no_grad()
@@ -107,7 +108,7 @@ def init_from_data(sae, acts: torch.Tensor, seed: int) -> torch.Tensor:
     auxiliary loss can reach it; a latent started on a token fires on it from step one.
     Returns the drawn rows of `acts`."""
     if len(acts) < sae.cfg.d_sae:
-        raise ValueError(
+        raise ConfigError(
             f"sae.train.init data: {len(acts)} training residuals for {sae.cfg.d_sae} latents "
             "(raise sae.train.activation_tokens)"
         )

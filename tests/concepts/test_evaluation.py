@@ -85,7 +85,7 @@ def test_aggregations_differ_as_defined():
     of_means = concept_scores(_ratings(rows), lens, "of_means")["score"][0]
     assert per == 0.0
     assert of_means == pytest.approx(3 / (1 / 1 + 1 / 2 + 1 / 1))
-    with pytest.raises(ValueError, match="aggregation"):
+    with pytest.raises(ConfigError, match="aggregation"):
         concept_scores(_ratings(rows), lens, "median")
 
 

@@ -14,6 +14,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
+from saesteer.errors import ActivationsError
 from saesteer.generation import pad_token_id
 from saesteer.hooks import block_output, non_sink_positions
 
@@ -60,7 +61,7 @@ def mean_activations(
         total = part if total is None else total + part
         count += int(keep.sum())
     if not count:
-        raise ValueError(f"layer {layer}: no tokens to average")
+        raise ActivationsError(f"layer {layer}: the examples hold no tokens to average")
     return total / count
 
 

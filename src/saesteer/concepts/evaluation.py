@@ -81,7 +81,7 @@ def _score(aggregation: str) -> pl.Expr:
         return pl.col("harmonic").mean()
     if aggregation == "of_means":
         return harmonic(*(pl.col(c).mean() for c in ASPECT_COLUMNS))
-    raise ValueError(f"concepts.aggregation: {aggregation!r} is not one of {AGGREGATIONS}")
+    raise ConfigError(f"concepts.aggregation: {aggregation!r} is not one of {AGGREGATIONS}")
 
 
 def with_harmonic(ratings: pl.DataFrame) -> pl.DataFrame:
@@ -164,7 +164,7 @@ def released_scores(
         )
         frame = frame.drop("score").join(per, on=["layer", "feature"], how="left")
     elif aggregation != "of_means":
-        raise ValueError(f"concepts.aggregation: {aggregation!r} is not one of {AGGREGATIONS}")
+        raise ConfigError(f"concepts.aggregation: {aggregation!r} is not one of {AGGREGATIONS}")
     return (
         frame.with_columns(
             method=pl.lit("sae"), factor="best_factor", select_score=pl.lit(None, pl.Float64)
