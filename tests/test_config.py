@@ -1,8 +1,10 @@
+import logging
 from pathlib import Path
 
 import pytest
 
-from saesteer.config import layer_settings
+from saesteer import cli
+from saesteer.config import layer_settings, required_keys, settings_for
 from saesteer.errors import ConfigError
 from saesteer.preflight import load_config, validate_config
 
@@ -222,3 +224,21 @@ def test_the_schema_uses_json_schema_keywords_only():
     with open(SCHEMA) as f:
         walk(yaml.safe_load(f), [])
     assert stray == []
+
+
+def test_an_embedded_settings_dataclass_reads_the_same_flat_keys(caplog):
+    """The concept answers' sampling settings are the `concepts` keys themselves, and a key
+    the caller leaves to the schema is said in the log, not filled in silently."""
+    from saesteer.stages.concept_generations import ConceptGenerationSettings
+    from saesteer.stages.generations import GenerationSettings
+
+    with caplog.at_level(logging.INFO, logger="saesteer.config"):
+        settings = settings_for(ConceptGenerationSettings, {"temperature": 0.5, "seed": 3})
+    assert (settings.sampling.temperature, settings.sampling.seed) == (0.5, 3)
+    assert settings.sampling.stop is None  # not a concepts key: the protocol sets it
+    assert "the schema's default for" in caplog.text and "batch_size" in caplog.text
+    assert "temperature" not in caplog.text.split("default for")[1]
+    assert {"temperature", "seed", "stop"} <= set(cli.settings_keys(GenerationSettings))
+    assert "sampling" not in cli.settings_keys(GenerationSettings)
+    # read only when sampling: none of its keys is required
+    assert not {"temperature", "seed"} & required_keys(GenerationSettings)

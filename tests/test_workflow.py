@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from saesteer import cli
+from saesteer.config import LATER_DEFAULTS, required_keys
 from saesteer.models import EmbeddedSource, host_has_gpu, load_model
 from saesteer.plots import PLOTS
 from tests.fake_neuronpedia import MODEL_ID, SOURCE, FakeNeuronpedia, feature_json
@@ -434,6 +435,17 @@ def _assert_commands_parse(dry_run_output: str) -> None:
         args = vars(cli.parser_for(func, argv[1]).parse_args(argv[2:]))
         if (cls := cli._settings_class(func)) is not None:
             cli.check_settings_keys(cls, args["settings"])
+            _assert_every_key_given(argv[1], cls, args["settings"])
+
+
+def _assert_every_key_given(command: str, cls: type, given: dict) -> None:
+    """The workflow passes every key its stage reads, so no job runs at a schema default
+    the user never saw (settings_for fills them only for a command run by hand). Left out
+    on purpose: a field with its own default (another source's settings), and a key added
+    after runs were made, at its default (config.LATER_DEFAULTS: it keeps old params)."""
+    later = {key for section in cls.SECTIONS for key in LATER_DEFAULTS.get(section, {})}
+    missing = required_keys(cls) - set(given) - later
+    assert not missing, f"{command}: the workflow leaves {sorted(missing)} to the schema"
 
 
 CONCEPT_RULES = ["concepts", "concept_generations", "concept_ratings"]

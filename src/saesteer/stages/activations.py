@@ -42,14 +42,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ActivationSettings:
-    """The workflow passes the chosen source's section only (tuning another reruns nothing)."""
+    """The workflow passes the chosen source's section only (tuning another reruns nothing);
+    the others keep their defaults, unread."""
 
     SECTIONS: ClassVar = ("activations",)
     source: str  # mine | neuronpedia | bulk
     n_examples: int
-    mine: dict
-    neuronpedia: dict
-    bulk: dict
+    mine: dict | None = None
+    neuronpedia: dict | None = None
+    bulk: dict | None = None
 
 
 DENSITIES_SCHEMA = {

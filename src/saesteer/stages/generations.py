@@ -38,8 +38,8 @@ class GenerationSettings:
     output_strata: tuple[float, ...]
     allocation: str  # proportional | equal (steered features per output-score stratum)
     live_only: bool  # steer only features with an input score
-    sampling: SamplingSettings
-    released: dict | None = None
+    sampling: SamplingSettings | None = None  # read when sampling
+    released: dict | None = None  # read when reading the released files
 
 
 def run(
