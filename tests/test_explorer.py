@@ -10,25 +10,12 @@ from html.parser import HTMLParser
 import polars as pl
 import pytest
 
-from saesteer.explorer import (
-    SHADES,
-    ExplorerSettings,
-    LayerTables,
-    concept_answers,
-    contexts,
-    continuations,
-    environment,
-    feature_pages,
-    index_rows,
-    judge_label,
-    rank_in_layer,
-    rank_text,
-    scatter,
-    shade,
-    steering_plot,
-    token_pieces,
-    write_pages,
-)
+from saesteer.explorer.charts import steering_plot
+from saesteer.explorer.index import index_rows, scatter
+from saesteer.explorer.pages import ExplorerSettings, LayerTables, feature_pages, rank_in_layer
+from saesteer.explorer.render import environment, rank_text, write_pages
+from saesteer.explorer.steered import concept_answers, continuations, judge_label
+from saesteer.explorer.tokens import SHADES, contexts, shade, token_pieces
 from saesteer.plots import findings_html
 from tests.helpers import hand_made_tables
 
@@ -457,7 +444,7 @@ def test_continuations_mark_the_tokens_gen_success_counts(name, request):
 
 
 def test_a_long_context_is_centred_on_its_strongest_token():
-    from saesteer.explorer import CONTEXT_SIDE
+    from saesteer.explorer.tokens import CONTEXT_SIDE
 
     n, strongest = 40, 30
     values = [0.0] * n
@@ -492,7 +479,7 @@ def test_peak_counts_map_tokens_and_cut_examples_as_the_input_score_does(gemma3_
     """Examples without token ids (Neuronpedia's pieces and display strings) are mapped to
     ids as the input score maps them, and only its first `max_examples` count: the counts
     of the score's top-k tokens add up to its n_hits."""
-    from saesteer.explorer import peak_tokens
+    from saesteer.explorer.tokens import peak_tokens
     from saesteer.input_score import InputScoreSettings, score_input
 
     vocab = gemma3_tokenizer.get_vocab()
@@ -526,7 +513,7 @@ def test_peak_counts_map_tokens_and_cut_examples_as_the_input_score_does(gemma3_
 
 
 def test_activation_histogram_spans_the_bins_where_the_feature_fired():
-    from saesteer.explorer import activation_histogram
+    from saesteer.explorer.charts import activation_histogram
     from saesteer.mining import HISTOGRAM_EDGES
 
     counts = [0] * (len(HISTOGRAM_EDGES) - 1)

@@ -201,7 +201,9 @@ def _assert_escaped(html: str, where: str) -> None:
 
 def test_a_hostile_text_in_any_field_is_escaped_on_every_page(tmp_path):
     from saesteer.concepts.evaluation import table_html, table_rows
-    from saesteer.explorer import feature_pages, index_rows, scatter, write_pages
+    from saesteer.explorer.index import index_rows, scatter
+    from saesteer.explorer.pages import feature_pages
+    from saesteer.explorer.render import write_pages
     from saesteer.plots import figures_html
     from tests.test_explorer import SETTINGS, _layer_tables
 

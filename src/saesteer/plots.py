@@ -343,7 +343,7 @@ def figures_html(plots: Sequence[tuple[Path, str]], run: str, layers: Sequence[i
 
 def estimate_text(value, low=None, high=None, n=None) -> str:
     """'0.38 [0.12, 0.61] (n=40)': a value, its 95% interval when known, its n."""
-    from saesteer.explorer import number
+    from saesteer.explorer.render import number
 
     text = number(value)
     if low is not None and high is not None:
@@ -355,7 +355,7 @@ def findings_html(found: dict, run: str) -> str:
     """A self-contained page: the verdicts against the paper, one table of the findings,
     one per layer, one of the threshold filter, each number with its n and interval; its
     counts and layers link into the feature explorer beside it."""
-    from saesteer.explorer import environment, number
+    from saesteer.explorer.render import environment, number
 
     boot = found["bootstrap"]
     counted = (

@@ -10,7 +10,8 @@ from typing import Annotated
 import polars as pl
 
 from saesteer.artifacts import read_artifact
-from saesteer.explorer import environment, index_rows, scatter
+from saesteer.explorer.index import index_rows, scatter
+from saesteer.explorer.render import environment
 from saesteer.io import atomic_path
 
 log = logging.getLogger(__name__)
