@@ -4,13 +4,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from saesteer.aggregate import (
-    FEATURE_TABLE_SCHEMA,
-    SUMMARY_SCHEMA,
-    feature_table,
-    findings,
-    threshold_rows,
-)
+from saesteer.aggregate.filtering import threshold_rows
+from saesteer.aggregate.findings import findings
+from saesteer.aggregate.join import FEATURE_TABLE_SCHEMA, feature_table
+from saesteer.aggregate.summary import SUMMARY_SCHEMA
 from saesteer.stats import BootstrapSettings, resample_indices
 from tests.helpers import hand_made_tables, write_layer
 
@@ -222,7 +219,7 @@ def test_share_above_chance_per_layer_has_its_n_and_interval(tables):
 
 
 def test_mean_by_layer_has_its_n_and_interval(tables):
-    from saesteer.aggregate import mean_by_layer
+    from saesteer.aggregate.findings import mean_by_layer
 
     features, _ = tables
     means = {r["layer"]: r for r in mean_by_layer(features, "input_score", BOOTSTRAP).to_dicts()}

@@ -361,7 +361,7 @@ def test_index_lists_every_feature_linked_to_its_page():
 
 
 def test_findings_page_links_into_the_explorer(tmp_path):
-    from saesteer.aggregate import findings
+    from saesteer.aggregate.findings import findings
     from saesteer.stats import BootstrapSettings
 
     features, _ = hand_made_tables(tmp_path)

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from saesteer.aggregate import feature_table, findings, summary_table
+from saesteer.aggregate.findings import findings
+from saesteer.aggregate.join import feature_table
+from saesteer.aggregate.summary import summary_table
 from saesteer.plots import PLOTS, findings_html, write_plots
 from saesteer.stats import BootstrapSettings
 from tests.helpers import hand_made_tables, write_layer

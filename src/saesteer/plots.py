@@ -9,15 +9,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from saesteer.aggregate import (
-    LAYER_FINDINGS,
+from saesteer.aggregate.filtering import (
     THRESHOLDS,
-    counted_features,
     gen_success_interval,
-    mean_by_layer,
     threshold_rows,
     weighted_gen_success,
 )
+from saesteer.aggregate.findings import LAYER_FINDINGS, counted_features, mean_by_layer
 from saesteer.io import atomic_path
 from saesteer.stats import BootstrapSettings
 
