@@ -16,7 +16,7 @@ from saesteer.explorer.pages import ExplorerSettings, LayerTables, feature_pages
 from saesteer.explorer.render import environment, rank_text, write_pages
 from saesteer.explorer.steered import concept_answers, continuations, judge_label
 from saesteer.explorer.tokens import SHADES, contexts, shade, token_pieces
-from saesteer.plots import findings_html
+from saesteer.report_pages import findings_html
 from tests.helpers import hand_made_tables
 
 SETTINGS = ExplorerSettings(contexts=2, prefixes=1, logit_lens_tokens=2)

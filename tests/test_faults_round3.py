@@ -204,7 +204,7 @@ def test_a_hostile_text_in_any_field_is_escaped_on_every_page(tmp_path):
     from saesteer.explorer.index import index_rows, scatter
     from saesteer.explorer.pages import feature_pages
     from saesteer.explorer.render import write_pages
-    from saesteer.plots import figures_html
+    from saesteer.report_pages import figures_html
     from tests.test_explorer import SETTINGS, _layer_tables
 
     # concept_table.html: the judge's model name and the method rows

@@ -8,7 +8,8 @@ import pytest
 from saesteer.aggregate.findings import findings
 from saesteer.aggregate.join import feature_table
 from saesteer.aggregate.summary import summary_table
-from saesteer.plots import PLOTS, findings_html, write_plots
+from saesteer.plots import PLOTS, write_plots
+from saesteer.report_pages import findings_html
 from saesteer.stats import BootstrapSettings
 from tests.helpers import hand_made_tables, write_layer
 
@@ -90,7 +91,7 @@ def test_figures_page_shows_each_caption_under_its_figure(tmp_path):
     import base64
     import re
 
-    from saesteer.plots import figures_html
+    from saesteer.report_pages import figures_html
 
     report = Path(__file__).parents[1] / "workflow" / "report"
     pairs = []

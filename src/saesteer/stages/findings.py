@@ -11,7 +11,7 @@ from typing import Annotated
 from saesteer.aggregate.findings import findings
 from saesteer.artifacts import read_artifact
 from saesteer.io import atomic_path, write_json
-from saesteer.plots import findings_html
+from saesteer.report_pages import findings_html
 from saesteer.stats import BootstrapSettings
 
 log = logging.getLogger(__name__)
