@@ -8,6 +8,7 @@ from saesteer.aggregate.filtering import threshold_rows
 from saesteer.aggregate.findings import findings
 from saesteer.aggregate.join import FEATURE_TABLE_SCHEMA, feature_table
 from saesteer.aggregate.summary import SUMMARY_SCHEMA
+from saesteer.errors import DataFileError
 from saesteer.stats import BootstrapSettings, resample_indices
 from tests.helpers import hand_made_tables, write_layer
 
@@ -46,7 +47,7 @@ def test_a_missing_stage_is_null_not_zero(tmp_path):
     for column in ("input_score", "best_factor", "gen_success_20", "perplexity"):
         assert features[column].is_null().all()
     assert features["output_score"].to_list() == [0.0, 0.001, 0.02]
-    with pytest.raises(ValueError, match="layer 2: no features file"):
+    with pytest.raises(DataFileError, match="layer 2: no features file"):
         files["features"].unlink()
         feature_table({2: files}, n_layers=10)
 

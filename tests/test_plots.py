@@ -8,6 +8,7 @@ import pytest
 from saesteer.aggregate.findings import findings
 from saesteer.aggregate.join import feature_table
 from saesteer.aggregate.summary import summary_table
+from saesteer.errors import ConfigError
 from saesteer.plots import PLOTS, write_plots
 from saesteer.report_pages import findings_html
 from saesteer.stats import BootstrapSettings
@@ -54,7 +55,7 @@ def test_plots_without_steering_data_still_draw(tmp_path):
 
 def test_a_plot_name_it_does_not_know_is_refused(tables, tmp_path):
     features, summary = tables
-    with pytest.raises(ValueError, match="no plot named like"):
+    with pytest.raises(ConfigError, match="no plot named like"):
         write_plots(features, summary, [tmp_path / "violin.png"])
 
 

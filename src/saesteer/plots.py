@@ -16,6 +16,7 @@ from saesteer.aggregate.filtering import (
     weighted_gen_success,
 )
 from saesteer.aggregate.findings import counted_features, mean_by_layer
+from saesteer.errors import ConfigError
 from saesteer.io import atomic_path
 from saesteer.stats import BootstrapSettings
 
@@ -291,7 +292,7 @@ def write_plots(
     }
     unknown = [str(p) for p in paths if Path(p).stem not in PLOTS]
     if unknown:
-        raise ValueError(f"no plot named like {unknown} (known: {sorted(PLOTS)})")
+        raise ConfigError(f"no plot named like {unknown} (known: {sorted(PLOTS)})")
     for path in paths:
         table, plot = PLOTS[Path(path).stem]
         fig, ax = _figure()

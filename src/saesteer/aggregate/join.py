@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from saesteer.artifacts import read_artifact
+from saesteer.errors import DataFileError
 from saesteer.steered_sample import output_strata, stratum_weights
 
 FEATURE_TABLE_SCHEMA = {
@@ -72,7 +73,7 @@ def layer_table(layer: int, n_layers: int, files: Mapping[str, str | Path | None
     logit_lens, sae_metrics and the keys of LAYER_FILES) to its Parquet path or None."""
     features = _read(files.get("features"))
     if features is None:
-        raise ValueError(f"layer {layer}: no features file {files.get('features')}")
+        raise DataFileError(f"layer {layer}: no features file {files.get('features')}")
     table = features.select(pl.col("feature").cast(pl.Int64))
     lens = _read(files.get("logit_lens"))
     if lens is not None:
