@@ -23,13 +23,18 @@ from saesteer.stats import BootstrapSettings
 FIGSIZE = (6.4, 4.2)
 
 
-def _figure():
+def pyplot():
+    """matplotlib.pyplot, drawing to files only (the Agg backend: no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=FIGSIZE, dpi=120)
+    return plt
+
+
+def _figure():
+    return pyplot().subplots(figsize=FIGSIZE, dpi=120)
 
 
 def _save(fig, path: str | Path) -> None:

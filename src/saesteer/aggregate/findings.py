@@ -3,8 +3,6 @@ bootstrap interval, and a verdict against the paper for each claim in CLAIMS."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import polars as pl
 
@@ -16,7 +14,15 @@ from saesteer.aggregate.filtering import (
 )
 from saesteer.aggregate.join import SAE_METRICS
 from saesteer.aggregate.summary import summary_table
-from saesteer.stats import LEVEL, BootstrapSettings, Claim, Estimate, interval, spearman
+from saesteer.stats import (
+    LEVEL,
+    BootstrapSettings,
+    Claim,
+    Estimate,
+    finite_or_none,
+    interval,
+    spearman,
+)
 from saesteer.steered_sample import stratum_weights
 
 # The per-layer columns of the findings (`findings()["layers"]` and its HTML table).
@@ -140,8 +146,8 @@ def findings(features: pl.DataFrame, settings: BootstrapSettings) -> dict:
         "n_scored_both": scored.height,
         "fraction_both_above_half": both_share.value,
         "fraction_both_above_half_interval": [both_share.low, both_share.high],
-        "pearson_input_output": _finite(pearson),
-        "spearman_input_output": _finite(spearman_io),
+        "pearson_input_output": finite_or_none(pearson),
+        "spearman_input_output": finite_or_none(spearman_io),
         "first_layer_output_above_input": crossing["layer"][0] if crossing.height else None,
         "first_layer_mean_output_above_input": (
             crossing_mean["layer"][0] if crossing_mean.height else None
@@ -238,7 +244,3 @@ def _argmax_layer(layers: pl.DataFrame, column: str) -> int | None:
     """The layer where `column` is highest (the first among ties)."""
     rows = layers.drop_nulls(column)
     return rows.sort(column, "layer", descending=[True, False])["layer"][0] if rows.height else None
-
-
-def _finite(value):
-    return None if value is None or not math.isfinite(value) else value
