@@ -463,7 +463,8 @@ def write_layer(root, layer: int, with_sae_metrics: bool = True, with_steering: 
 
 def hand_made_tables(root):
     """(features, summary) of layers 2 (with SAE metrics) and 8 (without)."""
-    from saesteer.aggregate import feature_table, summary_table
+    from saesteer.aggregate.join import feature_table
+    from saesteer.aggregate.summary import summary_table
 
     layers = {2: write_layer(root, 2), 8: write_layer(root, 8, with_sae_metrics=False)}
     features = feature_table(layers, n_layers=10)

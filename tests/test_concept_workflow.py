@@ -253,7 +253,7 @@ def test_table_1_from_the_released_answers_and_ratings(tmp_path, tiny_config):
 @pytest.mark.workflow
 def test_a_concept_layers_pages_read_its_descriptions_and_ratings(tmp_path, concept_run):
     """The explorer's page job of a concept layer reads its concepts and ratings (which
-    `tests/test_explorer.py` renders into a page); another layer's does not."""
+    `tests/explorer/test_pages.py` renders into a page); another layer's does not."""
     workdir, config = concept_run
     shutil.copytree(workdir, tmp_path, symlinks=True, dirs_exist_ok=True)
     pages = "results/tiny/explorer/layers/{}"

@@ -201,9 +201,11 @@ def _assert_escaped(html: str, where: str) -> None:
 
 def test_a_hostile_text_in_any_field_is_escaped_on_every_page(tmp_path):
     from saesteer.concepts.evaluation import table_html, table_rows
-    from saesteer.explorer import feature_pages, index_rows, scatter, write_pages
-    from saesteer.plots import figures_html
-    from tests.test_explorer import SETTINGS, _layer_tables
+    from saesteer.explorer.index import index_rows, scatter
+    from saesteer.explorer.pages import feature_pages
+    from saesteer.explorer.render import write_pages
+    from saesteer.report_pages import figures_html
+    from tests.explorer.tables import SETTINGS, layer_tables
 
     # concept_table.html: the judge's model name and the method rows
     scores = pl.DataFrame(
@@ -223,7 +225,7 @@ def test_a_hostile_text_in_any_field_is_escaped_on_every_page(tmp_path):
     _assert_escaped(html, "concept_table.html")
     assert "gpt&quot;&gt;&lt;img" in html
     # a feature page: prefix, continuation, concept, judge, tokens, answers
-    tables = _layer_tables()
+    tables = layer_tables()
     tables.generations = tables.generations.with_columns(
         prefix=pl.lit(HOSTILE), continuation=pl.lit(HOSTILE)
     )

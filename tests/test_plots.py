@@ -1,12 +1,15 @@
 """The plots and the findings page, on hand-made tables with known answers."""
 
 import math
-from pathlib import Path
 
 import pytest
 
-from saesteer.aggregate import feature_table, findings, summary_table
-from saesteer.plots import PLOTS, findings_html, write_plots
+from saesteer.aggregate.findings import findings
+from saesteer.aggregate.join import feature_table
+from saesteer.aggregate.summary import summary_table
+from saesteer.errors import ConfigError
+from saesteer.plots import PLOTS, write_plots
+from saesteer.report_pages import findings_html
 from saesteer.stats import BootstrapSettings
 from tests.helpers import hand_made_tables, write_layer
 
@@ -51,7 +54,7 @@ def test_plots_without_steering_data_still_draw(tmp_path):
 
 def test_a_plot_name_it_does_not_know_is_refused(tables, tmp_path):
     features, summary = tables
-    with pytest.raises(ValueError, match="no plot named like"):
+    with pytest.raises(ConfigError, match="no plot named like"):
         write_plots(features, summary, [tmp_path / "violin.png"])
 
 
@@ -80,31 +83,3 @@ def test_the_best_factor_histogram_counts_steered_features_by_layer():
     assert by_layer == {"layer 0": [1, 0, 1, 1], "layer 5": [0, 1, 2, 0]}
     assert all(float(t).is_integer() for t in ax.get_yticks())
     plt.close(fig)
-
-
-def test_figures_page_shows_each_caption_under_its_figure(tmp_path):
-    """The shipped captions, rendered (their Jinja filled with the run's layers, their
-    reStructuredText as HTML), each right under its own inlined PNG, in order."""
-    import base64
-    import re
-
-    from saesteer.plots import figures_html
-
-    report = Path(__file__).parents[1] / "workflow" / "report"
-    pairs = []
-    for name in ("roles_across_layers", "gen_success_filtering"):
-        png = tmp_path / f"{name}.png"
-        png.write_bytes(name.encode())  # stands in for the image: its bytes are inlined
-        pairs.append((png, (report / f"{name}.rst").read_text()))
-    page = figures_html(pairs, "run<x>", [0, 16])
-    figures = re.findall(r'<figure id="(\w+)"><img src="data:image/png;base64,([^"]+)".*?'
-                         r"<figcaption>(.*?)</figcaption></figure>", page, re.S)  # fmt: skip
-    assert [(f, base64.b64decode(data).decode()) for f, data, _ in figures] == [
-        ("roles_across_layers", "roles_across_layers"),
-        ("gen_success_filtering", "gen_success_filtering"),
-    ]
-    roles, filtering = (caption for *_, caption in figures)
-    assert "interquartile range" in roles and "{{" not in roles and "{%" not in roles
-    assert 'href="explorer/index.html#layer=16&amp;sort=output:descending">layer 16</a>' in roles
-    assert "GenSuccess&#64;20 at the best factor" in filtering and "`" not in filtering
-    assert "run&lt;x&gt;" in page and "run<x>" not in page

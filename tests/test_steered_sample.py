@@ -3,7 +3,7 @@ import math
 import polars as pl
 import pytest
 
-from saesteer.aggregate import threshold_rows, weighted_gen_success
+from saesteer.aggregate.filtering import threshold_rows, weighted_gen_success
 from saesteer.steered_sample import allocate, select_steered, steering_weights, stratum
 
 

@@ -71,12 +71,13 @@ def interval(
     fewer than half of them defined the interval is None."""
     groups = np.asarray(groups)
     rows = np.arange(len(groups))
-    value = _defined(statistic(rows)) if len(rows) else None
+    value = finite_or_none(statistic(rows)) if len(rows) else None
     n = len(rows) if n is None else n
     if value is None or len(rows) < 2:
         return Estimate(value, None, None, n)
     rng = np.random.default_rng(settings.seed)
-    draws = [_defined(statistic(i)) for i in resample_indices(groups, settings.bootstrap, rng)]
+    resampled = resample_indices(groups, settings.bootstrap, rng)
+    draws = [finite_or_none(statistic(i)) for i in resampled]
     draws = np.array([d for d in draws if d is not None])
     if len(draws) < settings.bootstrap / 2:
         return Estimate(value, None, None, n)
@@ -85,7 +86,8 @@ def interval(
     return Estimate(value, float(low), float(high), n)
 
 
-def _defined(value) -> float | None:
+def finite_or_none(value) -> float | None:
+    """The value as a float, or None where it is missing or not finite (NaN, inf)."""
     if value is None:
         return None
     value = float(value)

@@ -12,8 +12,10 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 
+from saesteer.aggregate.join import SAE_METRICS
 from saesteer.artifacts import read_artifact
 from saesteer.io import read_json
+from saesteer.plots import pyplot
 from saesteer.stats import BootstrapSettings, interval
 
 SWEEP_SCHEMA = {
@@ -93,16 +95,7 @@ def layer_row(variant: str, folder: Path, bootstrap: BootstrapSettings) -> dict:
         "lr": train.get("lr"),
         "training_tokens": train.get("training_tokens"),
         "activation_tokens": train.get("activation_tokens"),
-        **{
-            c: metrics.get(c)
-            for c in (
-                "variance_explained",
-                "ce_loss_recovered",
-                "l0",
-                "dead_fraction",
-                "silent_fraction",
-            )
-        },
+        **{c: metrics.get(c) for c in SAE_METRICS},
         "n_features": table.height,
         "n_live": live.height,
         "density_median": table["density"].median(),
@@ -182,11 +175,7 @@ def sweep_table(
 def plot_sweep(table: pl.DataFrame, path: Path) -> None:
     """Per variant: the earliest layer's share of features above chance (with its
     interval) and the latest layer's median output score, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     variants = table["variant"].unique(maintain_order=True).to_list()
     early, late = table["layer"].min(), table["layer"].max()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)

@@ -9,12 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar
 
-from saesteer.aggregate import (
-    FEATURE_TABLE_SCHEMA,
-    SUMMARY_SCHEMA,
-    feature_table,
-    summary_table,
-)
+from saesteer.aggregate.join import FEATURE_TABLE_SCHEMA, feature_table
+from saesteer.aggregate.summary import SUMMARY_SCHEMA, summary_table
 from saesteer.artifacts import read_artifact
 from saesteer.io import read_json, write_parquet
 

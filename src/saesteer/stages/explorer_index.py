@@ -10,7 +10,9 @@ from typing import Annotated
 import polars as pl
 
 from saesteer.artifacts import read_artifact
-from saesteer.explorer import environment, index_rows, scatter
+from saesteer.errors import ArtifactError
+from saesteer.explorer.index import index_rows, scatter
+from saesteer.explorer.render import environment
 from saesteer.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ def run(
         if r["layer"] not in folders or not (folders[r["layer"]] / f"{r['feature']}.html").is_file()
     ]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} feature pages missing, e.g. {missing[:3]}")
+        raise ArtifactError(f"{len(missing)} feature pages missing, e.g. {missing[:3]}")
     page = environment().get_template("index.html.j2")
     layers = sorted({r["layer"] for r in rows})
     with atomic_path(out) as tmp:

@@ -10,13 +10,9 @@ from typing import Annotated
 
 from saesteer.artifacts import read_artifact
 from saesteer.errors import ConfigError
-from saesteer.explorer import (
-    ExplorerSettings,
-    LayerTables,
-    feature_pages,
-    token_decoder,
-    write_pages,
-)
+from saesteer.explorer.pages import ExplorerSettings, LayerTables, feature_pages
+from saesteer.explorer.render import write_pages
+from saesteer.explorer.tokens import token_decoder
 from saesteer.io import atomic_dir
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,10 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
-from saesteer.aggregate import findings
+from saesteer.aggregate.findings import findings
 from saesteer.artifacts import read_artifact
 from saesteer.io import atomic_path, write_json
-from saesteer.plots import findings_html
+from saesteer.report_pages import findings_html
 from saesteer.stats import BootstrapSettings
 
 log = logging.getLogger(__name__)

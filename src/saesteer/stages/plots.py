@@ -10,7 +10,8 @@ from typing import Annotated
 from saesteer.artifacts import read_artifact
 from saesteer.errors import ConfigError
 from saesteer.io import atomic_path
-from saesteer.plots import PLOTS, figures_html, write_plots
+from saesteer.plots import PLOTS, write_plots
+from saesteer.report_pages import figures_html
 from saesteer.stats import BootstrapSettings
 
 log = logging.getLogger(__name__)
