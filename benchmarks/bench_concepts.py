@@ -27,8 +27,8 @@ from common import (
 
 from saesteer.concepts.answers import chat_ids, end_of_turn_ids, generate_concepts
 from saesteer.concepts.instructions import concept_instructions
-from saesteer.config import settings_for
 from saesteer.sampling import SamplingSettings
+from saesteer.settings import settings_for
 from saesteer.steering import SteeringTarget, steering_directions
 
 

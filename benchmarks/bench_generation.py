@@ -26,10 +26,10 @@ from common import (
     timed,
 )
 
-from saesteer.config import settings_for
 from saesteer.generation import FACTOR_GRID, generate_grid
 from saesteer.prompts import PREFIXES, encode_prompt
 from saesteer.sampling import SamplingSettings
+from saesteer.settings import settings_for
 from saesteer.steering import SteeringTarget
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import torch
 from common import bench_parser, decoder_roofline, roofline_cell, run_layers, timed
 
-from saesteer.config import settings_for
 from saesteer.corpus import read_chunks
 from saesteer.mining import MiningSettings, mine_reference, mine_top_examples
 from saesteer.residuals import collect_residuals
+from saesteer.settings import settings_for
 
 
 def bench_layer(model, tokenizer, sae, layer: int, chunks, args, device: str) -> dict:

@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from saesteer.concepts.judges.base import Item
 from saesteer.concepts.judges.proxy import ProxyJudge, ProxySettings, after, distinct_share
-from saesteer.config import settings_for
+from saesteer.settings import settings_for
 
 MODEL = "smollm2-135m-instruct"
 FIT_LAYER = 20

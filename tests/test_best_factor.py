@@ -4,8 +4,8 @@ import polars as pl
 import pytest
 
 from saesteer.best_factor import BEST_FACTORS_SCHEMA, BestFactorSettings, choose_best_factors
-from saesteer.config import settings_for
 from saesteer.errors import ConfigError
+from saesteer.settings import settings_for
 
 
 def metrics(rows) -> pl.DataFrame:

@@ -4,9 +4,10 @@ from pathlib import Path
 import pytest
 
 from saesteer import cli
-from saesteer.config import layer_settings, required_keys, settings_for
+from saesteer.config import layer_settings
 from saesteer.errors import ConfigError
 from saesteer.preflight import load_config, validate_config
+from saesteer.settings import required_keys, settings_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -232,7 +233,7 @@ def test_an_embedded_settings_dataclass_reads_the_same_flat_keys(caplog):
     from saesteer.stages.concept_generations import ConceptGenerationSettings
     from saesteer.stages.generations import GenerationSettings
 
-    with caplog.at_level(logging.INFO, logger="saesteer.config"):
+    with caplog.at_level(logging.INFO, logger="saesteer.settings"):
         settings = settings_for(ConceptGenerationSettings, {"temperature": 0.5, "seed": 3})
     assert (settings.sampling.temperature, settings.sampling.seed) == (0.5, 3)
     assert settings.sampling.stop is None  # not a concepts key: the protocol sets it

@@ -12,7 +12,6 @@ import torch
 
 from saesteer.concepts.answers import generate_concepts
 from saesteer.concepts.diffmean import diffmean_directions
-from saesteer.config import settings_for
 from saesteer.gen_metrics import perplexities, text_tokens
 from saesteer.generation import GENERATIONS_SCHEMA, generate_grid
 from saesteer.logit_lens import logit_lens_topk
@@ -23,6 +22,7 @@ from saesteer.prompts import encode_prompt
 from saesteer.residuals import collect_residuals
 from saesteer.sae_metrics import sae_metrics
 from saesteer.sampling import SamplingSettings
+from saesteer.settings import settings_for
 from saesteer.steering import SteeringTarget, steering_directions
 from tests.device_audit import Float64OnDevice
 from tests.helpers import TINY_ARCHITECTURES, TINY_VOCAB, random_sae

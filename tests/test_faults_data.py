@@ -12,7 +12,6 @@ from saesteer.activations import import_bulk_export
 from saesteer.cli import main
 from saesteer.concepts.judges.base import Item, Judge, JudgeCache, judge_items
 from saesteer.concepts.judges.chat import ChatJudge, ChatSettings
-from saesteer.config import settings_for
 from saesteer.errors import (
     ActivationsError,
     DataFileError,
@@ -23,6 +22,7 @@ from saesteer.features import FEATURES_SCHEMA, features_frame
 from saesteer.io import read_json, write_parquet
 from saesteer.neuronpedia import NeuronpediaSettings, feature_explanations, fetch_features
 from saesteer.released import read_released_best_factors, read_released_generations
+from saesteer.settings import settings_for
 from tests.fake_chat import FakeChat, Reply
 from tests.fake_neuronpedia import MODEL_ID, SOURCE, FakeNeuronpedia, feature_json
 from tests.fake_neuronpedia import Reply as NpReply

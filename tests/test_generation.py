@@ -8,7 +8,6 @@ import polars as pl
 import pytest
 import torch
 
-from saesteer.config import settings_for
 from saesteer.gen_metrics import score_generations
 from saesteer.generation import (
     GENERATIONS_SCHEMA,
@@ -24,6 +23,7 @@ from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
 from saesteer.models import cache_keyword, returned_cache, token_texts
 from saesteer.sampling import SamplingSettings
 from saesteer.seeds import row_seed
+from saesteer.settings import settings_for
 from saesteer.steering import SteeringTarget, steer_reference, steering_directions
 from tests.helpers import TINY_VOCAB, random_sae
 

@@ -7,7 +7,6 @@ import polars as pl
 import pytest
 
 from saesteer.activations import Example, activations_frame, parse_feature_json
-from saesteer.config import settings_for
 from saesteer.errors import ActivationsError
 from saesteer.input_score import (
     InputScoreSettings,
@@ -16,6 +15,7 @@ from saesteer.input_score import (
     score_input,
 )
 from saesteer.logit_lens import LOGIT_LENS_SCHEMA
+from saesteer.settings import settings_for
 from tests.fake_neuronpedia import RECORDED
 
 

@@ -9,7 +9,6 @@ from sae_lens import StandardSAE, StandardSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 
 from saesteer.activations import activations_frame
-from saesteer.config import settings_for
 from saesteer.hooks import block_output, non_sink_positions
 from saesteer.input_score import InputScoreSettings, score_input
 from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
@@ -22,6 +21,7 @@ from saesteer.mining import (
     top_examples_by_feature,
 )
 from saesteer.residuals import collect_residuals
+from saesteer.settings import settings_for
 from tests.helpers import TINY_VOCAB, random_sae
 
 

@@ -13,11 +13,11 @@ import polars as pl
 import pytest
 
 from saesteer.activations import parse_feature_json
-from saesteer.config import settings_for
 from saesteer.errors import HttpError, NeuronpediaError, SaesteerError
 from saesteer.features import FEATURES_SCHEMA, features_frame
 from saesteer.io import write_parquet
 from saesteer.neuronpedia import NeuronpediaSettings, feature_explanations, fetch_features
+from saesteer.settings import settings_for
 from tests.fake_neuronpedia import (
     MODEL_ID,
     RECORDED,

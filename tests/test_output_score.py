@@ -2,7 +2,6 @@ import polars as pl
 import pytest
 import torch
 
-from saesteer.config import settings_for
 from saesteer.logit_lens import logit_lens_topk
 from saesteer.output_score import (
     OutputScoreSettings,
@@ -12,6 +11,7 @@ from saesteer.output_score import (
     score_prompt_reference,
 )
 from saesteer.prompts import PREFIXES, encode_prompt
+from saesteer.settings import settings_for
 from tests.helpers import TINY_LAYERS, random_sae
 
 

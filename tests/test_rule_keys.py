@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from saesteer import cli
-from saesteer.config import SCHEMA, section_keys, settings_fields
+from saesteer.config import SCHEMA, section_keys
 from saesteer.errors import ConfigError
+from saesteer.settings import settings_fields
 from saesteer.stages import RULE_KEYS, STAGES
 
 # Keys no stage's settings dataclass reads, each with where it goes instead.

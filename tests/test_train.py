@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from saesteer.config import settings_for
 from saesteer.corpus import build_documents, tokenize_documents
 from saesteer.errors import ConfigError
 from saesteer.models import load_model
 from saesteer.residuals import collect_residuals
 from saesteer.sae_metrics import sae_metrics
+from saesteer.settings import settings_for
 from saesteer.train import TrainSettings, train_sae
 
 

@@ -17,9 +17,10 @@ import torch
 import yaml
 
 from saesteer import cli
-from saesteer.config import LATER_DEFAULTS, required_keys
+from saesteer.config import LATER_DEFAULTS
 from saesteer.models import EmbeddedSource, host_has_gpu, load_model
 from saesteer.plots import PLOTS
+from saesteer.settings import required_keys
 from tests.fake_neuronpedia import MODEL_ID, SOURCE, FakeNeuronpedia, feature_json
 from tests.helpers import (
     REPO,

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from saesteer import __version__
-from saesteer.config import section_keys, settings_fields, settings_for
+from saesteer.config import section_keys
 from saesteer.errors import ConfigError, SaesteerError
+from saesteer.settings import settings_fields, settings_for
 from saesteer.stages import STAGES
 
 log = logging.getLogger("saesteer")

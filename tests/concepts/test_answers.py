@@ -14,12 +14,12 @@ from saesteer.concepts.answers import (
     generate_concepts,
     protocol_sampling,
 )
-from saesteer.config import settings_for
 from saesteer.errors import ConfigError, ModelError
 from saesteer.generation import SteeredRows, sample_steered, stop_tokens
 from saesteer.prompts import encode_prompt
 from saesteer.sampling import SamplingSettings
 from saesteer.seeds import row_seed
+from saesteer.settings import settings_for
 from saesteer.steering import SteeringTarget, steering_directions
 from tests.helpers import random_sae
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from saesteer.config import settings_for
 from saesteer.errors import ConfigError
+from saesteer.settings import settings_for
 from saesteer.stages import generations
 from tests.helpers import by_hand_equals_the_rule
 

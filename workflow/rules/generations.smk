@@ -1,7 +1,8 @@
-from saesteer.config import settings_fields, without_later_defaults
+from saesteer.config import without_later_defaults
 from saesteer.prompts import resolve_prefixes
 from saesteer.released import factor_file
 from saesteer.sampling import SamplingSettings
+from saesteer.settings import settings_fields
 
 SAMPLED = GENERATION["source"] == "sample"
 # The sampling settings' keys (`SamplingSettings`), passed only when sampling: tuning them

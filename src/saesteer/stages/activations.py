@@ -23,7 +23,7 @@ from saesteer.activations import (
     strongest_first,
 )
 from saesteer.artifacts import read_artifact
-from saesteer.config import settings_for, with_layer
+from saesteer.config import with_layer
 from saesteer.corpus import read_chunks
 from saesteer.errors import ConfigError
 from saesteer.io import write_parquet
@@ -36,6 +36,7 @@ from saesteer.mining import (
 from saesteer.neuronpedia import NeuronpediaSettings, cached_density, fetch_features
 from saesteer.residuals import read_residuals
 from saesteer.saes import load_layer_sae
+from saesteer.settings import settings_for
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from typing import Annotated, ClassVar
 
 from saesteer.artifacts import read_artifact
 from saesteer.concepts.descriptions import CONCEPTS_SCHEMA, concept_list
-from saesteer.config import settings_for
 from saesteer.io import write_parquet
 from saesteer.neuronpedia import NeuronpediaSettings, feature_explanations
+from saesteer.settings import settings_for
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
-from saesteer.config import settings_for
 from saesteer.input_score import InputScoreSettings
 from saesteer.io import atomic_dir, write_json
 from saesteer.output_score import OutputScoreSettings
 from saesteer.saes import sae_source
+from saesteer.settings import settings_for
 from saesteer.stages import (
     activations,
     features,

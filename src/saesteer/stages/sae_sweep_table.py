@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
-from saesteer.config import settings_for
 from saesteer.io import atomic_path, write_parquet
+from saesteer.settings import settings_for
 from saesteer.stats import BootstrapSettings
 from saesteer.sweep import SWEEP_SCHEMA, Gates, plot_sweep, sweep_table
 

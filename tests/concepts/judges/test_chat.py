@@ -6,8 +6,8 @@ import pytest
 
 from saesteer.concepts.judges.base import ASPECTS, Item, JudgeCache, judge_items
 from saesteer.concepts.judges.chat import BEGIN, END, SYSTEM, ChatJudge, ChatSettings, parse_rating
-from saesteer.config import settings_for
 from saesteer.errors import HttpError, JudgeError
+from saesteer.settings import settings_for
 from tests.fake_chat import PATH, FakeChat, Reply, response_text
 
 KEY_ENV = "SAESTEER_TEST_CHAT_KEY"

@@ -4,7 +4,7 @@ import pytest
 
 from saesteer.concepts.judges import Item
 from saesteer.concepts.judges.proxy import ProxyJudge, ProxySettings, distinct_share, scale
-from saesteer.config import settings_for
+from saesteer.settings import settings_for
 
 
 def test_proxy_scales():

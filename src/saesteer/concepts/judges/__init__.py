@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from saesteer.concepts.judges.base import ASPECTS, Item, Judge, JudgeCache, judge_items
-from saesteer.config import settings_for
 from saesteer.errors import JudgeError
+from saesteer.settings import settings_for
 
 
 def _chat(settings: dict, model_info: dict, device: str, resources: str) -> Judge:
