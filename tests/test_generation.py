@@ -18,10 +18,11 @@ from saesteer.generation import (
     stop_tokens,
     top_k_candidates,
 )
+from saesteer.kv_cache import cache_keyword, returned_cache
 from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
-from saesteer.models import cache_keyword, returned_cache, token_texts
 from saesteer.seeds import row_seed
 from saesteer.steering import steer_reference, steering_directions
+from saesteer.tokenizer_files import token_texts
 from tests.helpers import TINY_VOCAB, random_sae
 
 PROMPTS = [[1, 5, 9], [1, 40], [1, 7, 7, 7, 30], [1, 100, 3, 4]]

@@ -26,8 +26,8 @@ import torch
 from tqdm import tqdm
 
 from saesteer.hooks import block_output, edit_block_output, start_after_block
+from saesteer.kv_cache import cache_keyword, cache_rows, returned_cache
 from saesteer.memory import fitting_rows, row_bytes
-from saesteer.models import cache_keyword, cache_rows, returned_cache
 from saesteer.prompts import PREFIXES, encode_prompt
 from saesteer.steering import add_steering, latent_max, steer_reference, steering_directions
 
