@@ -17,7 +17,7 @@ from saesteer.models import load_tokenizer
 from saesteer.prompts import resolve_prefixes
 from saesteer.released import read_released_generations
 from saesteer.saes import load_layer
-from saesteer.steered_sample import live_features, select_steered
+from saesteer.steer_selection import live_features, select_steered
 
 log = logging.getLogger(__name__)
 
