@@ -102,8 +102,8 @@ EMBEDDED = {
 }
 
 
-def _read_n_layers(config_json: Path) -> int | None:
-    cfg = json.loads(config_json.read_text())
+def _read_n_layers(config_path: Path) -> int | None:
+    cfg = json.loads(config_path.read_text())
     cfg = cfg.get("text_config", cfg)
     return cfg.get("num_hidden_layers") or cfg.get("n_layer")
 
@@ -180,11 +180,11 @@ def convert_embedded(model: EmbeddedModel, target: Path, downloads: Path) -> Non
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = model.gguf(downloads)
-    log.info("loading %s", gguf)
-    kwargs = {"gguf_file": gguf.name}
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kwargs)
+    gguf_path = model.gguf(downloads)
+    log.info("loading %s", gguf_path)
+    kwargs = {"gguf_file": gguf_path.name}
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, **kwargs)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, dtype=torch.float32, **kwargs)
     # transformers refuses save_pretrained on a GGUF-loaded model: rebuild from a clean config.
     config = loaded.config
     if hasattr(config, "quantization_config"):
@@ -277,7 +277,7 @@ def _architecture(model) -> tuple:
     for layers, norm in _ARCHITECTURES:
         if _get(model, layers) is not None and _get(model, norm) is not None:
             return _get(model, layers), _get(model, norm)
-    raise ValueError(f"unsupported architecture {type(model).__name__}")
+    raise ConfigError(f"unsupported architecture {type(model).__name__}")
 
 
 def decoder_layers(model):

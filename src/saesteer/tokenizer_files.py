@@ -13,6 +13,8 @@ import json
 import re
 from pathlib import Path
 
+from saesteer.errors import DataFileError
+
 # With any of these, transformers reads added or special tokens from them too, or (from
 # tekken.json) builds Mistral's own tokenizer, which takes no `added_tokens_decoder`.
 _OTHER_TOKEN_FILES = ("added_tokens.json", "special_tokens_map.json", "tekken.json")
@@ -34,26 +36,26 @@ def auto_tokenizer(path: str | Path):
 
 
 def _added_tokens_kwargs(path: Path) -> dict:
-    config_file, tokenizer_file = path / "tokenizer_config.json", path / "tokenizer.json"
-    if not (config_file.is_file() and tokenizer_file.is_file()):
+    config_path, tokenizer_path = path / "tokenizer_config.json", path / "tokenizer.json"
+    if not (config_path.is_file() and tokenizer_path.is_file()):
         return {}
     if any((path / name).exists() for name in _OTHER_TOKEN_FILES):
         return {}
-    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config = json.loads(config_path.read_text(encoding="utf-8"))
     if "added_tokens_decoder" in config or "fast_tokenizer_files" in config:
         return {}  # transformers reads no added tokens from tokenizer.json
-    tokens = _leading_member(tokenizer_file, "added_tokens")
+    tokens = _leading_member(tokenizer_path, "added_tokens")
     if not isinstance(tokens, list):
         return {}
     return {"added_tokens_decoder": {token.pop("id"): token for token in tokens}}
 
 
-def _leading_member(file: Path, key: str):
-    """The value of `key` in the JSON object in `file`, parsed from a head of the file just
+def _leading_member(json_path: Path, key: str):
+    """The value of `key` in the JSON object in `json_path`, parsed from a head of the file just
     long enough to hold it (tokenizers writes `added_tokens` before the model, which is
     most of the file); None when there is no such member or the file is not JSON."""
     size = 1 << 20
-    with file.open("rb") as f:
+    with json_path.open("rb") as f:
         while True:
             head = f.read(size)
             try:
@@ -69,13 +71,13 @@ def _member(text: str, key: str):
     decoder = json.JSONDecoder()
     pos = _JSON_SPACE.match(text).end()
     if text[pos] != "{":
-        raise ValueError("not a JSON object")
+        raise DataFileError("not a JSON object")
     pos = _JSON_SPACE.match(text, pos + 1).end()
     while text[pos] != "}":
         name, pos = decoder.raw_decode(text, pos)
         pos = _JSON_SPACE.match(text, pos).end()
         if text[pos] != ":":
-            raise ValueError("no colon after a key")
+            raise DataFileError("no colon after a key")
         value, pos = decoder.raw_decode(text, _JSON_SPACE.match(text, pos + 1).end())
         if name == key:
             return value
@@ -83,7 +85,7 @@ def _member(text: str, key: str):
         if text[pos] == ",":
             pos = _JSON_SPACE.match(text, pos + 1).end()
         elif text[pos] != "}":
-            raise ValueError("no comma after a member")
+            raise DataFileError("no comma after a member")
     return None
 
 
