@@ -19,12 +19,13 @@ from saesteer.generation import (
     stop_tokens,
     top_k_candidates,
 )
+from saesteer.kv_cache import cache_keyword, returned_cache
 from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
-from saesteer.models import cache_keyword, returned_cache, token_texts
 from saesteer.sampling import SamplingSettings
 from saesteer.seeds import row_seed
 from saesteer.settings import settings_for
 from saesteer.steering import SteeringTarget, steer_reference, steering_directions
+from saesteer.tokenizer_files import token_texts
 from tests.helpers import TINY_VOCAB, random_sae
 
 # sample_steered pads with the tokenizer's pad id; the tiny models' rows pad with 0

@@ -23,15 +23,9 @@ from tqdm import tqdm
 
 from saesteer.config import GEN_SUCCESS_TOP_K
 from saesteer.errors import ArtifactError, ConfigError
+from saesteer.kv_cache import cache_keyword, cache_rows, returned_cache
 from saesteer.memory import fitting_rows, row_bytes
-from saesteer.models import (
-    cache_keyword,
-    cache_rows,
-    head_logits,
-    load_model,
-    model_source,
-    returned_cache,
-)
+from saesteer.models import head_logits, load_model, model_source
 
 GEN_SUCCESS_KS = (1, 5, GEN_SUCCESS_TOP_K)
 

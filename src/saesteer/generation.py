@@ -17,18 +17,13 @@ import torch
 from tqdm import tqdm
 
 from saesteer.errors import ConfigError
+from saesteer.kv_cache import cache_keyword, cache_rows, cache_with_room, returned_cache
 from saesteer.memory import fitting_rows, row_bytes
-from saesteer.models import (
-    cache_keyword,
-    cache_rows,
-    cache_with_room,
-    returned_cache,
-    token_texts,
-)
 from saesteer.prompts import encode_prompt
 from saesteer.sampling import SamplingSettings
 from saesteer.seeds import row_seed
 from saesteer.steering import SteeringTarget, steer, steering_directions
+from saesteer.tokenizer_files import token_texts
 
 # The method's grid; 0.0 is the unsteered baseline.
 FACTOR_GRID = (0.0, 0.2, 0.4, 0.8, 1.2, 1.6, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 20.0)

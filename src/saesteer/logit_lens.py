@@ -7,7 +7,8 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from saesteer.models import final_logits, token_texts
+from saesteer.models import final_logits
+from saesteer.tokenizer_files import token_texts
 
 LOGIT_LENS_SCHEMA = {
     "layer": pl.Int32,

@@ -1,19 +1,17 @@
-"""Language-model resolution (a registry of sources) and architecture accessors."""
+"""Language-model resolution (a registry of sources) and architecture accessors.
+
+A tokenizer's files are read in `saesteer.tokenizer_files`, KV caches handled in
+`saesteer.kv_cache`."""
 
 from __future__ import annotations
 
-import copy
-import functools
 import glob
 import hashlib
-import inspect
 import json
 import logging
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from saesteer.errors import ConfigError, ModelError
 from saesteer.io import (
@@ -25,10 +23,8 @@ from saesteer.io import (
     remove_stale_temps,
     sha256_file,
 )
+from saesteer.tokenizer_files import auto_tokenizer
 from saesteer.wheels import wheel_member
-
-if TYPE_CHECKING:
-    import torch
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +102,8 @@ EMBEDDED = {
 }
 
 
-def _read_n_layers(config_json: Path) -> int | None:
-    cfg = json.loads(config_json.read_text())
+def _read_n_layers(config_path: Path) -> int | None:
+    cfg = json.loads(config_path.read_text())
     cfg = cfg.get("text_config", cfg)
     return cfg.get("num_hidden_layers") or cfg.get("n_layer")
 
@@ -184,11 +180,11 @@ def convert_embedded(model: EmbeddedModel, target: Path, downloads: Path) -> Non
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = model.gguf(downloads)
-    log.info("loading %s", gguf)
-    kwargs = {"gguf_file": gguf.name}
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kwargs)
+    gguf_path = model.gguf(downloads)
+    log.info("loading %s", gguf_path)
+    kwargs = {"gguf_file": gguf_path.name}
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, **kwargs)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, dtype=torch.float32, **kwargs)
     # transformers refuses save_pretrained on a GGUF-loaded model: rebuild from a clean config.
     config = loaded.config
     if hasattr(config, "quantization_config"):
@@ -281,7 +277,7 @@ def _architecture(model) -> tuple:
     for layers, norm in _ARCHITECTURES:
         if _get(model, layers) is not None and _get(model, norm) is not None:
             return _get(model, layers), _get(model, norm)
-    raise ValueError(f"unsupported architecture {type(model).__name__}")
+    raise ConfigError(f"unsupported architecture {type(model).__name__}")
 
 
 def decoder_layers(model):
@@ -329,193 +325,3 @@ def model_info(source: str, dtype: str, resources: Path = RESOURCES) -> dict:
 def load_tokenizer(model_json: str | Path):
     """The run's tokenizer, for stages that need no weights."""
     return auto_tokenizer(read_json(model_json)["path"])
-
-
-# With any of these, transformers reads added or special tokens from them too, or (from
-# tekken.json) builds Mistral's own tokenizer, which takes no `added_tokens_decoder`.
-_OTHER_TOKEN_FILES = ("added_tokens.json", "special_tokens_map.json", "tekken.json")
-_JSON_SPACE = re.compile(r"[ \t\n\r]*")
-
-
-def auto_tokenizer(path: str | Path):
-    """`AutoTokenizer.from_pretrained(path)`, parsing tokenizer.json once instead of twice.
-
-    When tokenizer_config.json lists no `added_tokens_decoder` (transformers 5 leaves it
-    out when it saves a fast tokenizer), transformers parses the whole tokenizer.json with
-    Python's json just for its added tokens, then again for the model: about 1 s each for
-    Gemma-3's 33 MB file. Given those same tokens, parsed from the head of the file, as
-    `added_tokens_decoder`, it builds each with `AddedToken(**token)` as its own read does,
-    and skips that read; all else is unchanged."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path, **_added_tokens_kwargs(Path(path)))
-
-
-def _added_tokens_kwargs(path: Path) -> dict:
-    config_file, tokenizer_file = path / "tokenizer_config.json", path / "tokenizer.json"
-    if not (config_file.is_file() and tokenizer_file.is_file()):
-        return {}
-    if any((path / name).exists() for name in _OTHER_TOKEN_FILES):
-        return {}
-    config = json.loads(config_file.read_text(encoding="utf-8"))
-    if "added_tokens_decoder" in config or "fast_tokenizer_files" in config:
-        return {}  # transformers reads no added tokens from tokenizer.json
-    tokens = _leading_member(tokenizer_file, "added_tokens")
-    if not isinstance(tokens, list):
-        return {}
-    return {"added_tokens_decoder": {token.pop("id"): token for token in tokens}}
-
-
-def _leading_member(file: Path, key: str):
-    """The value of `key` in the JSON object in `file`, parsed from a head of the file just
-    long enough to hold it (tokenizers writes `added_tokens` before the model, which is
-    most of the file); None when there is no such member or the file is not JSON."""
-    size = 1 << 20
-    with file.open("rb") as f:
-        while True:
-            head = f.read(size)
-            try:
-                return _member(head.decode("utf-8"), key)
-            except (ValueError, IndexError):  # cut short, or broken if it is the whole file
-                if len(head) < size:
-                    return None
-            f.seek(0)
-            size *= 4
-
-
-def _member(text: str, key: str):
-    decoder = json.JSONDecoder()
-    pos = _JSON_SPACE.match(text).end()
-    if text[pos] != "{":
-        raise ValueError("not a JSON object")
-    pos = _JSON_SPACE.match(text, pos + 1).end()
-    while text[pos] != "}":
-        name, pos = decoder.raw_decode(text, pos)
-        pos = _JSON_SPACE.match(text, pos).end()
-        if text[pos] != ":":
-            raise ValueError("no colon after a key")
-        value, pos = decoder.raw_decode(text, _JSON_SPACE.match(text, pos + 1).end())
-        if name == key:
-            return value
-        pos = _JSON_SPACE.match(text, pos).end()
-        if text[pos] == ",":
-            pos = _JSON_SPACE.match(text, pos + 1).end()
-        elif text[pos] != "}":
-            raise ValueError("no comma after a member")
-    return None
-
-
-def cache_with_room(cache, extra: int):
-    """`cache` with room for `extra` more positions in each full-attention layer: a forward
-    writes its keys and values in place, where a dynamic cache concatenates and so copies
-    all of itself at every sampled token (29% of a 64-token sampling run's time on a CPU).
-    Its tensors are then written in place: never share them (`cache_rows`)."""
-    from transformers.cache_utils import DynamicLayer
-
-    roomy = _roomy_layer()
-    cache.layers = [
-        roomy(layer, extra) if type(layer) is DynamicLayer and layer.is_initialized else layer
-        for layer in cache.layers
-    ]
-    return cache
-
-
-@functools.cache
-def _roomy_layer():
-    from transformers.cache_utils import DynamicLayer
-
-    class RoomyLayer(DynamicLayer):
-        """Keys and values are views of longer buffers, filled in place."""
-
-        def __init__(self, layer, extra: int):
-            super().__init__()
-            self.__dict__.update(layer.__dict__)
-            n = layer.keys.shape[-2]
-            self.buffers = [self._with_room(t, n, n + extra) for t in (layer.keys, layer.values)]
-            self._show(n)
-
-        @staticmethod
-        def _with_room(tensor, n: int, size: int):
-            buffer = tensor.new_empty((*tensor.shape[:-2], size, tensor.shape[-1]))
-            buffer[..., :n, :] = tensor[..., :n, :]
-            return buffer
-
-        def _show(self, n: int) -> None:
-            self.keys, self.values = (b[..., :n, :] for b in self.buffers)
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            n, k = self.keys.shape[-2], key_states.shape[-2]
-            if n + k > self.buffers[0].shape[-2]:  # more than the room: double it
-                self.buffers = [self._with_room(b, n, 2 * (n + k)) for b in self.buffers]
-            self.buffers[0][..., n : n + k, :] = key_states
-            self.buffers[1][..., n : n + k, :] = value_states
-            self._show(n + k)
-            return self.keys, self.values
-
-        def reorder_cache(self, beam_idx) -> None:
-            n = self.keys.shape[-2]
-            self.buffers = [b.index_select(0, beam_idx.to(b.device)) for b in self.buffers]
-            self._show(n)
-
-    return RoomyLayer
-
-
-def cache_keyword(model) -> str:
-    """The forward keyword of the KV cache: transformers 5 renamed `past_key_values` to
-    `cache`."""
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def returned_cache(output):
-    return output["cache"] if "cache" in output else output["past_key_values"]
-
-
-def cache_rows(cache, rows: int | torch.Tensor):
-    """A new KV cache over rows of `cache`: `rows` times its one row, or the rows at the
-    indices `rows`, leaving `cache` as it was.
-
-    A dynamic cache's forward concatenates new keys onto the old ones and never writes into
-    them, so the new cache can hold views: repeats cost no copy, picks one gather (a deep
-    copy first copied every block's keys, even those of blocks a forward skips)."""
-    import torch
-    from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
-
-    concatenating = (DynamicLayer, DynamicSlidingWindowLayer)
-    if not isinstance(cache, DynamicCache) or any(
-        type(layer) not in concatenating for layer in cache.layers
-    ):  # a cache that may write in place (`cache_with_room`'s, a static one)
-        new = copy.deepcopy(cache)
-        if isinstance(rows, int):
-            new.batch_repeat_interleave(rows)
-        else:
-            new.reorder_cache(rows)
-        return new
-    new = copy.copy(cache)
-    new.layers = [copy.copy(layer) for layer in cache.layers]
-    for layer in new.layers:
-        if not getattr(layer, "is_initialized", True) or layer.keys is None:
-            continue
-        for name in ("keys", "values"):
-            tensor = getattr(layer, name)
-            if isinstance(rows, int):
-                tensor = tensor.expand(rows, *tensor.shape[1:])
-            else:
-                tensor = tensor.index_select(0, torch.as_tensor(rows, device=tensor.device))
-            setattr(layer, name, tensor)
-    return new
-
-
-def token_texts(tokenizer, token_ids) -> list[str]:
-    """The decoded text of each token id on its own, as `tokenizer.decode([id])`.
-
-    A fast tokenizer's Rust decoder takes the whole list at once: 0.6 s for Gemma-3's
-    262k tokens, where `batch_decode`'s per-id Python path takes 3-6 s in every job."""
-    ids = [[int(i)] for i in token_ids]
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return tokenizer.batch_decode(ids)
-    texts = backend.decode_batch(ids, skip_special_tokens=False)
-    if getattr(tokenizer, "clean_up_tokenization_spaces", False):
-        texts = [tokenizer.clean_up_tokenization(text) for text in texts]
-    return texts

@@ -25,9 +25,10 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
+from saesteer.errors import ConfigError, DataFileError
 from saesteer.hooks import block_output, edit_block_output, start_after_block
+from saesteer.kv_cache import cache_keyword, cache_rows, returned_cache
 from saesteer.memory import fitting_rows, row_bytes
-from saesteer.models import cache_keyword, cache_rows, returned_cache
 from saesteer.prompts import PREFIXES, encode_prompt
 from saesteer.steering import add_steering, latent_max, steer_reference, steering_directions
 
@@ -82,7 +83,7 @@ class OutputScoreSettings:
         extra = self.robustness_prompts
         if isinstance(extra, str):
             if extra not in PROMPT_LISTS:
-                raise ValueError(
+                raise ConfigError(
                     f"output_score.robustness_prompts: unknown list {extra!r} "
                     f"(known: {sorted(PROMPT_LISTS)})"
                 )
@@ -226,9 +227,9 @@ def score_output(
 
     Returns (one row per feature on the main prompt, one row per feature and prompt)."""
     if settings.method not in SCORERS:
-        raise ValueError(f"output_score.method: {settings.method!r} (known: {sorted(SCORERS)})")
+        raise ConfigError(f"output_score.method: {settings.method!r} (known: {sorted(SCORERS)})")
     if not len(features):
-        raise ValueError(f"layer {layer}: no features to score")
+        raise DataFileError(f"layer {layer}: no features to score")
     scorer, token_ids = SCORERS[settings.method], token_ids[:, : settings.top_k]
     prompts, rows = settings.prompts(), []
     for prompt_id, prompt in enumerate(tqdm(prompts, desc=f"output score L{layer}", unit="prompt")):

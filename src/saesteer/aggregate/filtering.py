@@ -1,6 +1,6 @@
 """Filtering by output score on the stratified steered sample: the mean GenSuccess@20 at
 the best factor of all steered features and of those an output-score threshold keeps,
-each steered feature weighted by its stratum (steered_sample.py) so the mean estimates
+each steered feature weighted by its stratum (steer_selection.py) so the mean estimates
 all features, with bootstrap intervals resampled within (layer, output stratum)."""
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from saesteer.stats import (
     interval,
     spearman,
 )
-from saesteer.steered_sample import stratum_weights
+from saesteer.steer_selection import stratum_weights
 
 # The per-layer columns of the findings (`findings()["layers"]` and its HTML table).
 LAYER_FINDINGS = (

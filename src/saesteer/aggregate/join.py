@@ -13,7 +13,7 @@ import polars as pl
 
 from saesteer.artifacts import read_artifact
 from saesteer.errors import DataFileError
-from saesteer.steered_sample import output_strata, stratum_weights
+from saesteer.steer_selection import output_strata, stratum_weights
 
 FEATURE_TABLE_SCHEMA = {
     "layer": pl.Int32,
@@ -31,7 +31,7 @@ FEATURE_TABLE_SCHEMA = {
     "gen_success_5": pl.Float64,
     "gen_success_20": pl.Float64,
     "perplexity": pl.Float64,
-    # N_h / n_h of a steered feature's output-score stratum (steered_sample.py); null
+    # N_h / n_h of a steered feature's output-score stratum (steer_selection.py); null
     # when not steered. Means over steered features weight by it.
     "steering_weight": pl.Float64,
     # Its output-score stratum of generation.output_strata (0 = below the first cutpoint)

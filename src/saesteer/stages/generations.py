@@ -19,7 +19,7 @@ from saesteer.prompts import resolved_prefixes
 from saesteer.released import read_released_generations
 from saesteer.saes import load_layer
 from saesteer.sampling import SamplingSettings
-from saesteer.steered_sample import live_features, select_steered
+from saesteer.steer_selection import live_features, select_steered
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from saesteer.aggregate.filtering import threshold_rows, weighted_gen_success
-from saesteer.steered_sample import allocate, select_steered, steering_weights, stratum
+from saesteer.steer_selection import allocate, select_steered, steering_weights, stratum
 
 
 def test_strata_are_half_open_at_the_cutpoints():
@@ -119,7 +119,7 @@ def test_without_strata_every_steered_feature_of_a_layer_weighs_the_same():
 
 
 def test_live_features_keep_the_lists_order_and_drop_those_without_an_input_score():
-    from saesteer.steered_sample import live_features
+    from saesteer.steer_selection import live_features
 
     scores = pl.DataFrame(
         {"feature": [3, 1, 7, 5], "input_score": [0.2, None, 0.0, None]},

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
+from saesteer.errors import ConfigError, DataFileError
+
 
 def stratum(score: float | None, cutpoints: Sequence[float]) -> int:
     """0 below the first cutpoint, len(cutpoints) at or above the last; a missing score
@@ -34,10 +36,10 @@ def allocate(sizes: Sequence[int], n: int, allocation: str = "proportional") -> 
     stratum (`equal`: a rare stratum, such as output scores >= 0.1, gets as many steered
     features as a common one, which is what a contrast between strata needs)."""
     if allocation not in ALLOCATIONS:
-        raise ValueError(f"generation.allocation: {allocation!r} (known: {list(ALLOCATIONS)})")
+        raise ConfigError(f"generation.allocation: {allocation!r} (known: {list(ALLOCATIONS)})")
     counts = [min(size, 1) for size in sizes]
     if n < sum(counts):
-        raise ValueError(
+        raise ConfigError(
             f"generation.max_features = {n} cannot cover the {sum(counts)} non-empty "
             "output-score strata (generation.output_strata); raise it or drop cutpoints"
         )
@@ -67,10 +69,10 @@ def select_steered(
     if not cutpoints:
         return features[:n]
     if output_scores is None:
-        raise ValueError("output-score strata need the layer's output scores")
+        raise ConfigError("output-score strata need the layer's output scores")
     unknown = [f for f in features if f not in output_scores]
     if unknown:
-        raise ValueError(f"features {unknown[:5]} have no output score")
+        raise DataFileError(f"features {unknown[:5]} have no output score")
     strata = [stratum(output_scores[f], cutpoints) for f in features]
     counts = allocate([strata.count(h) for h in range(len(cutpoints) + 1)], n, allocation)
     chosen = []
@@ -90,7 +92,7 @@ def live_features(features: Sequence[int], input_scores: pl.DataFrame) -> list[i
     )
     unknown = [f for f in features if f not in known]
     if unknown:
-        raise ValueError(f"features {unknown[:5]} are not in the layer's input scores")
+        raise DataFileError(f"features {unknown[:5]} are not in the layer's input scores")
     return [f for f in features if known[f] is not None]
 
 
