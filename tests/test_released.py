@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from saesteer.errors import DataFileError, ReleasedDataError, SaesteerError
-from saesteer.generation import GENERATIONS_SCHEMA
+from saesteer.generations_table import GENERATIONS_SCHEMA
 from saesteer.released import factor_file, read_released_best_factors, read_released_generations
 
 PREFIXES = ["w1 w2", "w1", "w3"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from saesteer.errors import ReleasedDataError
+from saesteer.generations_table import generations_frame
 from saesteer.io import is_finite_number, read_json_object
 
 
@@ -36,8 +37,6 @@ def read_released_generations(
 
     Text j is expected to start with prefix j; otherwise the longest configured prefix it
     starts with is taken. `n_tokens` is the continuation's length in `tokenizer`'s tokens."""
-    from saesteer.generation import generations_frame  # imports torch: only when texts are read
-
     rows = []
     for factor in factors:
         path = factor_file(template, factor)

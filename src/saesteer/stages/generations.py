@@ -11,7 +11,8 @@ from typing import Annotated, ClassVar
 import polars as pl
 
 from saesteer.artifacts import read_artifact
-from saesteer.generation import GENERATIONS_SCHEMA, SamplingSettings, generate_grid
+from saesteer.generation import SamplingSettings, generate_grid
+from saesteer.generations_table import GENERATIONS_SCHEMA
 from saesteer.io import write_parquet
 from saesteer.models import load_tokenizer
 from saesteer.prompts import resolve_prefixes
