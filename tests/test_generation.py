@@ -9,7 +9,6 @@ import torch
 from saesteer.config import settings_for
 from saesteer.gen_metrics import score_generations
 from saesteer.generation import (
-    GENERATIONS_SCHEMA,
     SamplingSettings,
     generate_grid,
     gumbel,
@@ -18,6 +17,7 @@ from saesteer.generation import (
     stop_tokens,
     top_k_candidates,
 )
+from saesteer.generations_table import GENERATIONS_SCHEMA
 from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
 from saesteer.models import cache_keyword, returned_cache, token_texts
 from saesteer.seeds import row_seed
