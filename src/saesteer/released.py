@@ -110,6 +110,8 @@ def best_factors_file(data_dir: str | Path, prefix: str) -> Path:
 
 def generation_files(model_path: Path) -> tuple[str, dict[float, Path]]:
     """The prefix of a model dir's generation files and {factor: file}."""
+    if not model_path.is_dir():
+        raise ReleasedDataError(f"{model_path}: model dir not found")
     found: dict[str, dict[float, Path]] = {}
     for path in sorted(model_path.iterdir()):
         match = _GENERATION_FILE.fullmatch(path.name)

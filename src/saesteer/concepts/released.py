@@ -179,8 +179,6 @@ def import_released_concepts(
     if not data_dir.is_dir():
         raise ReleasedDataError(f"DATA_DIR {data_dir}: not a directory")
     model_path = data_dir / "generated_texts" / model_dir
-    if not model_path.is_dir():
-        raise ReleasedDataError(f"{model_path}: model dir not found")
     prefix, gen_files = generation_files(model_path)
     log.info(
         "%s: prefix %s, generation files of factors %s",
