@@ -19,16 +19,17 @@ The factor rule: a factor is a finite number (not a bool) >= 0. 0 is the unsteer
 baseline, negative factors do not occur. The release's own evidence (checked against its
 `data/` at commit 8f11a99):
 
-- `src/plot.py` reads the generation caches of `tested_amp_factors = [0.0, 0.2, ..., 20.0]`,
-  file names written `str(factor).replace(".", "_")`, so a factor of 0 is one of its
-  generation files (`..._cache_0_0.json`);
-- the generation files it ships are named with factors 0_2 to 100_0 (0.2, 0.4, 0.8, 1.2,
-  1.4, 1.6, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 100.0), none negative; the
-  name pattern `\\d+_\\d+` cannot write a negative factor;
+- `src/plot.py` reads one generation cache per factor of `tested_amp_factors = [0.0, 0.2,
+  ..., 20.0]`, named `str(factor).replace(".", "_")`: a factor of 0 is a generation file of
+  its own (`..._cache_0_0.json`), though the release ships none;
+- the 39 generation files in its git tree (generated_texts/gemma_2b, gemma_9b, gemma_9b_it)
+  are named with factors 0_2 to 100_0 (0.2, 0.4, 0.8, 1.2, 1.4, 1.6, 2.0, 3.0, 4.0, 6.0,
+  8.0, 10.0, 20.0, 40.0, 60.0, 100.0), none negative; the name pattern `<digits>_<digits>`
+  cannot write a negative factor;
 - the best-factor files hold floats from 0.2 (gemma2_2b, 2,600 features; gemma2_9b, 4,200)
   or 0.4 (gemma2_9b_it_131, 1,000 concepts) to 20.0 or 100.0: none is 0 (the baseline is
-  never a best factor there) or negative, and the judge caches' `best_steering_factor`
-  repeat them.
+  never a best factor there) or negative; the judge caches' `best_steering_factor`
+  (instruct and fluency, 1,000 each) repeat them.
 
 So >= 0 accepts every factor the release writes and the baseline its code steers with; a
 best factor of 0 is read (it is a factor the release could name) rather than refused.
