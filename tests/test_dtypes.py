@@ -13,7 +13,8 @@ import torch
 from saesteer.concepts.answers import generate_concepts
 from saesteer.concepts.diffmean import diffmean_directions
 from saesteer.gen_metrics import perplexities, text_tokens
-from saesteer.generation import GENERATIONS_SCHEMA, generate_grid
+from saesteer.generation import generate_grid
+from saesteer.generations_table import GENERATIONS_SCHEMA
 from saesteer.logit_lens import logit_lens_topk
 from saesteer.mining import MiningSettings, mine_top_examples, top_examples_by_feature
 from saesteer.models import load_model

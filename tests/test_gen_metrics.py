@@ -16,7 +16,7 @@ from saesteer.gen_metrics import (
     score_generations,
     text_tokens,
 )
-from saesteer.generation import GENERATIONS_SCHEMA
+from saesteer.generations_table import GENERATIONS_SCHEMA
 from tests.helpers import TINY_VOCAB
 
 

@@ -10,7 +10,6 @@ import torch
 
 from saesteer.gen_metrics import score_generations
 from saesteer.generation import (
-    GENERATIONS_SCHEMA,
     SteeredRows,
     generate_grid,
     gumbel,
@@ -19,6 +18,7 @@ from saesteer.generation import (
     stop_tokens,
     top_k_candidates,
 )
+from saesteer.generations_table import GENERATIONS_SCHEMA
 from saesteer.kv_cache import cache_keyword, returned_cache
 from saesteer.logit_lens import logit_lens_frame, logit_lens_topk
 from saesteer.sampling import SamplingSettings

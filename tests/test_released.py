@@ -1,13 +1,22 @@
 """The paper's released generations and best factors as inputs."""
 
 import json
+import os
+import subprocess
+import sys
 
 import polars as pl
 import pytest
 
 from saesteer.errors import DataFileError, ReleasedDataError, SaesteerError
-from saesteer.generation import GENERATIONS_SCHEMA
-from saesteer.released import factor_file, read_released_best_factors, read_released_generations
+from saesteer.generations_table import GENERATIONS_SCHEMA
+from saesteer.released import (
+    factor_file,
+    factor_name,
+    read_released_best_factors,
+    read_released_generations,
+)
+from tests.helpers import RELEASE_BEST, import_, release, write
 
 PREFIXES = ["w1 w2", "w1", "w3"]
 
@@ -68,7 +77,7 @@ def test_bad_released_generations_name_the_file_and_feature(tmp_path, tiny_model
 
 
 def test_missing_or_malformed_files(tmp_path, tiny_model):
-    with pytest.raises(DataFileError, match=r"gen_0.2.json: file not found"):
+    with pytest.raises(ReleasedDataError, match=r"gen_0.2.json: file not found"):
         read_released_generations(
             str(tmp_path / "gen_{factor}.json"), 2, [5], [0.2], PREFIXES, tiny_model[1]
         )
@@ -83,7 +92,45 @@ def test_released_best_factors_of_one_layer(tmp_path):
     frame = read_released_best_factors(path, 2)
     assert frame.sort("feature").rows() == [(5, 0.4), (17, 10.0)]
     assert frame.schema == pl.Schema({"feature": pl.Int64, "released_factor": pl.Float64})
-    for bad, message in [({"x_5": 1.0}, "not <layer>_<index>"), ({"2_5": "1"}, "not a number")]:
+    for bad, message in [
+        ({"x_5": 1.0}, "key 'x_5' is not <layer>_<index>"),
+        ({"2_5": "1"}, "feature 2_5: factor '1' is not a finite number >= 0"),
+        ({"2_5": 1.0, "02_5": 2.0}, "key '02_5' repeats feature 2_5"),
+    ]:
         path.write_text(json.dumps(bad))
         with pytest.raises(ReleasedDataError, match=message):
             read_released_best_factors(path, 2)
+
+
+def test_the_factor_rule_is_the_same_for_both_readers(tmp_path):
+    """A factor of 0 (the unsteered baseline) is read by the generations' best-factor import
+    and by the concept import alike; a negative factor is refused by both, with one message."""
+    files = release()
+    files[RELEASE_BEST]["3_7"] = 0.0
+    data = write(tmp_path / "zero", files)
+    paper = read_released_best_factors(data / RELEASE_BEST, 3)
+    assert dict(paper.iter_rows())[7] == 0.0
+    concepts = import_(data)
+    assert concepts.filter(layer=3, feature=7)["best_factor"].item() == 0.0
+    assert concepts.filter(layer=3, feature=7)["generation_file"].item().endswith("_0_0.json")
+
+    files[RELEASE_BEST]["3_7"] = -0.2
+    data = write(tmp_path / "negative", files)
+    message = f"{data / RELEASE_BEST}: feature 3_7: factor -0.2 is not a finite number >= 0"
+    with pytest.raises(ReleasedDataError) as generations_error:
+        read_released_best_factors(data / RELEASE_BEST, 3)
+    with pytest.raises(ReleasedDataError) as concepts_error:
+        import_(data)
+    assert str(generations_error.value) == str(concepts_error.value) == message
+
+
+def test_factor_names_as_the_release_writes_them():
+    assert [factor_name(f) for f in (0, 0.4, 10, 100.0)] == ["0_0", "0_4", "10_0", "100_0"]
+
+
+@pytest.mark.parametrize("module", ["saesteer.released", "saesteer.concepts.released"])
+def test_the_readers_do_not_import_torch(module):
+    code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch imported'"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr

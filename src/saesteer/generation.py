@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from saesteer.errors import ConfigError
+from saesteer.generations_table import generations_frame
 from saesteer.kv_cache import cache_keyword, cache_rows, cache_with_room, returned_cache
 from saesteer.memory import fitting_rows, row_bytes
 from saesteer.prompts import encode_prompt
@@ -27,19 +28,6 @@ from saesteer.tokenizer_files import token_texts
 
 # The method's grid; 0.0 is the unsteered baseline.
 FACTOR_GRID = (0.0, 0.2, 0.4, 0.8, 1.2, 1.6, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 20.0)
-
-GENERATIONS_SCHEMA = {
-    "layer": pl.Int32,
-    "feature": pl.Int64,
-    "factor": pl.Float64,
-    "prefix_id": pl.Int32,
-    "prefix": pl.Utf8,
-    "text": pl.Utf8,  # prefix + continuation, as in the paper's released generations
-    "continuation": pl.Utf8,
-    "n_tokens": pl.Int32,  # generated tokens, the stop token included
-    "seed": pl.Int64,  # the row's random stream (null for imported texts)
-    "source": pl.Utf8,  # "sampled", or the released file the text came from
-}
 
 
 def stop_tokens(tokenizer, stop: str | None, vocab_size: int) -> torch.Tensor:
@@ -337,21 +325,6 @@ def generate_grid(
         ]
     )
     return generations_frame(target.layer, frame, prefixes, "sampled")
-
-
-def generations_frame(layer: int, frame: pl.DataFrame, prefixes: list[str], source) -> pl.DataFrame:
-    """Add layer, prefix, text and source to (feature, factor, prefix_id, continuation,
-    n_tokens, seed) rows, sorted by feature, factor and prefix."""
-    frame = frame.with_columns(
-        layer=pl.lit(layer),
-        prefix=pl.col("prefix_id").map_elements(prefixes.__getitem__, return_dtype=pl.Utf8),
-        source=pl.lit(source) if isinstance(source, str) else source,
-    ).with_columns(text=pl.col("prefix") + pl.col("continuation"))
-    return (
-        frame.sort("feature", "factor", "prefix_id", maintain_order=True)
-        .select(list(GENERATIONS_SCHEMA))
-        .cast(GENERATIONS_SCHEMA)
-    )
 
 
 def continuation_text(tokenizer, prompt_ids: list[int], ids: list[int]) -> str:

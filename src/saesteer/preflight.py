@@ -10,7 +10,7 @@ from pathlib import Path
 from saesteer.activations import export_files
 from saesteer.concepts.instructions import INSTRUCTIONS, read_instruction_file
 from saesteer.concepts.judges.chat import load_rubrics
-from saesteer.concepts.released import N_INSTRUCTIONS, released_layers
+from saesteer.concepts.released import N_INSTRUCTIONS
 from saesteer.config import (
     GEN_SUCCESS_TOP_K,
     SCHEMA,
@@ -22,12 +22,18 @@ from saesteer.config import (
 )
 from saesteer.corpus import read_text_file
 from saesteer.downloads import missing_file
-from saesteer.errors import ActivationsError, ConfigError, JudgeError, ReleasedDataError
+from saesteer.errors import (
+    ActivationsError,
+    ConfigError,
+    DataFileError,
+    JudgeError,
+    ReleasedDataError,
+)
 from saesteer.features import check_features
 from saesteer.http import is_loopback
 from saesteer.models import check_model_device, model_source
 from saesteer.prompts import resolve_prefixes
-from saesteer.released import factor_file
+from saesteer.released import factor_file, released_layers
 from saesteer.saes import sae_source
 from saesteer.text_sources import text_source
 
@@ -200,7 +206,7 @@ def _check_released_concepts(concepts: dict) -> None:
         )
     try:
         layers = released_layers(released["data_dir"], released["model_dir"])
-    except ReleasedDataError as e:
+    except (ReleasedDataError, DataFileError) as e:
         raise ConfigError(f"concepts.released: {e}") from None
     missing = sorted(set(concepts["layers"]) - layers)
     if missing:

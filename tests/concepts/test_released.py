@@ -199,14 +199,13 @@ def replace(path, content):
         (replace(RELEASE_BEST, "[0.4]"), RELEASE_BEST, "expected"),
         (mutate(RELEASE_BEST, "3-7", 0.4), RELEASE_BEST, "key '3-7' is not <layer>_<index>"),
         (
-            mutate(RELEASE_BEST, "3_7", 0),
+            mutate(RELEASE_BEST, "3_7", -2.0),
             RELEASE_BEST,
-            "concept 3_7: factor 0 is not a finite number > 0",
+            "feature 3_7: factor -2.0 is not a finite number >= 0",
         ),
-        (mutate(RELEASE_BEST, "3_7", -2.0), RELEASE_BEST, "concept 3_7: factor -2.0 is not"),
-        (mutate(RELEASE_BEST, "3_7", "0.4"), RELEASE_BEST, "concept 3_7: factor '0.4' is not"),
-        (mutate(RELEASE_BEST, "3_7", True), RELEASE_BEST, "concept 3_7: factor True is not"),
-        (mutate(RELEASE_BEST, "03_7", 0.4), RELEASE_BEST, "key '03_7' repeats concept 3_7"),
+        (mutate(RELEASE_BEST, "3_7", "0.4"), RELEASE_BEST, "feature 3_7: factor '0.4' is not"),
+        (mutate(RELEASE_BEST, "3_7", True), RELEASE_BEST, "feature 3_7: factor True is not"),
+        (mutate(RELEASE_BEST, "03_7", 0.4), RELEASE_BEST, "key '03_7' repeats feature 3_7"),
         (
             mutate(RELEASE_INSTRUCTIONS, "x_1", []),
             RELEASE_INSTRUCTIONS,
@@ -282,6 +281,11 @@ def replace(path, content):
             mutate(RELEASE_SCORES.format("fluency"), "3_7", entry([2] * 5, "0.4")),
             RELEASE_SCORES.format("fluency"),
             "concept 3_7: best_steering_factor '0.4' is not a finite number",
+        ),
+        (
+            mutate(RELEASE_SCORES.format("fluency"), "3_7", entry([2] * 5, -0.4)),
+            RELEASE_SCORES.format("fluency"),
+            "concept 3_7: best_steering_factor -0.4 is not a finite number >= 0",
         ),
     ],
 )

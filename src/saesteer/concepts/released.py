@@ -18,20 +18,32 @@ file prefix its generation files carry (e.g. `gemma2_9b_it_131`):
 
 Files other than the generation files of the model dir and the best-factor file may be
 absent; the columns they feed are then null.
+
+The files are read by saesteer.released, the one reader of the release (its keys, its
+factor rule, its file names); this module builds the concept table on what it reads.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
 from saesteer.errors import ConfigError, ReleasedDataError
-from saesteer.io import is_finite_number, loads_json
+from saesteer.io import is_finite_number
+from saesteer.released import (
+    Feature,
+    best_factors_file,
+    check_factor,
+    generation_file,
+    generation_files,
+    key_name,
+    read_best_factors,
+    read_keyed,
+    read_texts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,97 +75,7 @@ ASPECTS = {
     "fluency": ("fluency", "fluency_rating", "test_fluency_ratings"),
 }
 
-_KEY = re.compile(r"(\d+)_(\d+)", re.ASCII)
-_GENERATION_FILE = re.compile(r"(?P<prefix>.+)_generations_cache_(?P<factor>\d+_\d+)\.json")
-
-Concept = tuple[int, int]  # (layer, feature)
-
-
-def _read_keyed(path: Path) -> dict[Concept, Any]:
-    """A file `{"<layer>_<index>": value}` as {(layer, feature): value}."""
-    if not path.is_file():
-        raise ReleasedDataError(f"{path}: file not found")
-    data = loads_json(path.read_bytes(), str(path))
-    if not isinstance(data, dict):
-        expected = '{"<layer>_<index>": ...}'
-        raise ReleasedDataError(f"{path}: expected {expected}, got {type(data).__name__}")
-    out: dict[Concept, Any] = {}
-    for key, value in data.items():
-        match = _KEY.fullmatch(key)
-        if match is None:
-            raise ReleasedDataError(f"{path}: key {key!r} is not <layer>_<index>")
-        concept = (int(match[1]), int(match[2]))
-        if concept in out:
-            raise ReleasedDataError(f"{path}: key {key!r} repeats concept {_name(concept)}")
-        out[concept] = value
-    return out
-
-
-def _name(concept: Concept) -> str:
-    return f"{concept[0]}_{concept[1]}"
-
-
-def _factor_name(factor: float) -> str:
-    return repr(float(factor)).replace(".", "_")
-
-
-def generation_files(model_path: Path) -> tuple[str, dict[float, Path]]:
-    """The prefix of the model dir's generation files and {factor: file}."""
-    found: dict[str, dict[float, Path]] = {}
-    for path in sorted(model_path.iterdir()):
-        match = _GENERATION_FILE.fullmatch(path.name)
-        if match is None or not path.is_file():
-            continue
-        factor = float(match["factor"].replace("_", "."))
-        files = found.setdefault(match["prefix"], {})
-        if factor in files:
-            raise ReleasedDataError(f"{path}: factor {factor} already in {files[factor].name}")
-        files[factor] = path
-    if not found:
-        raise ReleasedDataError(
-            f"{model_path}: no generation files (<prefix>_generations_cache_<factor>.json)"
-        )
-    if len(found) > 1:
-        raise ReleasedDataError(
-            f"{model_path}: generation files of several prefixes {sorted(found)}; "
-            "keep one prefix per model dir"
-        )
-    [(prefix, files)] = found.items()
-    return prefix, files
-
-
-def released_layers(data_dir: str | Path, model_dir: str = "gemma_9b_it") -> set[int]:
-    """The layers of the release's best-factor file (a quick check before a run)."""
-    prefix, _ = generation_files(Path(data_dir) / "generated_texts" / model_dir)
-    path = Path(data_dir) / "steering_factors" / f"{prefix}_best_steering_factors.json"
-    return {layer for layer, _ in _read_best_factors(path)}
-
-
-def _read_best_factors(path: Path) -> dict[Concept, float]:
-    factors = {}
-    for concept, factor in _read_keyed(path).items():
-        # A steering factor scales the feature's direction: finite and positive.
-        if not is_finite_number(factor) or factor <= 0:
-            raise ReleasedDataError(
-                f"{path}: concept {_name(concept)}: factor {factor!r} is not a finite number > 0"
-            )
-        factors[concept] = float(factor)
-    return factors
-
-
-def _read_texts(path: Path, what: str) -> dict[Concept, list[str]]:
-    """A file of N_INSTRUCTIONS texts per concept."""
-    data = _read_keyed(path)
-    for concept, texts in data.items():
-        if (
-            not isinstance(texts, list)
-            or len(texts) != N_INSTRUCTIONS
-            or not all(isinstance(t, str) for t in texts)
-        ):
-            raise ReleasedDataError(
-                f"{path}: concept {_name(concept)}: expected a list of {N_INSTRUCTIONS} {what}"
-            )
-    return data
+Concept = Feature  # (layer, feature)
 
 
 def _rating_mean(ratings: list[float | None]) -> float | None:
@@ -167,8 +89,8 @@ def _read_ratings(
     """{concept: test ratings, or None for a null entry} of one judge cache."""
     out: dict[Concept, list[float | None] | None] = {}
     mean_mismatches, factor_mismatches = [], []
-    for concept, entry in _read_keyed(path).items():
-        where = f"{path}: concept {_name(concept)}"
+    for concept, entry in read_keyed(path).items():
+        where = f"{path}: concept {key_name(concept)}"
         if entry is None:
             out[concept] = None
             continue
@@ -186,18 +108,19 @@ def _read_ratings(
                     f"{where}: score {i} {rating!r} is not null or a number in [0, {MAX_RATING:g}]"
                 )
         ratings = [None if r is None else float(r) for r in ratings]
-        for field in ("mean_score", "best_steering_factor"):
-            value = entry.get(field)
-            if value is not None and not is_finite_number(value):
-                raise ReleasedDataError(f"{where}: {field} {value!r} is not a finite number")
+        value = entry.get("mean_score")
+        if value is not None and not is_finite_number(value):
+            raise ReleasedDataError(f"{where}: mean_score {value!r} is not a finite number")
+        if entry.get("best_steering_factor") is not None:
+            check_factor(entry["best_steering_factor"], where, "best_steering_factor")
         mean, released_mean = _rating_mean(ratings), entry.get("mean_score")
         if (mean is None) != (released_mean is None) or (
             mean is not None and not math.isclose(mean, released_mean, abs_tol=1e-9)
         ):
-            mean_mismatches.append(f"{_name(concept)}: {released_mean} vs {mean}")
+            mean_mismatches.append(f"{key_name(concept)}: {released_mean} vs {mean}")
         factor = entry.get("best_steering_factor")
         if concept in best and factor is not None and not math.isclose(factor, best[concept]):
-            factor_mismatches.append(f"{_name(concept)}: {factor} vs {best[concept]}")
+            factor_mismatches.append(f"{key_name(concept)}: {factor} vs {best[concept]}")
         out[concept] = ratings
     if mean_mismatches:
         log.warning(
@@ -256,8 +179,6 @@ def import_released_concepts(
     if not data_dir.is_dir():
         raise ReleasedDataError(f"DATA_DIR {data_dir}: not a directory")
     model_path = data_dir / "generated_texts" / model_dir
-    if not model_path.is_dir():
-        raise ReleasedDataError(f"{model_path}: model dir not found")
     prefix, gen_files = generation_files(model_path)
     log.info(
         "%s: prefix %s, generation files of factors %s",
@@ -266,14 +187,14 @@ def import_released_concepts(
         sorted(gen_files),
     )
 
-    best_path = data_dir / "steering_factors" / f"{prefix}_best_steering_factors.json"
-    best = _read_best_factors(best_path)
+    best_path = best_factors_file(data_dir, prefix)
+    best = read_best_factors(best_path)
     log.info("%s: %d concepts", best_path, len(best))
 
     instructions_path = data_dir / "axbench_instructions" / f"{prefix}_instructions_cache.json"
     instructions: dict[Concept, list[str]] | None = None
     if instructions_path.exists():
-        instructions = _read_texts(instructions_path, "instructions")
+        instructions = read_texts(instructions_path, N_INSTRUCTIONS)
         log.info("%s: %d concepts", instructions_path, len(instructions))
     else:
         log.warning("%s: absent; texts are kept whole, instructions are null", instructions_path)
@@ -300,7 +221,7 @@ def import_released_concepts(
             )
             texts[factor] = None
         else:
-            texts[factor] = _read_texts(path, "texts")
+            texts[factor] = read_texts(path, N_INSTRUCTIONS)
             log.info("%s: %d concepts", path, len(texts[factor]))
 
     columns: dict[str, list] = {name: [] for name in RELEASED_CONCEPTS_SCHEMA}
@@ -328,7 +249,7 @@ def import_released_concepts(
         columns["test_instructions"].append(test_instructions)
         path = gen_files.get(factor)
         if path is None:
-            path = model_path / f"{prefix}_generations_cache_{_factor_name(factor)}.json"
+            path = generation_file(model_path, prefix, factor)
         columns["generation_file"].append(path.relative_to(data_dir).as_posix())
         factor_texts = texts[factor]
         concept_texts = None if factor_texts is None else factor_texts.get(concept)

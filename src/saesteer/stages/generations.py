@@ -12,7 +12,8 @@ import polars as pl
 
 from saesteer.artifacts import read_artifact
 from saesteer.errors import ConfigError
-from saesteer.generation import GENERATIONS_SCHEMA, generate_grid
+from saesteer.generation import generate_grid
+from saesteer.generations_table import GENERATIONS_SCHEMA
 from saesteer.io import write_parquet
 from saesteer.models import load_tokenizer
 from saesteer.prompts import resolved_prefixes
