@@ -38,7 +38,7 @@ class Shapes:
     @classmethod
     def from_hf_config(cls, config: dict) -> Shapes:
         """From a config.json's content (a multimodal model's `text_config`)."""
-        config = config.get("text_config", config)
+        config = config.get("text_config") or config
         heads = config["num_attention_heads"]
         head_dim = config.get("head_dim") or config["hidden_size"] // heads
         return cls(
