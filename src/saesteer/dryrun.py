@@ -9,10 +9,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from saesteer.errors import ConfigError
+from saesteer.errors import ConfigError, SaesteerError
 
 
-class MissingInput(Exception):
+class MissingInput(SaesteerError):
     """The dry run stopped at one of the paper's inputs that is not here."""
 
 

@@ -294,7 +294,10 @@ def _architecture(model) -> tuple:
     for layers, norm in _ARCHITECTURES:
         if _get(model, layers) is not None and _get(model, norm) is not None:
             return _get(model, layers), _get(model, norm)
-    raise ValueError(f"unsupported architecture {type(model).__name__}")
+    raise ModelError(
+        f"unsupported architecture {type(model).__name__}: no decoder blocks and final norm at "
+        f"{', '.join(layers for layers, _ in _ARCHITECTURES)}"
+    )
 
 
 def decoder_layers(model):
