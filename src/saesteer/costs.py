@@ -3,7 +3,9 @@
 `saesteer estimate` sizes a run with these counts and the benchmarks (benchmarks/) divide
 them by measured time to get the achieved GFLOP/s that the estimate's rates come from;
 both must count the same FLOPs, so both import them from here (benchmarks/README.md
-writes the formulas out). A matmul is 2 FLOPs per multiply-add."""
+writes the formulas out). A matmul is 2 FLOPs per multiply-add. The shapes the counts
+read come from a model source's config.json (through saesteer.models), or a table of the
+shipped configs' models when it is not on this machine."""
 
 from __future__ import annotations
 
