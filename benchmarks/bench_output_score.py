@@ -11,7 +11,14 @@ fast path's achieved GFLOP/s against the matmul roofline at its shapes (benchmar
 from __future__ import annotations
 
 import torch
-from common import bench_parser, decoder_roofline, roofline_cell, run_layers, timed
+from common import (
+    bench_parser,
+    decoder_roofline,
+    decoder_shapes,
+    roofline_cell,
+    run_layers,
+    timed,
+)
 
 from saesteer.logit_lens import logit_lens_topk
 from saesteer.output_score import score_prompt_fast, score_prompt_reference
@@ -22,7 +29,7 @@ def roofline(model, layer: int, prompt_len: int, rows: int, device: str) -> tupl
     """(FLOPs per feature, matmul roofline GFLOP/s): a steered feature is one token through
     the blocks after `layer`, attending to the prompt, and the LM head; `rows` features a
     forward."""
-    after = model.config.get_text_config().num_hidden_layers - layer - 1
+    after = decoder_shapes(model.config).after(layer)
     return decoder_roofline(
         model.config, layers=after, context=prompt_len, rows=rows, head=True, device=device
     )

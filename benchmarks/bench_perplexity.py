@@ -20,11 +20,9 @@ import math
 import numpy as np
 import torch
 from common import (
-    block_flops_per_token,
     block_matmul_mix,
     corpus_parser,
     decoder_shapes,
-    head_flops_per_token,
     load_corpus_model,
     matmul_peak,
     setup_line,
@@ -32,6 +30,7 @@ from common import (
 )
 
 from saesteer.corpus import read_chunks
+from saesteer.costs import Shapes
 from saesteer.gen_metrics import LOGIT_ELEMENTS, perplexities
 
 
@@ -61,23 +60,23 @@ def reference_loop(model, prompts, answers) -> list[float]:
     return out
 
 
-def useful_flops(shapes: dict, prompts: list, answers: list) -> float:
+def useful_flops(shapes: Shapes, prompts: list, answers: list) -> float:
     """FLOPs the task needs, whichever path runs it: every token but each text's last
     through the blocks (attending to the tokens before it), and the LM head at the
     answer's tokens only (the continuation is what is scored)."""
     flops = 0.0
     for prompt, answer in zip(prompts, answers, strict=True):
         fed = len(prompt) + len(answer) - 1
-        flops += fed * block_flops_per_token(shapes, context=(fed + 1) / 2)
-        flops += len(answer) * head_flops_per_token(shapes)
+        flops += fed * shapes.blocks(shapes.layers, context=(fed + 1) / 2)
+        flops += len(answer) * shapes.head()
     return flops
 
 
-def path_peak(shapes: dict, rows: int, scored_share: float, device: str) -> float:
+def path_peak(shapes: Shapes, rows: int, scored_share: float, device: str) -> float:
     """The matmul roofline of this path's mix, each shape weighted by its FLOPs per token:
     the block projections at `rows` tokens a forward, the LM head (at the scored share of
     the tokens) in row chunks of the vocabulary."""
-    d, vocab = shapes["d"], shapes["vocab"]
+    d, vocab = shapes.d, shapes.vocab
     head = {(max(1, LOGIT_ELEMENTS // vocab), d, vocab): scored_share * d * vocab}
     return matmul_peak({**block_matmul_mix(shapes, rows), **head}, device)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from saesteer.costs import Shapes, sampling_context
 from saesteer.models import EmbeddedSource, load_model, resolve_device
 
 
@@ -207,37 +208,15 @@ def matmul_peak(shapes: dict[tuple[int, int, int], float], device: str, dtype=to
     return total / sum(w / matmul_gflops(*s, device, dtype) for s, w in shapes.items())
 
 
-def decoder_shapes(config) -> dict[str, int]:
-    """Sizes the FLOP count reads from a Hugging Face decoder config."""
-    text = getattr(config, "text_config", config)
-    heads = text.num_attention_heads
-    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
-    return {
-        "layers": text.num_hidden_layers,
-        "d": text.hidden_size,
-        "q": heads * head_dim,
-        "kv": text.num_key_value_heads * head_dim,
-        "ff": text.intermediate_size,
-        "vocab": text.vocab_size,
-    }
+def decoder_shapes(config) -> Shapes:
+    """The sizes the FLOP count (saesteer.costs) reads, from a Hugging Face config."""
+    return Shapes.from_hf_config(config.to_dict())
 
 
-def block_flops_per_token(s: dict[str, int], context: float) -> float:
-    """Forward FLOPs of one token through all decoder blocks: the projections (q, k, v, o;
-    gate, up, down) at 2 FLOPs per multiply-add, and attention over `context` positions
-    (scores and weighted sum)."""
-    projections = s["d"] * (2 * s["q"] + 2 * s["kv"]) + 3 * s["d"] * s["ff"]
-    return s["layers"] * (2 * projections + 4 * context * s["q"])
-
-
-def head_flops_per_token(s: dict[str, int]) -> float:
-    return 2 * s["d"] * s["vocab"]
-
-
-def block_matmul_mix(s: dict[str, int], rows: int) -> dict[tuple[int, int, int], float]:
+def block_matmul_mix(s: Shapes, rows: int) -> dict[tuple[int, int, int], float]:
     """The blocks' projection matmuls at `rows` tokens a forward, each shape weighted by
     its multiply-adds per token (`matmul_peak`'s input)."""
-    d, q, kv, ff, layers = (s[k] for k in ("d", "q", "kv", "ff", "layers"))
+    d, q, kv, ff, layers = s.d, s.q, s.kv, s.ff, s.layers
     return {
         (rows, d, q): layers * d * q,
         (rows, d, kv): layers * 2 * d * kv,
@@ -255,12 +234,10 @@ def decoder_roofline(
     LM head if `head`; `extra` maps more matmul shapes (m, k, n) to their multiply-adds
     per token (an SAE encoder, say)."""
     s = decoder_shapes(config)
-    blocks = {**s, "layers": layers}
-    mix = {**block_matmul_mix(blocks, rows), **(extra or {})}
+    mix = {**block_matmul_mix(s.first(layers), rows), **(extra or {})}
     if head:
-        mix[(rows, s["d"], s["vocab"])] = s["d"] * s["vocab"]
-    flops = block_flops_per_token(blocks, context) + 2 * sum((extra or {}).values())
-    flops += head_flops_per_token(s) if head else 0.0
+        mix[(rows, s.d, s.vocab)] = s.d * s.vocab
+    flops = s.token(layers, context, head) + 2 * sum((extra or {}).values())
     return flops, matmul_peak(mix, device)
 
 
@@ -275,7 +252,7 @@ def sampling_roofline(model, prompt_len: float, new_tokens: float, rows: int, de
     return decoder_roofline(
         model.config,
         layers=model.config.get_text_config().num_hidden_layers,
-        context=prompt_len + new_tokens / 2,
+        context=sampling_context(prompt_len, new_tokens),
         rows=rows,
         head=True,
         device=device,

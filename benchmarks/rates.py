@@ -24,7 +24,8 @@ import torch
 from common import matmul_gflops
 
 from saesteer.config import read_config, resolve_config
-from saesteer.estimate import features_per_layer, model_shapes, workload
+from saesteer.costs import model_shapes
+from saesteer.estimate import features_per_layer, workload
 
 # bench --out file -> the estimate's path
 BENCHES = {

@@ -10,8 +10,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from saesteer.cli import main
 from saesteer.config import resolve_config
+from saesteer.costs import KNOWN_SHAPES, Shapes, model_shapes
 from saesteer.errors import ConfigError
-from saesteer.estimate import KNOWN_SHAPES, Shapes, estimate, model_shapes, workload
+from saesteer.estimate import estimate, workload
 from tests.helpers import REPO, TINY_LAYERS
 
 
@@ -33,7 +34,8 @@ def test_known_shapes_equal_the_embedded_models_configs():
         path = REPO / "resources/models" / name / "config.json"
         if not path.is_file():
             pytest.skip(f"{name} is not converted here")
-        assert Shapes.from_hf_config(json.loads(path.read_text())) == KNOWN_SHAPES[name]
+        shapes = KNOWN_SHAPES[f"embedded:{name}"]
+        assert Shapes.from_hf_config(json.loads(path.read_text())) == shapes
 
 
 def test_workload_by_hand(tiny_config):
@@ -52,6 +54,25 @@ def test_workload_by_hand(tiny_config):
     )
     assert stages["activations"].path == "mining"
     assert "train_sae" not in stages  # local SAEs
+
+
+def test_a_prefix_file_counts_its_prefixes(tiny_config, tmp_path):
+    """`generation.prefixes: {file: ...}` holds one prefix a line: the generation job's
+    texts and tokens scale with their count (and n_prefixes takes the first n)."""
+    tiny_config["generation"]["n_prefixes"] = None
+    sizes = {}
+    for n in (3, 6):
+        path = tmp_path / f"prefixes{n}.txt"
+        path.write_text("".join(f"Prefix number {i}\n" for i in range(n)))
+        tiny_config["generation"]["prefixes"] = {"file": str(path)}
+        sizes[n] = workload(resolve_config(tiny_config), {1: 8, 2: 4})["generations"]
+    texts = (1 + 6 * 2) + (1 + 4 * 2)  # per prefix: see test_workload_by_hand
+    assert sizes[3].generated_tokens == 3 * texts * 4
+    assert sizes[6].generated_tokens == 2 * sizes[3].generated_tokens
+    assert sizes[6].flops == pytest.approx(2 * sizes[3].flops)
+    tiny_config["generation"]["n_prefixes"] = 4
+    fewer = workload(resolve_config(tiny_config), {1: 8, 2: 4})["generations"]
+    assert fewer.generated_tokens == 4 * texts * 4
 
 
 def test_missing_feature_file_needs_a_count(tiny_config, tmp_path):

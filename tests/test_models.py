@@ -56,7 +56,7 @@ def test_architecture_accessors(tiny_model_dir):
         "vocab_size": TINY_VOCAB,
     }
     assert model.get_output_embeddings().weight.shape[0] == TINY_VOCAB
-    with pytest.raises(ValueError, match="unsupported architecture"):
+    with pytest.raises(ModelError, match="unsupported architecture"):
         decoder_layers(torch.nn.Linear(2, 2))
 
 

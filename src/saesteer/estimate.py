@@ -2,8 +2,8 @@
 
 Jobs per rule come from the workflow's own DAG (a Snakemake dry run). The work of each
 stage is counted from the config and the model's shapes: forward tokens, tokens to
-generate, FLOPs (the formulas of benchmarks/README.md), judge calls and downloads. Wall
-time is projected two ways:
+generate, FLOPs (saesteer.costs, as the benchmarks count them), judge calls and
+downloads. Wall time is projected two ways:
 - on this machine, from the achieved GFLOP/s `make bench` measured for each path (a rates
   file; the one shipped was measured on the 2-core reference machine);
 - on a named GPU, from its peak FLOP/s at the same share of peak the benchmarks reached.
@@ -15,108 +15,23 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import statistics
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from saesteer import costs
 from saesteer.config import layer_settings, read_config, resolve_config
+from saesteer.costs import GPUS, Shapes, model_shapes
+from saesteer.dryrun import MissingInput, dag_jobs, stand_ins
 from saesteer.errors import ConfigError
-from saesteer.prompts import OUTPUT_SCORE_PROMPT, PREFIXES
-
-# Dense peak FLOP/s (float32, 16-bit) from the vendors' data sheets. PyTorch does float32
-# matmuls without TF32 by default, so a float32 run gets the first figure.
-GPUS = {
-    "A40": (37.4e12, 149.7e12),
-    "A100": (19.5e12, 312e12),
-    "L40S": (91.6e12, 362e12),
-    "H100": (67e12, 989e12),
-    "H200": (67e12, 989e12),
-}
+from saesteer.features import read_feature_file
+from saesteer.prompts import OUTPUT_SCORE_PROMPT, PREFIXES, resolve_prefixes
 
 CHARS_PER_TOKEN = 4
-
-
-@dataclass(frozen=True)
-class Shapes:
-    """The sizes of a decoder that its FLOPs depend on (q, kv: all heads' widths)."""
-
-    layers: int
-    d: int
-    q: int
-    kv: int
-    ff: int
-    vocab: int
-
-    @classmethod
-    def from_hf_config(cls, config: dict) -> Shapes:
-        config = config.get("text_config", config)
-        heads = config["num_attention_heads"]
-        head_dim = config.get("head_dim") or config["hidden_size"] // heads
-        return cls(
-            layers=config["num_hidden_layers"],
-            d=config["hidden_size"],
-            q=heads * head_dim,
-            kv=config.get("num_key_value_heads", heads) * head_dim,
-            ff=config["intermediate_size"],
-            vocab=config["vocab_size"],
-        )
-
-    def blocks(self, n: int, context: float) -> float:
-        """FLOPs of one token through `n` blocks attending to `context` positions."""
-        projections = self.d * (2 * self.q + 2 * self.kv) + 3 * self.d * self.ff
-        return n * (2 * projections + 4 * context * self.q)
-
-    def head(self) -> float:
-        return 2 * self.d * self.vocab
-
-    def parameters(self) -> float:
-        per_block = self.d * (2 * self.q + 2 * self.kv) + 3 * self.d * self.ff
-        return self.layers * per_block + self.d * self.vocab
-
-
-def _known(layers, d, heads, kv_heads, head_dim, ff, vocab) -> Shapes:
-    return Shapes(layers, d, heads * head_dim, kv_heads * head_dim, ff, vocab)
-
-
-# Models whose config may not be on this machine (hub models without network).
-KNOWN_SHAPES = {
-    "google/gemma-2-2b": _known(26, 2304, 8, 4, 256, 9216, 256000),
-    "google/gemma-2-9b": _known(42, 3584, 16, 8, 256, 14336, 256000),
-    "google/gemma-2-9b-it": _known(42, 3584, 16, 8, 256, 14336, 256000),
-    "smollm2-135m-instruct": _known(30, 576, 9, 3, 64, 1536, 49152),
-    "gemma-3-270m": _known(18, 640, 4, 1, 256, 2048, 262144),
-}
-
-
-def model_shapes(source: str) -> Shapes:
-    """Shapes of a model source (`embedded:`, `hf:`, `local:` or a path): its config.json
-    where this machine has it, else the table above."""
-    kind, _, name = source.partition(":") if ":" in source else ("local", "", source)
-    candidates = []
-    if kind == "embedded":
-        candidates.append(Path("resources/models") / name / "config.json")
-    elif kind == "local":
-        candidates.append(Path(name) / "config.json")
-    for path in candidates:
-        if path.is_file():
-            return Shapes.from_hf_config(json.loads(path.read_text()))
-    if kind == "hf":
-        try:
-            from huggingface_hub import try_to_load_from_cache
-
-            cached = try_to_load_from_cache(name, "config.json")
-            if isinstance(cached, str):
-                return Shapes.from_hf_config(json.loads(Path(cached).read_text()))
-        except ImportError:
-            pass
-    if name in KNOWN_SHAPES:
-        return KNOWN_SHAPES[name]
-    raise ConfigError(f"model.source: {source!r}: no config.json here and not a known model")
+TOTALS = ("jobs", "flops", "forward_tokens", "generated_tokens", "judge_calls", "downloads")
+TOTALS += ("seconds_here", "seconds_gpu", "seconds_judge")
 
 
 @dataclass
@@ -138,26 +53,18 @@ def _prompt_tokens(text: str) -> float:
     return max(1.0, len(text) / CHARS_PER_TOKEN)
 
 
-def _prefixes(generation: dict) -> list[str]:
-    prefixes = generation["prefixes"]
-    prefixes = list(PREFIXES) if prefixes == "method" else list(prefixes)
-    n = generation.get("n_prefixes")
-    return prefixes[:n] if n else prefixes
-
-
 def features_per_layer(config: dict, layer: int, default: int | None) -> int:
     spec = config["layers"][str(layer)].get("features", config.get("features"))
     if isinstance(spec, list):
         return len(spec)
     if isinstance(spec, dict) and "random" in spec:
         return int(spec["random"])
-    path = Path(spec["file"])
-    if path.is_file():
-        return len(json.loads(path.read_text())[str(layer)])
+    if Path(spec["file"]).is_file():
+        return len(read_feature_file(spec["file"], layer))
     if default is None:
         raise ConfigError(
-            f"features.file: {path} is not here; pass --features-per-layer N to estimate "
-            "without it (make paper-data fetches the paper's lists)"
+            f"features.file: {spec['file']} is not here; pass --features-per-layer N to "
+            "estimate without it (make paper-data fetches the paper's lists)"
         )
     return default
 
@@ -182,16 +89,14 @@ def workload(config: dict, features: dict[int, int]) -> dict[str, Stage]:
         if own.get("source") == "train":
             tokens = train["training_tokens"]
             s = stage("train_sae", "training")
-            s.flops += tokens * 12 * model.d * sae_width[layer]  # encode + decode, x3 backward
+            s.flops += tokens * costs.sae_train(model.d, sae_width[layer])
             s.forward_tokens += tokens
             residual_tokens = max(residual_tokens, train["activation_tokens"])
             heldout_tokens, residual_depth = metrics["max_tokens"], max(residual_depth, layer + 1)
             m = stage("sae_metrics", "mining")
             m.forward_tokens += 2 * metrics["ce_tokens"]  # clean and with the SAE spliced in
-            m.flops += (
-                2 * metrics["ce_tokens"] * (model.blocks(model.layers, ctx / 2) + model.head())
-            )
-            m.flops += metrics["max_tokens"] * 4 * model.d * sae_width[layer]
+            m.flops += 2 * metrics["ce_tokens"] * model.token(model.layers, ctx / 2)
+            m.flops += metrics["max_tokens"] * costs.sae_splice(model.d, sae_width[layer])
         if config["activations"]["source"] == "mine":
             mined = config["activations"]["mine"].get("max_tokens") or 1_000_000
             residual_tokens, residual_depth = (
@@ -207,7 +112,7 @@ def workload(config: dict, features: dict[int, int]) -> dict[str, Stage]:
     extra = config["output_score"]["robustness_prompts"]
     prompts += list(PREFIXES) if extra == "prefixes" else list(extra)
     generation = config["generation"]
-    prefixes = _prefixes(generation)
+    prefixes = resolve_prefixes(generation["prefixes"], generation.get("n_prefixes"))
     prefix_len = sum(_prompt_tokens(p) for p in prefixes) / len(prefixes)
     factors = generation["factors"]
     new = generation["max_new_tokens"]
@@ -223,7 +128,7 @@ def workload(config: dict, features: dict[int, int]) -> dict[str, Stage]:
         for prompt in prompts:
             length = _prompt_tokens(prompt)
             s.forward_tokens += n + length
-            s.flops += n * (model.blocks(model.layers - layer - 1, length) + model.head())
+            s.flops += n * model.steered_feature(layer, length)
             s.flops += length * model.blocks(model.layers, length / 2)
         _activations(stage("activations", "mining"), config, model, layer, n, sae_width[layer])
         g = min(n, generation.get("max_features") or n)
@@ -231,12 +136,10 @@ def workload(config: dict, features: dict[int, int]) -> dict[str, Stage]:
         texts = len(prefixes) * (int(0.0 in factors) + g * sum(1 for f in factors if f != 0))
         s = stage("generations", "generation")
         s.generated_tokens += texts * new
-        s.flops += texts * new * (model.blocks(model.layers, prefix_len + new / 2) + model.head())
+        s.flops += texts * new * model.sampled_token(prefix_len, new)
         s = stage("gen_metrics", "perplexity")
-        length = prefix_len + new
-        s.forward_tokens += texts * length
-        s.flops += texts * length * (evaluator.blocks(evaluator.layers, length / 2))
-        s.flops += texts * length * evaluator.head()
+        s.forward_tokens += texts * (prefix_len + new)
+        s.flops += texts * evaluator.scored_text(prefix_len + new)
     _concepts(stages, config, model, features, sae_width)
     return stages
 
@@ -265,7 +168,7 @@ def _activations(s: Stage, config, model: Shapes, layer: int, n: int, d_sae: int
         tokens = 1_000_000
         s.notes.append("mining reads the whole corpus: counted at 1M tokens a layer")
     s.forward_tokens += tokens
-    s.flops += tokens * 2 * model.d * d_sae
+    s.flops += tokens * costs.sae_encode(model.d, d_sae)
 
 
 def _concepts(stages, config, model: Shapes, features: dict[int, int], sae_width) -> None:
@@ -286,7 +189,7 @@ def _concepts(stages, config, model: Shapes, features: dict[int, int], sae_width
         answers = n * per_concept
         s = stages.setdefault("concept_generations", Stage("concept_generations", "concepts"))
         s.generated_tokens += answers * new
-        s.flops += answers * new * (model.blocks(model.layers, prompt + new / 2) + model.head())
+        s.flops += answers * new * model.sampled_token(prompt, new)
         d = stages.setdefault("concepts", Stage("concepts", "mining"))
         examples = n * concepts["diffmean_examples"]  # each concept's mean, once
         d.forward_tokens += examples * window
@@ -296,85 +199,8 @@ def _concepts(stages, config, model: Shapes, features: dict[int, int], sae_width
             r.path = "judge"
             r.judge_calls += 3 * answers  # concept, instruction, fluency
         else:
-            length = prompt + new
-            r.forward_tokens += answers * length
-            r.flops += answers * length * (model.blocks(model.layers, length / 2) + model.head())
-
-
-class MissingInput(Exception):
-    """The dry run stopped at one of the paper's inputs that is not here."""
-
-
-def dag_jobs(configfile: Path, overrides: dict, targets: list[str] = ()) -> dict[str, int]:
-    """Jobs per rule of a dry run of the workflow on `configfile` (for `targets`, or the
-    whole run), every job planned as if nothing were made yet (with `overrides` standing in
-    for input files not here yet)."""
-    snakefile = Path("workflow/Snakefile")
-    if not snakefile.is_file() or not shutil.which("snakemake"):
-        raise MissingInput("run it from the workflow's folder (workflow/Snakefile), with snakemake")
-    command = ["snakemake", "-n", "-F", "--quiet", "rules", "--configfile", str(configfile)]
-    if overrides:
-        command += ["--config", *(f"{k}={json.dumps(v)}" for k, v in overrides.items())]
-    command += ["--", *targets] if targets else []
-    done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
-    if done.returncode:
-        output = (done.stdout + done.stderr).splitlines()
-        missing = [line for line in output if "make paper-data" in line]
-        if missing:  # an input the estimate cannot stand in for: count the work, not jobs
-            raise MissingInput(missing[0])
-        raise ConfigError(f"snakemake -n on {configfile} failed:\n" + "\n".join(output[-20:]))
-    jobs, table = {}, False
-    for line in done.stdout.splitlines():
-        parts = line.split()
-        if parts[:2] == ["job", "count"]:
-            table = True
-        elif table and len(parts) == 2 and parts[1].isdigit():
-            if parts[0] == "total":
-                break
-            jobs[parts[0]] = int(parts[1])
-    return jobs
-
-
-def stand_ins(config: dict, features: dict[int, int], where: Path) -> dict:
-    """Config overrides for the dry run: placeholder files for the paper's inputs that are
-    not here, sized like the real ones (the DAG depends on layers, not on ids)."""
-    overrides = {}
-    spec = config.get("features")
-    if isinstance(spec, dict) and "file" in spec and not Path(spec["file"]).is_file():
-        path = where / "features.json"
-        path.write_text(json.dumps({str(k): list(range(v)) for k, v in features.items()}))
-        overrides["features"] = {"file": str(path)}
-    instructions = (config.get("concepts") or {}).get("instructions")
-    if isinstance(instructions, dict) and not Path(instructions["file"]).is_file():
-        n = config["concepts"]["n_instructions"]
-        path = where / "instructions.json"
-        texts = {
-            f"{k}_{i}": [f"placeholder {j}" for j in range(n)]
-            for k, v in features.items()
-            for i in range(v)
-        }
-        path.write_text(json.dumps(texts))
-        overrides["concepts"] = {"instructions": {"file": str(path)}}
-    concepts = config.get("concepts") or {}
-    released = concepts.get("released") or {}
-    if concepts.get("source") == "released" and not Path(released["data_dir"]).is_dir():
-        # the release's layout: a file per folder the import reads, the best factors
-        # naming the configured concept layers (what the config check reads)
-        data = where / "data"
-        best = {f"{layer}_0": 1.0 for layer in concepts["layers"]}
-        for name, content in [
-            (f"generated_texts/{released['model_dir']}/m_generations_cache_1_0.json", {}),
-            ("steering_factors/m_best_steering_factors.json", best),
-            ("axbench_instructions/m.json", {}),
-            ("axbench_llm_scores/m.json", {}),
-        ]:
-            (data / name).parent.mkdir(parents=True, exist_ok=True)
-            (data / name).write_text(json.dumps(content))
-        overrides.setdefault("concepts", {})["released"] = {
-            **released,
-            "data_dir": str(data),
-        }
-    return overrides
+            r.forward_tokens += answers * (prompt + new)
+            r.flops += answers * model.scored_text(prompt + new)
 
 
 def _scale_to(stages: dict[str, Stage], jobs: dict[str, int], whole: dict[str, int]) -> None:
@@ -465,18 +291,7 @@ def estimate(
         "stages": rows,
         "notes": notes,
         "total": {
-            key: sum(r[key] or 0 for r in rows) if jobs or key != "jobs" else None
-            for key in (
-                "jobs",
-                "flops",
-                "forward_tokens",
-                "generated_tokens",
-                "judge_calls",
-                "downloads",
-                "seconds_here",
-                "seconds_gpu",
-                "seconds_judge",
-            )
+            key: sum(r[key] or 0 for r in rows) if jobs or key != "jobs" else None for key in TOTALS
         },
     }
 

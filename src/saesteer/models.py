@@ -121,6 +121,11 @@ class EmbeddedSource:
     def n_layers(self) -> int:
         return EMBEDDED[self.name].n_layers
 
+    def config_json(self, resources: Path = RESOURCES) -> Path | None:
+        """Its config.json once converted here, else None (nothing is converted)."""
+        path = resources / "models" / self.name / "config.json"
+        return path if path.is_file() else None
+
     def resolve(self, resources: Path = RESOURCES) -> Path:
         target = resources / "models" / self.name
         with exclusive(target.with_name(f".{self.name}.lock")):  # two jobs convert once
@@ -136,10 +141,15 @@ class HubSource:
 
     def n_layers(self) -> int | None:
         # Only a cached config is read here: config checks must work offline.
+        cached = self.config_json()
+        return _read_n_layers(cached) if cached else None
+
+    def config_json(self, resources: Path = RESOURCES) -> Path | None:
+        """Its config.json in the Hugging Face cache, else None (nothing is downloaded)."""
         from huggingface_hub import try_to_load_from_cache
 
         cached = try_to_load_from_cache(self.repo_id, "config.json")
-        return _read_n_layers(Path(cached)) if isinstance(cached, str) else None
+        return Path(cached) if isinstance(cached, str) else None
 
     def resolve(self, resources: Path = RESOURCES) -> Path:
         from huggingface_hub import snapshot_download
@@ -157,7 +167,10 @@ class LocalSource:
             raise ConfigError(f"model.source: no config.json in local model directory {self.path}")
 
     def n_layers(self) -> int | None:
-        return _read_n_layers(Path(self.path) / "config.json")
+        return _read_n_layers(self.config_json())
+
+    def config_json(self, resources: Path = RESOURCES) -> Path:
+        return Path(self.path) / "config.json"
 
     def resolve(self, resources: Path = RESOURCES) -> Path:
         return Path(self.path)
@@ -277,7 +290,10 @@ def _architecture(model) -> tuple:
     for layers, norm in _ARCHITECTURES:
         if _get(model, layers) is not None and _get(model, norm) is not None:
             return _get(model, layers), _get(model, norm)
-    raise ConfigError(f"unsupported architecture {type(model).__name__}")
+    raise ModelError(
+        f"unsupported architecture {type(model).__name__}: no decoder blocks and final norm at "
+        f"{', '.join(layers for layers, _ in _ARCHITECTURES)}"
+    )
 
 
 def decoder_layers(model):
