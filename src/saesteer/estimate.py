@@ -263,7 +263,8 @@ def estimate(
     }
     rows = []
     rules = (set(stages) | set(jobs)) - {"all"}
-    for rule in sorted(rules, key=lambda r: -stages.get(r, Stage(r, "")).flops):
+    # Ties (rules without FLOPs) by name, so the table is the same on every run.
+    for rule in sorted(rules, key=lambda r: (-stages.get(r, Stage(r, "")).flops, r)):
         s = stages.get(rule, Stage(rule, "none"))
         if jobs and rule not in jobs:
             continue
