@@ -1,8 +1,4 @@
-def best_factor_inputs(wildcards):
-    inputs = {"gen_metrics": f"{OUT}/layers/{wildcards.layer}/gen_metrics.parquet"}
-    if config["best_factor"]["released"]:
-        inputs["released"] = config["best_factor"]["released"]
-    return inputs
+include: "helpers/best_factors.smk"
 
 
 rule best_factors:

@@ -1,7 +1,4 @@
-def concept_instruction_files(wildcards):
-    """A user's instruction file is an input, so editing it reruns the answers."""
-    spec = CONCEPTS["instructions"]
-    return [spec["file"]] if isinstance(spec, dict) else []
+include: "helpers/concept_generations.smk"
 
 
 rule concept_generations:

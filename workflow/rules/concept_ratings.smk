@@ -1,8 +1,4 @@
-def concept_rubric_files(wildcards):
-    """A chat judge's rubric file is an input, so editing it rerates."""
-    judge = CONCEPTS["judge"]
-    rubrics = judge["chat"]["rubrics"] if judge["kind"] == "chat" else None
-    return [rubrics] if rubrics else []
+include: "helpers/concept_ratings.smk"
 
 
 rule concept_ratings:

@@ -1,12 +1,4 @@
-from saesteer.features import read_feature_file
-
-
-def feature_settings(wildcards):
-    """This layer's feature setting; a feature file is read so only this layer's entry counts."""
-    spec = layer_settings(config, wildcards.layer)["features"]
-    if isinstance(spec, dict) and "file" in spec:
-        spec = read_feature_file(spec["file"], int(wildcards.layer))
-    return canonical_json(spec)
+include: "helpers/features.smk"
 
 
 rule features:

@@ -1,21 +1,4 @@
-RELEASED_DATA = Path(CONCEPTS["released"]["data_dir"])
-
-
-# The release's folders the import reads (their files are inputs: replacing one re-imports).
-RELEASED_FOLDERS = [
-    f"generated_texts/{CONCEPTS['released']['model_dir']}",
-    "axbench_instructions",
-    "axbench_llm_scores",
-    "steering_factors",
-]
-
-
-def released_concept_files(wildcards):
-    return sorted(
-        str(path)
-        for folder in RELEASED_FOLDERS
-        for path in (RELEASED_DATA / folder).glob("*.json")
-    )
+include: "helpers/released_concepts.smk"
 
 
 rule released_concepts:
