@@ -175,13 +175,13 @@ HUGE = "1" + "0" * 400  # a valid JSON int past a float's range
 @pytest.mark.parametrize(
     ("factor", "message"),
     [
-        ("-1", "feature 2_5: factor -1 is not finite and >= 0"),
-        ("-0.5", "feature 2_5: factor -0.5 is not finite and >= 0"),
+        ("-1", "feature 2_5: factor -1 is not a finite number >= 0"),
+        ("-0.5", "feature 2_5: factor -0.5 is not a finite number >= 0"),
         ("NaN", r"not valid JSON \(NaN is not a JSON number"),
         ("Infinity", r"not valid JSON \(Infinity is not a JSON number"),
         ("-Infinity", r"not valid JSON \(-Infinity is not a JSON number"),
         ("1e999", r"not valid JSON \(1e999 is not a finite number"),
-        (HUGE, f"feature 2_5: factor {HUGE} is not finite"),
+        (HUGE, f"feature 2_5: factor {HUGE} is not a finite number"),
     ],
     ids=["-1", "-0.5", "NaN", "Infinity", "-Infinity", "1e999", "huge-int"],
 )
